@@ -1,0 +1,217 @@
+"""Frame sources: video files (PyAV or OpenCV) and rawframe directories, read in one sequential pass.
+
+Each source yields frames lazily: a frame is only converted to RGB (and resized by the caller) when it is sampled.
+The frame count used for sampling is the number of frames actually decoded, never a container header's claim.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import VideoError
+
+LazyFrame = Callable[[], np.ndarray]  # returns one uint8 (H, W, 3) RGB frame
+RAWFRAME_PATTERN = re.compile(r"^img_(\d{5,})\.jpg$")
+
+
+class FrameSource(ABC):
+    """Sequential access to the frames of one video."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @abstractmethod
+    def frame_count_hint(self) -> int:
+        """The container's claim of the frame count (may be wrong or 0); only used to plan the pass."""
+
+    @abstractmethod
+    def frames(self) -> Iterator[LazyFrame]:
+        """Every decodable frame in order, as a callable that converts it; valid until the next frame is taken."""
+
+
+class PyAVSource(FrameSource):
+    """A video file decoded with PyAV (FFmpeg), frame-threaded."""
+
+    name = "pyav"
+
+    def __init__(self, path: str | os.PathLike, threads: int = 0) -> None:
+        super().__init__(path)
+        self.threads = threads
+
+    def _open(self):
+        import av
+
+        if not self.path.is_file():
+            raise VideoError(f"{self.path}: no such file")
+        try:
+            container = av.open(str(self.path))
+        except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            raise VideoError(f"{self.path}: cannot open as a video ({_reason(e)})") from e
+        if not container.streams.video:
+            container.close()
+            raise VideoError(f"{self.path}: has no video stream")
+        return container
+
+    def frame_count_hint(self) -> int:
+        container = self._open()
+        try:
+            stream = container.streams.video[0]
+            if stream.frames:
+                return int(stream.frames)
+            if stream.duration and stream.time_base and stream.average_rate:
+                return round(float(stream.duration * stream.time_base * stream.average_rate))
+            return 0
+        finally:
+            container.close()
+
+    def frames(self) -> Iterator[LazyFrame]:
+        import av
+
+        container = self._open()
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.thread_count = self.threads
+            decoded = container.decode(stream)
+            while True:
+                try:
+                    frame = next(decoded)
+                except StopIteration:
+                    return
+                except av.error.FFmpegError:
+                    return  # like cv2.VideoCapture.read(): the decodable frames end at the first failure
+                yield lambda frame=frame: frame.to_ndarray(format="rgb24")
+        finally:
+            container.close()
+
+
+class OpenCVSource(FrameSource):
+    """A video file decoded with ``cv2.VideoCapture`` (what mmaction2's frame extraction uses)."""
+
+    name = "opencv"
+
+    def _open(self) -> cv2.VideoCapture:
+        if not self.path.is_file():
+            raise VideoError(f"{self.path}: no such file")
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise VideoError(f"{self.path}: cannot open as a video (OpenCV could not open it)")
+        return capture
+
+    def frame_count_hint(self) -> int:
+        capture = self._open()
+        try:
+            return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+        finally:
+            capture.release()
+
+    def frames(self) -> Iterator[LazyFrame]:
+        capture = self._open()
+        try:
+            while capture.grab():
+                yield lambda: cv2.cvtColor(capture.retrieve()[1], cv2.COLOR_BGR2RGB)
+        finally:
+            capture.release()
+
+
+class RawframeSource(FrameSource):
+    """A directory of ``img_00001.jpg``, ``img_00002.jpg``, ... (1-based), decoded like mmaction2 (cv2, BGR->RGB)."""
+
+    name = "rawframes"
+
+    def _count(self) -> int:
+        if not self.path.is_dir():
+            raise VideoError(f"{self.path}: no such rawframe directory")
+        return sum(1 for name in os.listdir(self.path) if RAWFRAME_PATTERN.match(name))
+
+    def frame_count_hint(self) -> int:
+        return self._count()
+
+    def frame_path(self, index: int) -> Path:
+        """Path of 0-based frame ``index``."""
+        return self.path / f"img_{index + 1:05d}.jpg"
+
+    def read_frame(self, index: int) -> np.ndarray:
+        """Decode 0-based frame ``index`` as uint8 RGB."""
+        path = self.frame_path(index)
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as e:
+            raise VideoError(f"{path}: cannot read frame ({e.strerror or e})") from e
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if image is None:
+            raise VideoError(f"{path}: not a readable image")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def frames(self) -> Iterator[LazyFrame]:
+        for index in range(self._count()):
+            yield lambda index=index: self.read_frame(index)
+
+
+DECODERS = {"pyav": PyAVSource, "opencv": OpenCVSource}
+DEFAULT_DECODER = "pyav"
+
+
+def open_source(path: str | os.PathLike, decoder: str = DEFAULT_DECODER) -> FrameSource:
+    """A frame source for a video file (with ``decoder``) or a rawframe directory."""
+    if Path(path).is_dir():
+        return RawframeSource(path)
+    try:
+        return DECODERS[decoder](path)
+    except KeyError:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}") from None
+
+
+def read_sampled_frames(
+    source: FrameSource, sample: Callable[[int], np.ndarray], transform: Callable[[np.ndarray], np.ndarray]
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Decode a video once, converting and transforming only the sampled frames.
+
+    The pass is planned with the header's frame count; if the real count differs (headers lie), the frames the real
+    count needs were not all kept and a second pass with the now exact count is made.
+
+    Args:
+        source: where the frames come from.
+        sample: frame count -> ``(num_clips, clip_len)`` 0-based frame indices.
+        transform: applied to each sampled uint8 RGB frame (resize).
+
+    Returns:
+        ``(num_frames, indices, clips)``: the decodable frame count, the indices used and the uint8
+        ``(num_clips, clip_len, H, W, 3)`` clips.
+
+    Raises:
+        VideoError: the file cannot be opened or has no decodable frame.
+    """
+    guess = source.frame_count_hint()
+    for _ in range(2):
+        wanted = set(np.unique(sample(guess)).tolist()) if guess > 0 else set()
+        kept: dict[int, np.ndarray] = {}
+        count = 0
+        for index, lazy in enumerate(source.frames()):
+            if index in wanted:
+                kept[index] = transform(lazy())
+            count = index + 1
+        if count == 0:
+            raise VideoError(f"{source.path}: no decodable frames")
+        indices = sample(count)
+        if kept.keys() >= set(np.unique(indices).tolist()):
+            return count, indices, np.stack([kept[i] for i in indices.ravel()]).reshape(*indices.shape, *_shape(kept))
+        guess = count
+    raise VideoError(f"{source.path}: the frame count changed between two decoding passes")
+
+
+def _shape(kept: dict[int, np.ndarray]) -> tuple[int, ...]:
+    return next(iter(kept.values())).shape
+
+
+def _reason(error: Exception) -> str:
+    """A short reason from an FFmpeg error, without the file name it repeats."""
+    text = getattr(error, "strerror", None) or str(error)
+    return str(text).split(":")[0].strip() or type(error).__name__

@@ -1,0 +1,43 @@
+"""Test-time frame sampling (mmaction2 ``SampleFrames(test_mode=True)``): pure index math, spec §2.3."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLING_MODES = ("0.x", "1.x")
+
+
+def clip_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips: int, mode: str = "0.x") -> np.ndarray:
+    """Start frame of each test clip, 0-based, shape ``(num_clips,)``.
+
+    ``0.x`` (the seed's mmaction2): ``floor(arange(k) * avg + avg / 2)`` with ``avg = (N - span + 1) / k``, all zeros
+    when ``N <= span - 1``. ``1.x``: ``round(arange(k) * max(N - span, 0) / (k - 1))`` (numpy rounds half to even,
+    as mmaction2 does), and ``max(N - span, 0) // 2`` for a single clip.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    span = clip_len * frame_interval
+    clips = np.arange(num_clips)
+    if mode == "0.x":
+        if num_frames > span - 1:
+            avg = (num_frames - span + 1) / float(num_clips)
+            return (clips * avg + avg / 2.0).astype(np.int64)  # floor: values are non-negative
+        return np.zeros(num_clips, dtype=np.int64)
+    if mode == "1.x":
+        max_offset = max(num_frames - span, 0)
+        if num_clips == 1:
+            return np.array([max_offset // 2], dtype=np.int64)
+        return np.round(clips * (max_offset / float(num_clips - 1))).astype(np.int64)
+    raise ValueError(f"unknown sampling mode {mode!r}; choose one of {SAMPLING_MODES}")
+
+
+def sample_frame_indices(
+    num_frames: int, clip_len: int = 32, frame_interval: int = 2, num_clips: int = 10, mode: str = "0.x"
+) -> np.ndarray:
+    """0-based frame indices of every test clip, shape ``(num_clips, clip_len)``; indices past the end loop to 0.
+
+    Rawframe file numbers are these plus one (``img_00001.jpg`` is frame 0).
+    """
+    offsets = clip_offsets(num_frames, clip_len, frame_interval, num_clips, mode)
+    inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval  # (num_clips, clip_len)
+    return inds % num_frames

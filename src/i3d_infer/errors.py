@@ -1,0 +1,17 @@
+"""Errors a user can act on: the CLI prints their message as one line (no traceback unless ``--debug``)."""
+
+
+class I3DError(Exception):
+    """A problem with the user's input or environment, described in one line that names the file and the problem."""
+
+
+class CheckpointError(I3DError):
+    """A checkpoint that cannot be read, or that does not fit the network."""
+
+
+class DownloadError(I3DError):
+    """A download that failed, was cut short, or does not match its expected hash."""
+
+
+class VideoError(I3DError):
+    """A video file or rawframe directory that cannot be read."""

@@ -1,0 +1,141 @@
+"""mmaction2 checkpoints: read safely, unwrap, rename to our module names, check shapes, load strictly."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from .download import download, is_url
+from .i3d import I3D, I3DConfig, Recognizer
+from .weights import DEFAULT_WEIGHTS, Weights
+
+# mmaction2 0.x / 1.x name (regex) -> our name. Every key of a checkpoint must match exactly one row.
+RENAME_TABLE: tuple[tuple[str, str], ...] = (
+    (r"^backbone\.conv1\.conv\.(weight)$", r"stem.conv.\1"),
+    (r"^backbone\.conv1\.bn\.(\w+)$", r"stem.bn.\1"),
+    (r"^backbone\.(layer\d\.\d+)\.(conv[123]|downsample)\.(conv|bn)\.(\w+)$", r"\1.\2.\3.\4"),
+    (r"^backbone\.(layer\d\.\d+)\.non_local_block\.g\.0\.conv\.(weight|bias)$", r"\1.non_local.g.\2"),
+    (r"^backbone\.(layer\d\.\d+)\.non_local_block\.theta\.conv\.(weight|bias)$", r"\1.non_local.theta.\2"),
+    (r"^backbone\.(layer\d\.\d+)\.non_local_block\.phi\.0\.conv\.(weight|bias)$", r"\1.non_local.phi.\2"),
+    (r"^backbone\.(layer\d\.\d+)\.non_local_block\.conv_out\.(conv|bn)\.(\w+)$", r"\1.non_local.out.\2.\3"),
+    (r"^cls_head\.fc_cls\.(weight|bias)$", r"fc.\1"),
+)
+_COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in RENAME_TABLE)
+KNOWN_PREFIXES = ("module.",)
+SHOW = 5  # keys listed per kind of mismatch in an error message
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a ``.pth`` file without running code: returns its state dict (container unwrapped, prefixes stripped).
+
+    Raises:
+        CheckpointError: a missing, truncated or non-checkpoint file, or one that needs code execution to load.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from e
+    return unwrap(obj, source=str(path))
+
+
+def unwrap(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Take the state dict out of ``{'state_dict': ..., 'meta': ...}`` (or a bare dict) and strip ``module.``."""
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{source}: not a state dict (expected a dict of tensors, or one under 'state_dict')")
+    state = {}
+    for key, value in obj.items():
+        for prefix in KNOWN_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+        state[key] = value
+    return state
+
+
+def rename_key(key: str) -> str | None:
+    """Our name for an mmaction2 key, or None when no row of :data:`RENAME_TABLE` matches."""
+    for pattern, replacement in _COMPILED:
+        if pattern.match(key):
+            return pattern.sub(replacement, key)
+    return None
+
+
+def convert_state_dict(mm_state: dict[str, torch.Tensor], model: torch.nn.Module, source: str = "checkpoint") -> dict:
+    """Convert an mmaction2 state dict to ``model``'s names, checking that the keys and shapes fit exactly.
+
+    ``num_batches_tracked`` counters are training bookkeeping: missing ones are filled with zero.
+
+    Raises:
+        CheckpointError: listing the first few missing, unexpected and mis-shaped keys, with counts.
+    """
+    expected = model.state_dict()
+    converted, unexpected, misshaped, seen = {}, [], [], set()
+    for key, value in mm_state.items():
+        ours = rename_key(key)
+        if ours is None or ours not in expected:
+            unexpected.append(key)
+            continue
+        seen.add(ours)
+        if tuple(value.shape) != tuple(expected[ours].shape):
+            misshaped.append(f"{key} {list(value.shape)} (expected {list(expected[ours].shape)})")
+        else:
+            converted[ours] = value
+    missing = []
+    for key, value in expected.items():
+        if key in seen:
+            continue
+        if key.endswith("num_batches_tracked"):
+            converted[key] = torch.zeros_like(value)
+        else:
+            missing.append(key)
+    if missing or unexpected or misshaped:
+        parts = []
+        for label, keys in (("missing (our names)", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+            if keys:
+                more = f", ... ({len(keys) - SHOW} more)" if len(keys) > SHOW else ""
+                parts.append(f"{len(keys)} {label}: " + ", ".join(keys[:SHOW]) + more)
+        raise CheckpointError(f"{source}: does not fit the network: " + "; ".join(parts))
+    return converted
+
+
+def build_model(config: I3DConfig, weights: Weights = DEFAULT_WEIGHTS) -> Recognizer:
+    """A randomly initialised recognizer (normalization + network) for ``config``, in eval mode."""
+    pre = weights.preprocessing
+    return Recognizer(I3D(config), pre.mean, pre.std)
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike, progress: bool = True) -> Path:
+    """A local path for a checkpoint given as a path or an http(s) URL (downloaded once into the cache)."""
+    return download(str(checkpoint), progress=progress) if is_url(checkpoint) else Path(checkpoint)
+
+
+def load_model(
+    checkpoint: str | os.PathLike | None = None,
+    weights: Weights = DEFAULT_WEIGHTS,
+    config: I3DConfig | None = None,
+    progress: bool = True,
+) -> Recognizer:
+    """Build the network for ``weights`` (or ``config``) and load a checkpoint into it strictly.
+
+    Args:
+        checkpoint: a ``.pth`` path or URL; None means the official checkpoint of ``weights`` (downloaded once).
+        weights: which published checkpoint description (architecture, preprocessing) applies.
+        config: an architecture overriding ``weights.architecture()``.
+        progress: show a progress bar while downloading.
+    """
+    path = resolve_checkpoint(checkpoint if checkpoint is not None else weights.url, progress=progress)
+    model = build_model(config or weights.architecture(), weights)
+    state = convert_state_dict(read_checkpoint(path), model.network, source=str(path))
+    model.network.load_state_dict(state, strict=True)
+    return model

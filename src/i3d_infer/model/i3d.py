@@ -1,0 +1,195 @@
+"""I3D ResNet-3D with optional dot-product non-local blocks (mmaction2 ``ResNet3d`` + ``I3DHead``), inference only.
+
+The architecture is stated as literals in :func:`i3d_nl_dot_product_r50` and :func:`i3d_r50`; every shape-changing line
+carries a shape comment. Module names are our own; ``checkpoint.py`` maps mmaction2's names onto them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+BN_EPS = 1e-5
+STAGE_DEPTHS = {50: (3, 4, 6, 3)}
+
+
+@dataclass(frozen=True)
+class I3DConfig:
+    """The architecture of an I3D ResNet-3D classifier."""
+
+    depth: int = 50  # ResNet depth; selects blocks per stage from STAGE_DEPTHS
+    num_classes: int = 400  # outputs of the linear head
+    # Per stage, per block: 1 = conv1 is a (3,1,1) temporal conv ("inflated"), 0 = a 1x1x1 conv.
+    inflate: tuple[tuple[int, ...], ...] = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
+    # Per stage, per block: 1 = a non-local block follows the block's residual add and ReLU.
+    non_local: tuple[tuple[int, ...], ...] = ((0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0))
+    non_local_mode: str = "dot_product"  # the only mode mmaction2 publishes I3D checkpoints for
+    stem_kernel: tuple[int, int, int] = (5, 7, 7)  # (t, h, w) of the first conv; stride (2, 2, 2)
+    base_planes: int = 64  # planes of stage 1; stage i has base_planes * 2**i
+
+    def __post_init__(self) -> None:
+        depths = STAGE_DEPTHS.get(self.depth)
+        if depths is None:
+            raise ValueError(f"unsupported depth {self.depth}; supported: {sorted(STAGE_DEPTHS)}")
+        for name in ("inflate", "non_local"):
+            table = getattr(self, name)
+            if tuple(len(stage) for stage in table) != depths:
+                raise ValueError(f"{name} table must have {depths} blocks per stage, got {table}")
+        if self.non_local_mode != "dot_product":
+            raise ValueError(f"unsupported non-local mode {self.non_local_mode!r}; supported: 'dot_product'")
+
+
+def i3d_nl_dot_product_r50(num_classes: int = 400) -> I3DConfig:
+    """The official ``i3d_nl_dot_product_r50_32x2x1_100e_kinetics400_rgb`` architecture (35,397,840 parameters)."""
+    return I3DConfig(
+        depth=50,
+        num_classes=num_classes,
+        inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
+        non_local=((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0)),
+    )
+
+
+def i3d_r50(num_classes: int = 400) -> I3DConfig:
+    """Plain I3D R50 (``i3d_r50_32x2x1_100e_kinetics400_rgb``): the same network without non-local blocks."""
+    return I3DConfig(
+        depth=50, num_classes=num_classes, non_local=((0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0))
+    )
+
+
+class ConvBN(nn.Module):
+    """Conv3d without bias followed by BatchNorm3d (eps 1e-5); no activation."""
+
+    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+        self.bn = nn.BatchNorm3d(cout, eps=BN_EPS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+class NonLocalDotProduct(nn.Module):
+    """Dot-product non-local block, sub-sampled (mmcv ``NonLocal3d``): no softmax, pairwise weights divided by M."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        inter = channels // 2
+        self.g = nn.Conv3d(channels, inter, 1)
+        self.theta = nn.Conv3d(channels, inter, 1)
+        self.phi = nn.Conv3d(channels, inter, 1)
+        self.pool = nn.MaxPool3d((1, 2, 2))
+        self.out = ConvBN(inter, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, t, h, w = x.shape
+        theta = self.theta(x).flatten(2).transpose(1, 2)  # (n, C/2, T, H, W) -> (n, N, C/2)
+        phi = self.pool(self.phi(x)).flatten(2)  # (n, C/2, T, H/2, W/2) -> (n, C/2, M)
+        g = self.pool(self.g(x)).flatten(2).transpose(1, 2)  # (n, C/2, M) -> (n, M, C/2)
+        pairwise = theta @ phi / phi.shape[-1]  # (n, N, M)
+        y = (pairwise @ g).transpose(1, 2).reshape(n, -1, t, h, w)  # (n, N, C/2) -> (n, C/2, T, H, W)
+        return x + self.out(y)
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck, "pytorch" style (spatial stride on conv2), conv1 optionally inflated to (3,1,1)."""
+
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int, inflate: bool, non_local: bool) -> None:
+        super().__init__()
+        cout = planes * self.expansion
+        if inflate:
+            self.conv1 = ConvBN(cin, planes, (3, 1, 1), padding=(1, 0, 0))
+        else:
+            self.conv1 = ConvBN(cin, planes, 1)
+        self.conv2 = ConvBN(planes, planes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1))
+        self.conv3 = ConvBN(planes, cout, 1)
+        self.downsample = ConvBN(cin, cout, 1, stride=(1, stride, stride)) if stride != 1 or cin != cout else None
+        self.non_local = NonLocalDotProduct(cout) if non_local else None
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)  # (n, Cin, T, H, W) -> (n, Cout, T, H/s, W/s)
+        out = self.relu(self.conv1(x))
+        out = self.relu(self.conv2(out))  # (n, P, T, H, W) -> (n, P, T, H/s, W/s)
+        out = self.relu(self.conv3(out) + identity)  # (n, P, ...) -> (n, 4P, ...)
+        if self.non_local is not None:
+            out = self.non_local(out)
+        return out
+
+
+class I3D(nn.Module):
+    """I3D ResNet-3D backbone and linear head: ``(n, 3, T, H, W)`` normalized float -> ``(n, num_classes)`` logits."""
+
+    def __init__(self, config: I3DConfig) -> None:
+        super().__init__()
+        self.config = config
+        kt, kh, kw = config.stem_kernel
+        self.stem = ConvBN(3, config.base_planes, config.stem_kernel, stride=2, padding=(kt // 2, kh // 2, kw // 2))
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool3d((1, 3, 3), stride=2, padding=(0, 1, 1))
+        self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))
+        cin = config.base_planes
+        stages = []
+        for i, (inflate, non_local) in enumerate(zip(config.inflate, config.non_local, strict=True)):
+            planes = config.base_planes * 2**i
+            blocks = []
+            for j in range(len(inflate)):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(Bottleneck(cin, planes, stride, bool(inflate[j]), bool(non_local[j])))
+                cin = planes * Bottleneck.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.fc = nn.Linear(cin, config.num_classes)
+        self.eval()
+
+    def train(self, mode: bool = True) -> I3D:
+        """Refuse training mode: this is an inference-only network (BatchNorm always uses running statistics)."""
+        if mode:
+            raise RuntimeError("I3D is inference-only; train() is not supported")
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.stem(x))  # (n, 3, T, H, W) -> (n, 64, T/2, H/2, W/2)
+        x = self.maxpool(x)  # -> (n, 64, T/4, H/4, W/4)
+        x = self.layer1(x)  # -> (n, 256, T/4, H/4, W/4)
+        x = self.pool2(x)  # -> (n, 256, T/8, H/4, W/4)
+        x = self.layer2(x)  # -> (n, 512, T/8, H/8, W/8)
+        x = self.layer3(x)  # -> (n, 1024, T/8, H/16, W/16)
+        x = self.layer4(x)  # -> (n, 2048, T/8, H/32, W/32)
+        x = x.mean(dim=(2, 3, 4))  # -> (n, 2048); dropout is the identity at test time
+        return self.fc(x)  # -> (n, num_classes)
+
+
+class Normalize(nn.Module):
+    """Turn a uint8 (or float 0..255) RGB batch into the network's input: ``(x - mean) / std`` per channel, float32."""
+
+    def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+        super().__init__()
+        # Non-persistent: the checkpoint holds network weights only.
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std  # (n, 3, T, H, W) uint8 -> float32
+
+
+class Recognizer(nn.Module):
+    """Normalization plus network: a uint8 ``(n, 3, T, H, W)`` batch of views in, ``(n, num_classes)`` logits out."""
+
+    def __init__(self, network: I3D, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.network = network
+        self.eval()
+
+    def train(self, mode: bool = True) -> Recognizer:
+        """Refuse training mode, like :meth:`I3D.train`."""
+        if mode:
+            raise RuntimeError("Recognizer is inference-only; train() is not supported")
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(self.normalize(x))

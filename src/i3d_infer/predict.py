@@ -1,0 +1,98 @@
+"""Predict the action in a video: read views -> backend logits -> fused class probabilities."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.decode import DEFAULT_DECODER
+from .data.pipeline import read_video
+from .errors import I3DError
+from .evaluate.metrics import fuse_clips
+from .model.checkpoint import load_model
+from .model.weights import DEFAULT_WEIGHTS, Weights, read_labels
+from .runtime.base import Backend
+from .runtime.torch_backend import TorchBackend
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """One class of a top-k list."""
+
+    index: int  # class index
+    label: str  # class name
+    prob: float  # fused score (a probability with prob fusion)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says about one video."""
+
+    video: str  # the path it was read from
+    num_frames: int  # decodable frames
+    frame_indices: np.ndarray  # (num_clips, clip_len) 0-based frame indices
+    protocol: str  # view protocol name
+    scores: np.ndarray  # (num_classes,) clip-fused scores
+    topk: list[ClassScore]  # the k best classes, best first
+
+    def to_json(self) -> dict:
+        """The ``--json`` record of this prediction."""
+        return {
+            "video": self.video,
+            "topk": [{"index": c.index, "label": c.label, "prob": c.prob} for c in self.topk],
+            "scores": self.scores.tolist(),
+            "num_frames": self.num_frames,
+            "frame_indices": self.frame_indices.tolist(),
+            "protocol": self.protocol,
+        }
+
+
+class Predictor:
+    """A backend plus the preprocessing and labels of its weights; predicts one video at a time."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        labels: list[str],
+        weights: Weights = DEFAULT_WEIGHTS,
+        fusion: str = "prob",
+        decoder: str = DEFAULT_DECODER,
+    ) -> None:
+        self.backend = backend
+        self.labels = labels
+        self.weights = weights
+        self.fusion = fusion
+        self.decoder = decoder
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: str | os.PathLike | None = None,
+        device: str = "cpu",
+        label_map: str | os.PathLike | None = None,
+        weights: Weights = DEFAULT_WEIGHTS,
+        **kwargs,
+    ) -> Predictor:
+        """A torch predictor for a checkpoint path or URL (None: the official checkpoint of ``weights``)."""
+        model = load_model(checkpoint, weights)
+        labels = read_labels(label_map, weights)
+        num_classes = model.network.config.num_classes
+        if len(labels) != num_classes:
+            source = label_map or "the bundled label map"
+            raise I3DError(f"{source}: has {len(labels)} labels but the model has {num_classes} classes")
+        return cls(TorchBackend(model, device), labels, weights, **kwargs)
+
+    def predict(self, video: str | os.PathLike, protocol: str = "seed", topk: int = 5) -> Prediction:
+        """Predict one video file or rawframe directory.
+
+        Raises:
+            VideoError: the video cannot be read.
+        """
+        views = read_video(video, protocol, self.weights.preprocessing, self.decoder)
+        logits = self.backend(views.views)  # (V, 3, T, S, S) uint8 -> (V, classes)
+        scores = fuse_clips(logits, num_views=logits.shape[0], fusion=self.fusion)[0]  # -> (classes,)
+        best = np.argsort(scores)[::-1][:topk]
+        top = [ClassScore(int(i), self.labels[i], float(scores[i])) for i in best]
+        return Prediction(str(video), views.num_frames, views.frame_indices, views.protocol, scores, top)

@@ -1,0 +1,20 @@
+"""The one interface every runtime implements: a uint8 batch of views in, logits out."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Backend(Protocol):
+    """Runs the network on a batch of views.
+
+    ``__call__`` takes uint8 ``(n, 3, T, H, W)`` RGB views (normalization happens inside the backend) and returns
+    float32 ``(n, num_classes)`` logits.
+    """
+
+    name: str  # short name, e.g. "torch"
+    device: str  # where it runs, e.g. "cpu" or "cuda:0"
+
+    def __call__(self, views: np.ndarray) -> np.ndarray: ...

@@ -1,0 +1,137 @@
+"""An independent statement of the reference for tests: mmaction2 checkpoint keys and a functional forward pass.
+
+Written from spec §1 with mmaction2's key names and torch.nn.functional only, sharing no code with ``i3d_infer.model``,
+so that agreement between the two checks our module structure and our rename table at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEPTHS = (3, 4, 6, 3)
+INFLATE = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
+NON_LOCAL = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
+NO_NON_LOCAL = tuple(tuple(0 for _ in stage) for stage in NON_LOCAL)
+
+
+def key_shapes(non_local=NON_LOCAL, num_classes: int = 400) -> dict[str, tuple[int, ...]]:
+    """Every key of an mmaction2 I3D R50 checkpoint with its shape (``num_batches_tracked`` is a scalar: ``()``)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def conv_bn(prefix: str, cout: int, cin: int, kernel: tuple[int, int, int]) -> None:
+        shapes[f"{prefix}.conv.weight"] = (cout, cin, *kernel)
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{prefix}.bn.{name}"] = (cout,)
+        shapes[f"{prefix}.bn.num_batches_tracked"] = ()
+
+    conv_bn("backbone.conv1", 64, 3, (5, 7, 7))
+    cin = 64
+    for i, depth in enumerate(DEPTHS):
+        planes = 64 * 2**i
+        for j in range(depth):
+            p = f"backbone.layer{i + 1}.{j}"
+            conv_bn(f"{p}.conv1", planes, cin, (3, 1, 1) if INFLATE[i][j] else (1, 1, 1))
+            conv_bn(f"{p}.conv2", planes, planes, (1, 3, 3))
+            conv_bn(f"{p}.conv3", planes * 4, planes, (1, 1, 1))
+            if j == 0:
+                conv_bn(f"{p}.downsample", planes * 4, cin, (1, 1, 1))
+            cin = planes * 4
+            if non_local[i][j]:
+                nl = f"{p}.non_local_block"
+                for name in ("g.0", "theta", "phi.0"):
+                    shapes[f"{nl}.{name}.conv.weight"] = (cin // 2, cin, 1, 1, 1)
+                    shapes[f"{nl}.{name}.conv.bias"] = (cin // 2,)
+                conv_bn(f"{nl}.conv_out", cin, cin // 2, (1, 1, 1))
+    shapes["cls_head.fc_cls.weight"] = (num_classes, 2048)
+    shapes["cls_head.fc_cls.bias"] = (num_classes,)
+    return shapes
+
+
+def random_state_dict(seed: int = 0, non_local=NON_LOCAL, num_classes: int = 400) -> dict[str, torch.Tensor]:
+    """A synthetic mmaction2 state dict: random values everywhere, BN statistics and non-local output BN included.
+
+    Values come from numpy's seeded generator so the same seed gives the same checkpoint on every torch version.
+    Conv weights are scaled by 1/sqrt(fan_in) and BN gains kept near 1 so activations stay finite and informative
+    through 50 layers; the non-local output BN gain is smaller (0.1-0.3, still far from the zero of a fresh init)
+    and its g/theta/phi weights are scaled down (0.15/sqrt(fan_in)), because the dot-product block is cubic in its
+    input and random weights at full scale overflow float32 within five blocks.
+    """
+    rng = np.random.default_rng(seed)
+    state = {}
+    for key, shape in key_shapes(non_local, num_classes).items():
+        if key.endswith("num_batches_tracked"):
+            value = np.array(int(rng.integers(1, 1000)), dtype=np.int64)
+        elif key.endswith("running_var"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith("running_mean"):
+            value = rng.normal(0.0, 0.1, shape)
+        elif "conv_out.bn.weight" in key:
+            value = rng.uniform(0.1, 0.3, shape)
+        elif ".bn.weight" in key:
+            value = rng.uniform(0.5, 1.2, shape)
+        elif key.endswith("bias"):
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            fan_in = int(np.prod(shape[1:]))
+            gain = 0.15 if "non_local_block" in key and "conv_out" not in key else 1.0
+            value = rng.normal(0.0, gain / np.sqrt(fan_in), shape)
+        state[key] = torch.from_numpy(np.asarray(value, dtype=np.int64 if key.endswith("tracked") else np.float32))
+    return state
+
+
+def _conv_bn(x, sd, prefix, stride=1, padding=0, relu=True):
+    x = F.conv3d(x, sd[f"{prefix}.conv.weight"], stride=stride, padding=padding)
+    x = F.batch_norm(
+        x, sd[f"{prefix}.bn.running_mean"], sd[f"{prefix}.bn.running_var"], sd[f"{prefix}.bn.weight"],
+        sd[f"{prefix}.bn.bias"], training=False, eps=1e-5,
+    )  # fmt: skip
+    return F.relu(x) if relu else x
+
+
+def _non_local(x, sd, p):
+    """mmcv ``_NonLocalNd.forward`` with mode dot_product and sub_sample, transcribed."""
+    n = x.size(0)
+    inter = x.size(1) // 2
+    g = F.max_pool3d(F.conv3d(x, sd[f"{p}.g.0.conv.weight"], sd[f"{p}.g.0.conv.bias"]), (1, 2, 2))
+    g_x = g.view(n, inter, -1).permute(0, 2, 1)
+    theta_x = F.conv3d(x, sd[f"{p}.theta.conv.weight"], sd[f"{p}.theta.conv.bias"]).view(n, inter, -1)
+    theta_x = theta_x.permute(0, 2, 1)
+    phi_x = F.max_pool3d(F.conv3d(x, sd[f"{p}.phi.0.conv.weight"], sd[f"{p}.phi.0.conv.bias"]), (1, 2, 2))
+    phi_x = phi_x.view(n, inter, -1)
+    pairwise = torch.matmul(theta_x, phi_x)
+    pairwise /= pairwise.shape[-1]
+    y = torch.matmul(pairwise, g_x)
+    y = y.permute(0, 2, 1).contiguous().reshape(n, inter, *x.size()[2:])
+    return x + _conv_bn(y, sd, f"{p}.conv_out", relu=False)
+
+
+def reference_forward(x: torch.Tensor, sd: dict[str, torch.Tensor], non_local=NON_LOCAL) -> torch.Tensor:
+    """Logits of mmaction2's I3D on a normalized float ``(n, 3, T, H, W)`` input, straight from checkpoint keys."""
+    x = _conv_bn(x, sd, "backbone.conv1", stride=(2, 2, 2), padding=(2, 3, 3))
+    x = F.max_pool3d(x, (1, 3, 3), stride=(2, 2, 2), padding=(0, 1, 1))
+    for i, depth in enumerate(DEPTHS):
+        if i == 1:
+            x = F.max_pool3d(x, (2, 1, 1), stride=(2, 1, 1))
+        for j in range(depth):
+            p = f"backbone.layer{i + 1}.{j}"
+            s = 2 if i > 0 and j == 0 else 1
+            identity = _conv_bn(x, sd, f"{p}.downsample", stride=(1, s, s), relu=False) if j == 0 else x
+            out = _conv_bn(x, sd, f"{p}.conv1", padding=(1, 0, 0) if INFLATE[i][j] else 0)
+            out = _conv_bn(out, sd, f"{p}.conv2", stride=(1, s, s), padding=(0, 1, 1))
+            out = _conv_bn(out, sd, f"{p}.conv3", relu=False)
+            x = F.relu(out + identity)
+            if non_local[i][j]:
+                x = _non_local(x, sd, f"{p}.non_local_block")
+    x = F.adaptive_avg_pool3d(x, 1).flatten(1)
+    return F.linear(x, sd["cls_head.fc_cls.weight"], sd["cls_head.fc_cls.bias"])
+
+
+MEAN = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1, 1)
+STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1, 1)
+
+
+def normalize(views_uint8: torch.Tensor) -> torch.Tensor:
+    """Spec §2.7 on a uint8 ``(n, 3, T, H, W)`` batch."""
+    return (views_uint8.float() - MEAN) / STD
