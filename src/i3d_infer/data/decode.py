@@ -17,6 +17,10 @@ import numpy as np
 
 from ..errors import VideoError
 
+# OpenCV's FFmpeg backend reads this when it first opens a file: keep its log lines about damaged input off the
+# terminal (our own one-line error names the file instead). A user's own setting wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 LazyFrame = Callable[[], np.ndarray]  # returns one uint8 (H, W, 3) RGB frame
 RAWFRAME_PATTERN = re.compile(r"^img_(\d{5,})\.jpg$")
 
@@ -65,9 +69,10 @@ class PyAVSource(FrameSource):
             stream = container.streams.video[0]
             if stream.frames:
                 return int(stream.frames)
-            if stream.duration and stream.time_base and stream.average_rate:
-                return round(float(stream.duration * stream.time_base * stream.average_rate))
-            return 0
+            seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+            if seconds is None and container.duration:
+                seconds = container.duration / 1_000_000  # AV_TIME_BASE units
+            return round(seconds * float(stream.average_rate)) if seconds and stream.average_rate else 0
         finally:
             container.close()
 
@@ -156,7 +161,7 @@ class RawframeSource(FrameSource):
 
 
 DECODERS = {"pyav": PyAVSource, "opencv": OpenCVSource}
-DEFAULT_DECODER = "pyav"
+DEFAULT_DECODER = "opencv"  # faster here and what the reference extraction used: benchmarks/RESULTS.md
 
 
 def open_source(path: str | os.PathLike, decoder: str = DEFAULT_DECODER) -> FrameSource:

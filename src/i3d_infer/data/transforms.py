@@ -79,7 +79,10 @@ def make_views(clips: np.ndarray, protocol: Protocol, size: int) -> np.ndarray:
     Returns:
         uint8 ``(num_crops * num_clips, 3, clip_len, size, size)``, C-contiguous.
     """
-    height, width = clips.shape[2:4]
-    views = [clips[:, :, y : y + size, x : x + size] for x, y in crop_offsets(height, width, protocol.crops, size)]
-    stacked = np.concatenate(views, axis=0)  # (crops * clips, T, size, size, 3)
-    return np.ascontiguousarray(stacked.transpose(0, 4, 1, 2, 3))  # -> (views, 3, T, size, size)
+    num_clips, clip_len, height, width = clips.shape[:4]
+    offsets = crop_offsets(height, width, protocol.crops, size)
+    views = np.empty((len(offsets) * num_clips, 3, clip_len, size, size), dtype=clips.dtype)
+    for k, (x, y) in enumerate(offsets):
+        crop = clips[:, :, y : y + size, x : x + size]  # (clips, T, size, size, 3)
+        views[k * num_clips : (k + 1) * num_clips] = crop.transpose(0, 4, 1, 2, 3)  # -> (clips, 3, T, size, size)
+    return views

@@ -1,0 +1,117 @@
+"""Checkpoint download against a local HTTP server on 127.0.0.1: cache, sha256 prefix, short transfers, no network."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from i3d_infer.errors import DownloadError
+from i3d_infer.model.checkpoint import load_model
+from i3d_infer.model.download import download, expected_hash_prefix
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
+
+
+class Server:
+    """Serves ``files`` (name -> bytes); ``truncate`` names files sent with a full Content-Length but half the body."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.truncate: set[str] = set()
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                name = self.path.lstrip("/")
+                outer.requests.append(name)
+                body = outer.files.get(name)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if name in outer.truncate else body)
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def add(self, stem: str, body: bytes, ext: str = "pth") -> str:
+        name = f"{stem}-{hashlib.sha256(body).hexdigest()[:8]}.{ext}"
+        self.files[name] = body
+        return name
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+def test_hash_prefix_from_name():
+    assert expected_hash_prefix("i3d_nl_dot_product_r50_32x2x1_100e_kinetics400_rgb_20200814-7c30d5bb.pth") == "7c30d5bb"
+    assert expected_hash_prefix("plain.pth") is None
+
+
+def test_downloads_once_into_the_cache(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("I3D_INFER_CACHE", str(tmp_path / "cache"))
+    name = server.add("weights", PAYLOAD)
+    first = download(f"{server.url}/{name}", progress=False)
+    second = download(f"{server.url}/{name}", progress=False)
+    assert first == second == tmp_path / "cache" / name
+    assert first.read_bytes() == PAYLOAD
+    assert server.requests == [name]  # the second call is served from the cache
+    assert [p.name for p in first.parent.iterdir()] == [name]  # no temporary files left
+
+
+def test_wrong_hash_is_deleted(server, tmp_path):
+    name = "weights-00000000.pth"
+    server.files[name] = PAYLOAD
+    with pytest.raises(DownloadError, match=r"is corrupt: sha256 [0-9a-f]{8}\.\.\. does not match 00000000.*deleted"):
+        download(f"{server.url}/{name}", directory=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_transfer_is_deleted(server, tmp_path):
+    name = server.add("weights", PAYLOAD)
+    server.truncate.add(name)
+    with pytest.raises(DownloadError, match=r"cut short: got 524288 of 1048576 bytes"):
+        download(f"{server.url}/{name}", directory=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_error(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"cannot download .*/missing-12345678.pth: Not Found; download it by hand"):
+        download(f"{server.url}/missing-12345678.pth", directory=tmp_path, progress=False)
+
+
+def test_no_network_says_where_to_put_the_file(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on: connection refused, like an offline machine
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/i3d-7c30d5bb.pth"
+    with pytest.raises(DownloadError) as info:
+        download(url, directory=tmp_path, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and "refused" in message
+    assert f"put it at {tmp_path / 'i3d-7c30d5bb.pth'}" in message
+
+
+def test_load_model_from_url(server, tmp_path, monkeypatch, checkpoint_file, mm_state):
+    monkeypatch.setenv("I3D_INFER_CACHE", str(tmp_path))
+    name = server.add("i3d_synthetic", checkpoint_file.read_bytes())
+    model = load_model(f"{server.url}/{name}", progress=False)
+    assert (tmp_path / name).is_file()
+    assert model.network.fc.bias.equal(mm_state["cls_head.fc_cls.bias"])

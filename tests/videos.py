@@ -1,0 +1,50 @@
+"""Small synthetic videos for decoder tests, written with PyAV."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+def frame_image(i: int, height: int = 48, width: int = 64) -> np.ndarray:
+    """A distinct, smooth uint8 RGB image for frame ``i``."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([(x * 3 + i * 7) % 256, (y * 4 + i * 11) % 256, np.full_like(x, (i * 13) % 256)], -1).astype(
+        np.uint8
+    )
+
+
+def write_video(path: Path, pts: list[int], codec: str = "mpeg4", rate: int = 25) -> Path:
+    """Encode one frame per entry of ``pts`` (in 1/rate units); gaps in ``pts`` make headers estimate wrongly."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, rate)
+        for i, t in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")
+            frame.pts = t
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_video_without_frames(path: Path) -> Path:
+    """A Matroska file with a video stream that has no frames (and an audio stream, so the file is written)."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for i in range(10):
+            frame.pts = i * 800
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    return path
