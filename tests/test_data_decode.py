@@ -44,7 +44,7 @@ def test_only_sampled_frames_are_converted(sample_videos, source):
 
 def test_header_that_lies_is_not_trusted(tmp_path):
     """Frame pts jump from 29 to 200: the header suggests ~201 frames, 31 are decodable; sampling uses 31."""
-    path = write_video(tmp_path / "vfr.mkv", list(range(30)) + [200])
+    path = write_video(tmp_path / "vfr.mkv", [*range(30), 200])
     capture = cv2.VideoCapture(str(path))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) > 150  # the claim
     capture.release()

@@ -26,7 +26,7 @@ class Server:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 name = self.path.lstrip("/")
                 outer.requests.append(name)
                 body = outer.files.get(name)
@@ -61,7 +61,8 @@ def server():
 
 
 def test_hash_prefix_from_name():
-    assert expected_hash_prefix("i3d_nl_dot_product_r50_32x2x1_100e_kinetics400_rgb_20200814-7c30d5bb.pth") == "7c30d5bb"
+    name = "i3d_nl_dot_product_r50_32x2x1_100e_kinetics400_rgb_20200814-7c30d5bb.pth"
+    assert expected_hash_prefix(name) == "7c30d5bb"
     assert expected_hash_prefix("plain.pth") is None
 
 

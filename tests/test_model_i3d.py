@@ -27,7 +27,7 @@ def test_non_local_positions_and_inflation():
     assert non_local == [f"layer2.{j}.non_local" for j in (1, 3)] + [f"layer3.{j}.non_local" for j in (1, 3, 5)]
     inflated = [name for name, m in model.named_modules() if name.endswith("conv1.conv") and m.kernel_size[0] == 3]
     expected = ["layer1.0", "layer1.1", "layer1.2", "layer2.0", "layer2.2", "layer3.0", "layer3.2", "layer3.4"]
-    assert inflated == [f"{b}.conv1.conv" for b in expected + ["layer4.1"]]
+    assert inflated == [f"{b}.conv1.conv" for b in [*expected, "layer4.1"]]
     assert all(m.eps == 1e-5 for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d))
 
 
@@ -76,7 +76,8 @@ def test_full_size_clip_shapes_and_reference(mm_state):
     model.network.load_state_dict(convert_state_dict(mm_state, model.network), strict=True)
     shapes = {}
     for name in ("stem", "maxpool", "layer1", "pool2", "layer2", "layer3", "layer4"):
-        getattr(model.network, name).register_forward_hook(lambda m, i, o, name=name: shapes.update({name: o.shape[1:]}))
+        module = getattr(model.network, name)
+        module.register_forward_hook(lambda m, i, o, name=name: shapes.update({name: o.shape[1:]}))
     views = torch.randint(0, 256, (1, 3, 32, 256, 256), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         ours = model(views)

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line per video")
     predict.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     predict.set_defaults(run=run_predict)
+
+    samples = commands.add_parser("samples", help="print the paths of the bundled sample videos")
+    samples.set_defaults(run=run_samples)
     return parser
 
 
@@ -77,6 +80,14 @@ def run_predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"i3d: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    from .data.samples import sample_videos
+
+    for path in sample_videos():
+        print(path)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,7 @@ class OpenCVSource(FrameSource):
             raise VideoError(f"{self.path}: no such file")
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
+            PyAVSource(self.path)._open().close()  # OpenCV gives no reason; FFmpeg via PyAV names one
             raise VideoError(f"{self.path}: cannot open as a video (OpenCV could not open it)")
         return capture
 
