@@ -58,6 +58,16 @@ def i3d_r50(num_classes: int = 400) -> I3DConfig:
     )
 
 
+class InferenceOnly(nn.Module):
+    """A module that stays in eval mode: BatchNorm always uses running statistics, dropout is the identity."""
+
+    def train(self, mode: bool = True) -> InferenceOnly:
+        """Refuse training mode."""
+        if mode:
+            raise RuntimeError(f"{type(self).__name__} is inference-only; train() is not supported")
+        return super().train(False)
+
+
 class ConvBN(nn.Module):
     """Conv3d without bias followed by BatchNorm3d (eps 1e-5); no activation."""
 
@@ -120,7 +130,7 @@ class Bottleneck(nn.Module):
         return out
 
 
-class I3D(nn.Module):
+class I3D(InferenceOnly):
     """I3D ResNet-3D backbone and linear head: ``(n, 3, T, H, W)`` normalized float -> ``(n, num_classes)`` logits."""
 
     def __init__(self, config: I3DConfig) -> None:
@@ -144,12 +154,6 @@ class I3D(nn.Module):
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.fc = nn.Linear(cin, config.num_classes)
         self.eval()
-
-    def train(self, mode: bool = True) -> I3D:
-        """Refuse training mode: this is an inference-only network (BatchNorm always uses running statistics)."""
-        if mode:
-            raise RuntimeError("I3D is inference-only; train() is not supported")
-        return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.stem(x))  # (n, 3, T, H, W) -> (n, 64, T/2, H/2, W/2)
@@ -176,7 +180,7 @@ class Normalize(nn.Module):
         return (x.float() - self.mean) / self.std  # (n, 3, T, H, W) uint8 -> float32
 
 
-class Recognizer(nn.Module):
+class Recognizer(InferenceOnly):
     """Normalization plus network: a uint8 ``(n, 3, T, H, W)`` batch of views in, ``(n, num_classes)`` logits out."""
 
     def __init__(self, network: I3D, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
@@ -184,12 +188,6 @@ class Recognizer(nn.Module):
         self.normalize = Normalize(mean, std)
         self.network = network
         self.eval()
-
-    def train(self, mode: bool = True) -> Recognizer:
-        """Refuse training mode, like :meth:`I3D.train`."""
-        if mode:
-            raise RuntimeError("Recognizer is inference-only; train() is not supported")
-        return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(self.normalize(x))
