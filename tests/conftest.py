@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from http_server import Server
 from i3d_infer.data.samples import sample_videos as find_sample_videos
 from mmaction_reference import random_state_dict
 
@@ -29,3 +30,12 @@ def checkpoint_file(tmp_path_factory, mm_state) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "i3d_synthetic.pth"
     torch.save({"state_dict": mm_state, "meta": {"mmaction2_version": "0.20.0", "epoch": 100}}, path)
     return path
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server on 127.0.0.1 (see http_server.Server)."""
+    s = Server()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()

@@ -126,15 +126,33 @@ class OpenCVSource(FrameSource):
         finally:
             capture.release()
 
+    def bgr_frames(self) -> Iterator[np.ndarray]:
+        """Every frame as OpenCV reads it (BGR), until ``read()`` fails: the reference frame extraction's loop."""
+        capture = self._open()
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            capture.release()
+
 
 class RawframeSource(FrameSource):
     """A directory of ``img_00001.jpg``, ``img_00002.jpg``, ... (1-based), decoded like mmaction2 (cv2, BGR->RGB)."""
 
     name = "rawframes"
 
+    def __init__(self, path: str | os.PathLike, num_frames: int | None = None) -> None:
+        super().__init__(path)
+        self.num_frames = num_frames  # a list file's total_frames, used as is (like mmaction2); None: count files
+
     def _count(self) -> int:
         if not self.path.is_dir():
             raise VideoError(f"{self.path}: no such rawframe directory")
+        if self.num_frames is not None:
+            return self.num_frames
         return sum(1 for name in os.listdir(self.path) if RAWFRAME_PATTERN.match(name))
 
     def frame_count_hint(self) -> int:
@@ -165,10 +183,10 @@ DECODERS = {"pyav": PyAVSource, "opencv": OpenCVSource}
 DEFAULT_DECODER = "opencv"  # faster here and what the reference extraction used: benchmarks/RESULTS.md
 
 
-def open_source(path: str | os.PathLike, decoder: str = DEFAULT_DECODER) -> FrameSource:
-    """A frame source for a video file (with ``decoder``) or a rawframe directory."""
-    if Path(path).is_dir():
-        return RawframeSource(path)
+def open_source(path: str | os.PathLike, decoder: str = DEFAULT_DECODER, num_frames: int | None = None) -> FrameSource:
+    """A frame source for a video file (with ``decoder``) or a rawframe directory (``num_frames``: its stated count)."""
+    if num_frames is not None or Path(path).is_dir():
+        return RawframeSource(path, num_frames)
     try:
         return DECODERS[decoder](path)
     except KeyError:

@@ -30,8 +30,12 @@ def read_video(
     protocol: str = "seed",
     preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
     decoder: str = DEFAULT_DECODER,
+    num_frames: int | None = None,
 ) -> VideoViews:
     """Read a video file or rawframe directory into the uint8 views the model takes.
+
+    ``num_frames`` is a rawframe list's ``total_frames``: when given, the path is a rawframe directory and that count
+    is used for sampling as is (mmaction2 does the same); otherwise frames are counted.
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
@@ -45,7 +49,7 @@ def read_video(
         num_clips=pre.num_clips,
         mode=pre.sampling,
     )
-    source = open_source(path, decoder)
+    source = open_source(path, decoder, num_frames)
     num_frames, indices, clips = read_sampled_frames(
         source, sample, partial(resize_frame, protocol=proto, size=pre.size)
     )

@@ -1,0 +1,113 @@
+"""List files (spec §2.2) and the dataset reader the evaluation uses: per video its id, label and uint8 views."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import I3DError, VideoError
+from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
+from .decode import DEFAULT_DECODER
+from .pipeline import VideoViews, read_video
+
+LIST_FORMATS = ("rawframes", "videos")
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of a list file."""
+
+    video_id: str  # the path as written in the list (relative to the root)
+    label: int  # class index
+    total_frames: int | None  # rawframes only: the frame count the list states (used for sampling, like mmaction2)
+
+
+def read_list(path: str | os.PathLike, list_format: str | None = None) -> tuple[str, list[ListEntry]]:
+    """Parse a list file: ``<frame_dir> <total_frames> <label>`` (rawframes) or ``<path> <label>`` (videos).
+
+    The format is guessed from the first line when not given. Returns ``(format, entries)``.
+
+    Raises:
+        I3DError: naming the file and line of the first malformed line.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise I3DError(f"{path}: cannot read list file ({e})") from e
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if list_format is None:
+            list_format = "rawframes" if len(fields) == 3 else "videos"
+        expected = 3 if list_format == "rawframes" else 2
+        if len(fields) != expected or not all(f.isdigit() for f in fields[1:]):
+            raise I3DError(
+                f"{path}:{number}: malformed {list_format} list line {line.strip()!r} "
+                f"(expected {'<frame_dir> <total_frames> <label>' if expected == 3 else '<video> <label>'})"
+            )
+        total = int(fields[1]) if list_format == "rawframes" else None
+        entries.append(ListEntry(fields[0], int(fields[-1]), total))
+    if list_format not in LIST_FORMATS:
+        raise I3DError(f"{path}: empty list file" if list_format is None else f"unknown list format {list_format!r}")
+    return list_format, entries
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One video of a dataset: its views, or why they could not be read."""
+
+    index: int  # position in the list
+    video_id: str
+    label: int
+    views: VideoViews | None  # None when the video failed
+    error: str | None = None  # one line naming the file and the reason
+
+
+class VideoDataset:
+    """The videos of a list file under a root, read with the checkpoint's preprocessing and a view protocol.
+
+    ``dataset[i]`` never raises for a bad video: the sample carries the error instead.
+    """
+
+    def __init__(
+        self,
+        list_file: str | os.PathLike,
+        root: str | os.PathLike,
+        list_format: str | None = None,
+        protocol: str = "seed",
+        preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
+        decoder: str = DEFAULT_DECODER,
+    ) -> None:
+        self.list_format, self.entries = read_list(list_file, list_format)
+        self.root = Path(root)
+        self.protocol = protocol
+        self.preprocessing = preprocessing
+        self.decoder = decoder
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> Sample:
+        entry = self.entries[index]
+        try:
+            views = read_video(
+                self.root / entry.video_id, self.protocol, self.preprocessing, self.decoder, entry.total_frames
+            )
+        except VideoError as e:
+            return Sample(index, entry.video_id, entry.label, None, str(e))
+        return Sample(index, entry.video_id, entry.label, views)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of every entry, in list order."""
+        return np.array([e.label for e in self.entries], dtype=np.int64)
