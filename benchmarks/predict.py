@@ -41,7 +41,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or synthetic_checkpoint(Path(tmp))
-        predictor = Predictor.from_checkpoint(checkpoint)
+        predictor = Predictor.create(checkpoint)
     print(
         f"torch {torch.__version__}, OpenCV {cv2.__version__}, {torch.get_num_threads()} threads, "
         f"{platform.processor() or platform.machine()}"

@@ -22,7 +22,7 @@ SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_cli
 
 
 def test_predictor_scores_equal_reference(checkpoint_file, mm_state, sample_videos):
-    predictor = Predictor.from_checkpoint(checkpoint_file, weights=SMALL)
+    predictor = Predictor.create(checkpoint_file, weights=SMALL)
     prediction = predictor.predict(sample_videos["bikes"], protocol="threecrop", topk=3)
     assert prediction.num_frames == 250 and prediction.frame_indices.shape == (2, 8)
     from i3d_infer import read_video

@@ -11,6 +11,8 @@ from .data.decode import DECODERS, DEFAULT_DECODER
 from .data.transforms import PROTOCOLS
 from .errors import DownloadError, I3DError
 from .evaluate.metrics import FUSIONS
+from .export.onnx import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
+from .runtime import BACKENDS
 
 PREDICT_EXAMPLE = """example:
   i3d predict video1.mp4 video2.mp4 --checkpoint i3d_nl_dot_product_r50.pth --topk 5
@@ -33,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("videos", nargs="+", help="video files or rawframe directories (img_00001.jpg, ...)")
     predict.add_argument("--checkpoint", help="mmaction2 .pth path or http(s) URL (default: the official checkpoint)")
+    predict.add_argument("--backend", default="torch", choices=BACKENDS, help="runtime (default: torch)")
+    predict.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
+    predict.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     predict.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="view protocol (default: seed)")
     predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
     predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
@@ -45,6 +50,78 @@ def build_parser() -> argparse.ArgumentParser:
 
     samples = commands.add_parser("samples", help="print the paths of the bundled sample videos")
     samples.set_defaults(run=run_samples)
+
+    export = commands.add_parser(
+        "export",
+        help="export to ONNX and verify it against PyTorch on a real video",
+        epilog="examples:\n  i3d export --checkpoint i3d_nl.pth --output i3d.onnx\n"
+        "  i3d export --checkpoint i3d_nl.pth --output i3d_atc.onnx --opset 11 --input float32 --simplify  # for ATC\n"
+        "  i3d export --checkpoint i3d_nl.pth --output i3d_dyn.onnx --dynamic-batch --output-kind video-probs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("--checkpoint", help="mmaction2 .pth path or URL (default: the official checkpoint)")
+    export.add_argument("--output", required=True, help="the .onnx file to write")
+    export.add_argument(
+        "--shape",
+        type=int,
+        nargs=6,
+        default=list(DEFAULT_SHAPE),
+        metavar=("B", "V", "C", "T", "H", "W"),
+        help="input shape (default: 1 10 3 32 256 256)",
+    )
+    export.add_argument("--dynamic-batch", action="store_true", help="make B a free dimension")
+    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
+    export.add_argument(
+        "--input",
+        dest="input_kind",
+        default="uint8",
+        choices=INPUT_KINDS,
+        help="uint8 (normalization in the graph, default) or float32 (normalized input, the seed's)",
+    )
+    export.add_argument(
+        "--output-kind",
+        default="clip-logits",
+        choices=OUTPUT_KINDS,
+        help="clip-logits: logits (B*V, 400), like the seed; video-probs: fused probs (B, 400)",
+    )
+    export.add_argument("--simplify", action="store_true", help="simplify the graph with onnxslim")
+    export.add_argument("--fp16", action="store_true", help="float16 weights and activations (I/O types unchanged)")
+    export.add_argument("--no-verify", action="store_true", help="skip the verification (not recommended)")
+    export.add_argument("--verify-video", help="video for the verification (default: the sample videos)")
+    export.set_defaults(run=run_export)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput (videos/s) like ais_bench: pure inference, or end to end with --e2e",
+        epilog="examples:\n  i3d bench --backend torch --batch-sizes 1 --iters 3\n"
+        "  i3d bench --backend openvino --model i3d_dyn.onnx --batch-sizes 1,4 --json bench.json\n"
+        "  i3d bench --backend onnxruntime --model i3d.onnx --e2e val_list_videos.txt --root videos_val",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--backend", default="torch", choices=BACKENDS)
+    bench.add_argument(
+        "--checkpoint", help="torch: a checkpoint (default: random weights; speed does not depend on them)"
+    )
+    bench.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
+    bench.add_argument("--batch-sizes", default="1", help="videos per call, comma-separated (default: 1)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2)")
+    bench.add_argument("--iters", type=int, default=10, help="timed calls (default: 10)")
+    bench.add_argument("--seconds", type=float, help="time for at least this long instead of --iters")
+    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    bench.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+    bench.add_argument(
+        "--shape",
+        type=int,
+        nargs=5,
+        metavar=("V", "C", "T", "H", "W"),
+        help="torch: views of one video (default: 10 3 32 256 256); ONNX models have their own",
+    )
+    bench.add_argument("--e2e", metavar="LIST", help="time decode + preprocess + inference over this list's videos")
+    bench.add_argument("--root", help="with --e2e: the directory the list's paths are relative to")
+    bench.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="with --e2e (default: seed)")
+    bench.add_argument("--max-videos", type=int, help="with --e2e: stop after this many videos")
+    bench.add_argument("--json", dest="json_file", help="also write the figures, device and versions here")
+    bench.set_defaults(run=run_bench)
 
     fetch = commands.add_parser(
         "fetch",
@@ -99,8 +176,15 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise I3DError(f"--topk must be >= 1, got {args.topk}")
     try:
-        predictor = Predictor.from_checkpoint(
-            args.checkpoint, device=args.device, label_map=args.label_map, fusion=args.fusion, decoder=args.decoder
+        predictor = Predictor.create(
+            args.checkpoint,
+            backend=args.backend,
+            model=args.model,
+            device=args.device,
+            threads=args.threads or None,
+            label_map=args.label_map,
+            fusion=args.fusion,
+            decoder=args.decoder,
         )
     except DownloadError as e:
         if args.checkpoint:
@@ -133,6 +217,93 @@ def run_samples(args: argparse.Namespace) -> int:
 
     for path in sample_videos():
         print(path)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .export.onnx import ExportOptions, example_input, export_onnx, verify_onnx
+    from .model.checkpoint import load_model
+    from .model.weights import DEFAULT_WEIGHTS
+
+    options = ExportOptions(
+        shape=tuple(args.shape),
+        dynamic_batch=args.dynamic_batch,
+        opset=args.opset,
+        input_kind=args.input_kind,
+        output_kind=args.output_kind,
+        simplify=args.simplify,
+        fp16=args.fp16,
+    )
+    recognizer = load_model(args.checkpoint)
+    example = None if args.no_verify else example_input(options, DEFAULT_WEIGHTS.preprocessing, args.verify_video)
+    path = export_onnx(recognizer, args.output, options)
+    print(
+        f"wrote {path} (input video {list(options.shape)} {options.input_kind}, output {options.output_name}, "
+        f"opset {options.opset}{', dynamic batch' if options.dynamic_batch else ''}"
+        f"{', fp16' if options.fp16 else ''}{', simplified' if options.simplify else ''})"
+    )
+    if example is None:
+        print("not verified (--no-verify)")
+        return 0
+    result = verify_onnx(path, recognizer, options, example)
+    verdict = "OK" if result.passed else "FAILED"
+    print(
+        f"verified on a real video with ONNX Runtime: max abs error {result.max_abs:.3g}, "
+        f"max rel error {result.max_rel:.3g} (tolerance {result.tolerance:g}): {verdict}"
+    )
+    if not result.passed:
+        print(
+            f"i3d: {path}: exported graph differs from PyTorch beyond tolerance; kept for inspection", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import json as json_module
+
+    from .bench import HEADER, bench_e2e, bench_inference, to_json
+    from .runtime import make_backend
+
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+    backend = make_backend(
+        args.backend,
+        args.checkpoint,
+        args.model,
+        args.device,
+        args.threads or None,
+        random_weights=args.backend == "torch" and not args.checkpoint,
+    )
+    if args.backend == "torch" and not args.checkpoint:
+        print("torch backend with random weights (timing only; pass --checkpoint for real ones)", file=sys.stderr)
+    if args.backend == "torch":
+        view_shape = tuple(args.shape) if args.shape else (10, 3, 32, 256, 256)
+    else:
+        if args.shape:
+            raise I3DError("--shape is for the torch backend; an ONNX model has its own input shape")
+        view_shape = (backend.views_per_video, *backend.view_shape)
+        if backend.batch and any(b != backend.batch for b in batch_sizes):
+            raise I3DError(
+                f"{args.model} has a static batch of {backend.batch}; use --batch-sizes {backend.batch} "
+                "or export with --dynamic-batch"
+            )
+    records = []
+    print(HEADER)
+    for batch in batch_sizes:
+        if args.e2e:
+            from .data.datasets import VideoDataset
+
+            if not args.root:
+                raise I3DError("--e2e needs --root DIR")
+            dataset = VideoDataset(args.e2e, args.root, protocol=args.protocol)
+            record = bench_e2e(backend, dataset, batch, warmup=min(args.warmup, 1), max_videos=args.max_videos)
+        else:
+            record = bench_inference(backend, batch, view_shape, args.warmup, args.iters, args.seconds)
+        records.append(record)
+        print(record.row(), flush=True)
+    if args.json_file:
+        with open(args.json_file, "w", encoding="utf-8") as f:
+            json_module.dump(to_json(records), f, indent=1)
     return 0
 
 

@@ -11,10 +11,9 @@ from .data.decode import DEFAULT_DECODER
 from .data.pipeline import read_video
 from .errors import I3DError
 from .evaluate.metrics import fuse_clips
-from .model.checkpoint import load_model
 from .model.weights import DEFAULT_WEIGHTS, Weights, read_labels
+from .runtime import make_backend
 from .runtime.base import Backend
-from .runtime.torch_backend import TorchBackend
 
 
 @dataclass(frozen=True)
@@ -67,22 +66,25 @@ class Predictor:
         self.decoder = decoder
 
     @classmethod
-    def from_checkpoint(
+    def create(
         cls,
         checkpoint: str | os.PathLike | None = None,
+        backend: str = "torch",
+        model: str | os.PathLike | None = None,
         device: str = "cpu",
+        threads: int | None = None,
         label_map: str | os.PathLike | None = None,
         weights: Weights = DEFAULT_WEIGHTS,
         **kwargs,
     ) -> Predictor:
-        """A torch predictor for a checkpoint path or URL (None: the official checkpoint of ``weights``)."""
-        model = load_model(checkpoint, weights)
+        """A predictor on ``backend``: torch from a checkpoint path or URL (None: the official checkpoint of
+        ``weights``), onnxruntime / openvino from an exported ``model`` file. ``kwargs`` go to the constructor."""
+        runner = make_backend(backend, checkpoint, model, device, threads, weights)
         labels = read_labels(label_map, weights)
-        num_classes = model.network.config.num_classes
-        if len(labels) != num_classes:
+        if len(labels) != runner.num_classes:
             source = label_map or "the bundled label map"
-            raise I3DError(f"{source}: has {len(labels)} labels but the model has {num_classes} classes")
-        return cls(TorchBackend(model, device), labels, weights, **kwargs)
+            raise I3DError(f"{source}: has {len(labels)} labels but the model has {runner.num_classes} classes")
+        return cls(runner, labels, weights, **kwargs)
 
     def predict(self, video: str | os.PathLike, protocol: str = "seed", topk: int = 5) -> Prediction:
         """Predict one video file or rawframe directory.

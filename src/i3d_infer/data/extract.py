@@ -9,15 +9,11 @@ videos. A corrupt, empty or hanging video is recorded in the report and the run 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
 
 import cv2
@@ -26,6 +22,7 @@ from ..errors import I3DError, VideoError
 from .annotations import VIDEO_EXTENSIONS, find_items
 from .decode import OpenCVSource
 from .transforms import short_side_size
+from .workers import run_tasks
 
 TMP_PREFIX = ".tmp-"
 REPORT_NAME = "extract_report.json"
@@ -76,25 +73,22 @@ def output_dir(out_root: Path, relative_video: Path) -> Path:
     return out_root / relative_video.parent / relative_video.stem
 
 
-def _worker(conn, options: ExtractOptions) -> None:
-    """Extract the videos sent over ``conn`` one at a time; answer ``(frames, None)`` or ``(0, reason)``."""
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        video, final = task
-        tmp = final.parent / f"{TMP_PREFIX}{final.name}"
+def _extract_task(task: tuple[Path, Path, ExtractOptions]) -> int:
+    """Extract one video into a temporary directory beside its final place, then rename it there."""
+    video, final, options = task
+    tmp = _tmp_dir(final)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        frames = extract_video(video, tmp, options)
+        os.replace(tmp, final)
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            frames = extract_video(video, tmp, options)
-            os.replace(tmp, final)
-            conn.send((frames, None))
-        except (VideoError, OSError) as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            conn.send((0, str(e).removeprefix(f"{video}: ")))
+        raise
+    return frames
+
+
+def _tmp_dir(final: Path) -> Path:
+    return final.parent / f"{TMP_PREFIX}{final.name}"
 
 
 @dataclass
@@ -115,31 +109,6 @@ class ExtractReport:
             f"{self.videos} videos: {self.extracted} extracted ({self.frames} frames, {rate:.0f} frames/s), "
             f"{self.skipped} already done, {len(self.failed)} failed"
         )
-
-
-class _Slot:
-    """One worker process and the video it is working on."""
-
-    def __init__(self, ctx, options: ExtractOptions) -> None:
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker, args=(child, options), daemon=True)
-        self.process.start()
-        child.close()
-        self.task: tuple[Path, Path] | None = None
-        self.started = 0.0
-
-    def assign(self, video: Path, final: Path) -> None:
-        self.task, self.started = (video, final), time.monotonic()
-        self.conn.send(self.task)
-
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
-        else:
-            with contextlib.suppress(OSError):
-                self.conn.send(None)
-        self.process.join(timeout=5)
-        self.conn.close()
 
 
 def estimate_bytes(videos: list[Path], options: ExtractOptions, probe: int = 20) -> tuple[int, int]:
@@ -188,7 +157,7 @@ def extract_all(
     for stale in out.rglob(f"{TMP_PREFIX}*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     report = ExtractReport(videos=len(videos))
-    todo = deque()
+    todo = []
     for relative in videos:
         final = output_dir(out, relative)
         if final.is_dir():
@@ -208,37 +177,31 @@ def extract_all(
             "free some or pass --ignore-disk-check"
         )
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     start = time.monotonic()
-    slots = [_Slot(ctx, options) for _ in range(workers if todo else 0)]
-    bar = tqdm(total=len(todo), unit="video", disable=not progress, dynamic_ncols=True)
+    tasks = [(video, final, options) for video, final in todo]
+    results = run_tasks(
+        _extract_task,
+        tasks,
+        workers,
+        timeout=options.timeout,
+        ordered=False,
+        expected=(VideoError, OSError),
+        on_abandon=lambda task: shutil.rmtree(_tmp_dir(task[1]), ignore_errors=True),
+    )
+    bar = tqdm(total=len(tasks), unit="video", disable=not progress, dynamic_ncols=True)
     try:
-        while todo or any(s.task for s in slots):
-            for slot in slots:
-                if slot.task is None and todo:
-                    slot.assign(*todo.popleft())
-            ready = wait([s.conn for s in slots if s.task], timeout=0.2)
-            for i, slot in enumerate(slots):
-                if slot.conn in ready:
-                    try:
-                        _finish(slot, *slot.conn.recv(), report, bar, start)
-                        continue
-                    except EOFError:
-                        slot.process.join(timeout=5)
-                        reason = f"worker died (exit code {slot.process.exitcode})"
-                elif slot.task and time.monotonic() - slot.started > options.timeout:
-                    reason = f"timed out after {options.timeout:g} s"
-                else:
-                    continue
-                # The worker is gone or stuck: kill it, drop its partial output, give the slot a fresh worker.
-                slot.stop(kill=True)
-                shutil.rmtree(slot.task[1].parent / f"{TMP_PREFIX}{slot.task[1].name}", ignore_errors=True)
-                _finish(slot, 0, reason, report, bar, start)
-                slots[i] = _Slot(ctx, options)
+        for result in results:
+            video = str(result.task[0])
+            if result.error is None:
+                report.extracted += 1
+                report.frames += result.value
+            else:
+                report.failed.append({"video": video, "reason": result.error.removeprefix(f"{video}: ")})
+            bar.update(1)
+            rate = report.frames / max(time.monotonic() - start, 1e-9)
+            bar.set_postfix(frames_per_s=f"{rate:.0f}", failed=len(report.failed))
     finally:
         bar.close()
-        for slot in slots:
-            slot.stop(kill=bool(slot.task))
         report.seconds = time.monotonic() - start
         report.failed.sort(key=lambda f: f["video"])
         payload = {"summary": report.summary(), **asdict(report)}
@@ -248,18 +211,3 @@ def extract_all(
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
-def _finish(slot: _Slot, count: int, reason: str | None, report: ExtractReport, bar, start: float) -> None:
-    """Record the outcome of a slot's task and free the slot."""
-    video = str(slot.task[0])
-    slot.task = None
-    if reason is None:
-        report.extracted += 1
-        report.frames += count
-    else:
-        report.failed.append({"video": video, "reason": reason})
-    bar.update(1)
-    bar.set_postfix(
-        frames_per_s=f"{report.frames / max(time.monotonic() - start, 1e-9):.0f}", failed=len(report.failed)
-    )

@@ -1,0 +1,47 @@
+"""Backends: a uint8 batch of views in, logits out (torch, onnxruntime, openvino)."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import I3DError
+from ..model.weights import DEFAULT_WEIGHTS, Weights
+from .base import Backend
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+
+
+def make_backend(
+    backend: str = "torch",
+    checkpoint: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+    weights: Weights = DEFAULT_WEIGHTS,
+    random_weights: bool = False,
+) -> Backend:
+    """Build a backend: ``torch`` from a checkpoint (None: the official one; ``random_weights``: none at all),
+    ``onnxruntime`` / ``openvino`` from an exported ``.onnx`` file (``model``)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if backend == "torch":
+        if model is not None:
+            raise I3DError("--model is for the onnxruntime and openvino backends; torch takes --checkpoint")
+        from ..model.checkpoint import build_model, load_model
+        from .torch_backend import TorchBackend
+
+        recognizer = build_model(weights.architecture(), weights) if random_weights else load_model(checkpoint, weights)
+        return TorchBackend(recognizer, device)
+    if backend in ("onnxruntime", "openvino"):
+        if model is None:
+            raise I3DError(f"the {backend} backend needs --model FILE.onnx (make one with i3d export)")
+        if backend == "onnxruntime":
+            from .onnxruntime_backend import OnnxRuntimeBackend
+
+            return OnnxRuntimeBackend(model, device, threads, weights.preprocessing)
+        from .openvino_backend import OpenVINOBackend
+
+        return OpenVINOBackend(model, device, threads, weights.preprocessing)
+    raise I3DError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

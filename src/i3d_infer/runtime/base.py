@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -16,5 +16,13 @@ class Backend(Protocol):
 
     name: str  # short name, e.g. "torch"
     device: str  # where it runs, e.g. "cpu" or "cuda:0"
+    num_classes: int  # logits per view
 
-    def __call__(self, views: np.ndarray) -> np.ndarray: ...
+    def prepare(self, views: np.ndarray) -> Any:
+        """Host-side work and the copy to the device: uint8 views -> what :meth:`compute` takes."""
+
+    def compute(self, prepared: Any) -> np.ndarray:
+        """The model itself: prepared input -> float32 ``(n, num_classes)`` logits."""
+
+    def __call__(self, views: np.ndarray) -> np.ndarray:
+        """``compute(prepare(views))``."""

@@ -37,11 +37,24 @@ class TorchBackend:
         # One full-size view needs ~0.3 GB of activations on CPU; a GPU takes a whole video at once.
         self.max_views = max_views or (10 if self.torch_device.type == "cuda" else 4)
 
-    @torch.inference_mode()
-    def __call__(self, views: np.ndarray) -> np.ndarray:
+    @property
+    def num_classes(self) -> int:
+        return self.model.network.config.num_classes
+
+    def prepare(self, views: np.ndarray) -> torch.Tensor:
+        """uint8 views on the device (through pinned memory on CUDA, without blocking the host)."""
         batch = torch.from_numpy(np.ascontiguousarray(views))
+        if self.torch_device.type == "cuda":
+            return batch.pin_memory().to(self.torch_device, non_blocking=True)
+        return batch
+
+    @torch.inference_mode()
+    def compute(self, batch: torch.Tensor) -> np.ndarray:
         outputs = []
         for start in range(0, batch.shape[0], self.max_views):
-            chunk = batch[start : start + self.max_views].to(self.torch_device, non_blocking=True)
-            outputs.append(self.model(chunk).float().cpu())  # (n, 3, T, H, W) uint8 -> (n, classes)
-        return torch.cat(outputs).numpy()
+            chunk = batch[start : start + self.max_views]
+            outputs.append(self.model(chunk).float())  # (n, 3, T, H, W) uint8 -> (n, classes)
+        return torch.cat(outputs).cpu().numpy()
+
+    def __call__(self, views: np.ndarray) -> np.ndarray:
+        return self.compute(self.prepare(views))

@@ -1,0 +1,172 @@
+"""Throughput measurement like ais_bench: pure inference on random uint8 input, or end to end over real videos.
+
+Throughput is the seed's definition: ``1000 · B / mean ms`` videos/s, one video = V views (10 clips).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .runtime.base import Backend
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    """Timings of one backend at one batch size."""
+
+    backend: str
+    device: str
+    mode: str  # "inference" (random input, compute only) or "e2e" (decode + preprocess + inference)
+    batch_size: int  # videos per call
+    input_shape: tuple[int, ...]  # (B·V, 3, T, H, W) uint8 views per call
+    iters: int
+    mean_ms: float
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    p99_ms: float
+    videos_per_s: float  # 1000 · B / mean_ms
+    prepare_ms: float | None = None  # host work + host-to-device copy per call, timed apart (mean)
+    versions: dict = field(default_factory=dict)
+
+    def row(self) -> str:
+        """One line of the terminal table."""
+        prep = f"{self.prepare_ms:9.2f}" if self.prepare_ms is not None else f"{'-':>9}"
+        return (
+            f"{self.backend:<12} {self.device:<7} {self.mode:<9} {self.batch_size:>3} {self.mean_ms:>10.1f} "
+            f"{self.median_ms:>10.1f} {self.min_ms:>10.1f} {self.max_ms:>10.1f} {self.p99_ms:>10.1f} {prep} "
+            f"{self.videos_per_s:>9.3f}"
+        )
+
+
+HEADER = (
+    f"{'backend':<12} {'device':<7} {'mode':<9} {'B':>3} {'mean ms':>10} {'median ms':>10} {'min ms':>10} "
+    f"{'max ms':>10} {'p99 ms':>10} {'prep ms':>9} {'videos/s':>9}"
+)
+
+
+def versions() -> dict:
+    """Library versions and the machine, for the JSON record."""
+    import cv2
+    import torch
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "opencv": cv2.__version__}
+    for module in ("onnxruntime", "openvino", "av"):
+        with contextlib.suppress(ImportError):
+            found[module] = __import__(module).__version__
+    if torch.cuda.is_available():
+        found["cuda"] = torch.version.cuda
+        found["cudnn"] = torch.backends.cudnn.version()
+        found["gpu"] = torch.cuda.get_device_name()
+    found["cpu"] = platform.processor() or platform.machine()
+    return found
+
+
+def _sync(backend: Backend) -> None:
+    if backend.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _record(backend: Backend, mode: str, batch: int, shape, times_ms: list[float], prep: float | None) -> BenchRecord:
+    t = np.array(times_ms)
+    mean = float(t.mean())
+    return BenchRecord(
+        backend=backend.name,
+        device=backend.device,
+        mode=mode,
+        batch_size=batch,
+        input_shape=tuple(int(s) for s in shape),
+        iters=len(t),
+        mean_ms=mean,
+        median_ms=float(np.median(t)),
+        min_ms=float(t.min()),
+        max_ms=float(t.max()),
+        p99_ms=float(np.percentile(t, 99)),
+        videos_per_s=1000.0 * batch / mean,
+        prepare_ms=prep,
+        versions=versions(),
+    )
+
+
+def bench_inference(
+    backend: Backend,
+    batch_size: int,
+    view_shape: tuple[int, int, int, int, int],
+    warmup: int = 2,
+    iters: int = 10,
+    seconds: float | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> BenchRecord:
+    """Time the backend's compute on random uint8 views (never zeros), after ``warmup`` calls.
+
+    Args:
+        view_shape: ``(V, 3, T, H, W)``: the views of one video.
+        seconds: run for at least this long instead of ``iters`` calls (at least 3 calls).
+    """
+    from tqdm import tqdm
+
+    views = np.random.default_rng(seed).integers(1, 256, (batch_size * view_shape[0], *view_shape[1:]), np.uint8)
+    for _ in range(warmup):
+        backend.compute(backend.prepare(views))
+    _sync(backend)
+    compute_ms, prepare_ms = [], []
+    started = time.perf_counter()
+    total = None if seconds else iters
+    with tqdm(total=total, desc=f"{backend.name} B={batch_size}", unit="call", delay=3, disable=not progress) as bar:
+        while (len(compute_ms) < 3 or time.perf_counter() - started < seconds) if seconds else len(compute_ms) < iters:
+            t0 = time.perf_counter()
+            prepared = backend.prepare(views)
+            _sync(backend)
+            t1 = time.perf_counter()
+            backend.compute(prepared)  # returns host logits: synchronised
+            t2 = time.perf_counter()
+            prepare_ms.append((t1 - t0) * 1000)
+            compute_ms.append((t2 - t1) * 1000)
+            bar.update(1)
+    return _record(backend, "inference", batch_size, views.shape, compute_ms, float(np.mean(prepare_ms)))
+
+
+def bench_e2e(
+    backend: Backend,
+    dataset,
+    batch_size: int,
+    warmup: int = 1,
+    max_videos: int | None = None,
+    progress: bool = True,
+) -> BenchRecord:
+    """Time decode + preprocess + inference per batch of ``batch_size`` readable videos of a ``VideoDataset``."""
+    from tqdm import tqdm
+
+    count = min(len(dataset), max_videos or len(dataset))
+    times, shape, batch, start = [], None, [], time.perf_counter()
+    done_warmup = 0
+    for i in tqdm(range(count), desc=f"{backend.name} e2e B={batch_size}", unit="video", delay=3, disable=not progress):
+        sample = dataset[i]
+        if sample.views is not None:
+            batch.append(sample.views.views)
+        if len(batch) == batch_size or (i == count - 1 and batch):
+            views = np.concatenate(batch)
+            backend(views)
+            now = time.perf_counter()
+            if done_warmup < warmup:
+                done_warmup += 1
+            else:
+                times.append((now - start) * 1000 * batch_size / len(batch))  # a short last batch counts in full
+                shape = views.shape
+            batch, start = [], time.perf_counter()
+    if not times:
+        raise ValueError(f"e2e needs more than {warmup} batch(es) of readable videos; got {count} videos")
+    return _record(backend, "e2e", batch_size, shape, times, None)
+
+
+def to_json(records: list[BenchRecord]) -> list[dict]:
+    """Records as JSON-ready dicts."""
+    return [asdict(r) for r in records]

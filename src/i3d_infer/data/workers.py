@@ -1,0 +1,157 @@
+"""A process pool for decoding work that may hang or crash: per-task timeouts, dead workers replaced, bounded queue.
+
+``run_tasks(fn, tasks, ...)`` yields ``TaskResult``s in task order (or as they finish) while at most ``workers``
+tasks run and at most ``prefetch`` finished results wait for the consumer, so memory stays bounded whatever the
+number of tasks. A task that exceeds ``timeout`` seconds gets its worker killed and comes back as a failure; so
+does a task whose worker dies. Workers are forked (cheap, and they inherit the parent's imports).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The outcome of one task: ``value`` when it returned, ``error`` (one line) when it raised, hung or crashed."""
+
+    index: int  # position of the task in the input
+    task: Any
+    value: Any = None
+    error: str | None = None
+
+
+def _serve(conn, fn: Callable, expected: tuple[type[BaseException], ...]) -> None:
+    """Worker loop: run ``fn`` on each task received; send back ``(value, None)`` or ``(None, message)``."""
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        try:
+            conn.send((fn(task), None))
+        except Exception as e:  # reported per task; the worker goes on with the next one
+            conn.send((None, str(e) if isinstance(e, expected) else f"{type(e).__name__}: {e}"))
+
+
+class _Worker:
+    def __init__(self, ctx, fn: Callable, expected: tuple[type[BaseException], ...]) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, fn, expected), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: tuple[int, Any] | None = None
+        self.started = 0.0
+
+    def submit(self, index: int, task: Any) -> None:
+        self.job, self.started = (index, task), time.monotonic()
+        self.conn.send(task)
+
+    def close(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            try:
+                self.conn.send(None)
+            except OSError:
+                self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
+
+
+def _context():
+    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+
+
+def run_tasks(
+    fn: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    workers: int,
+    timeout: float | None = None,
+    ordered: bool = True,
+    prefetch: int | None = None,
+    expected: tuple[type[BaseException], ...] = (Exception,),
+    on_abandon: Callable[[Any], None] | None = None,
+) -> Iterator[TaskResult]:
+    """Run ``fn(task)`` for every task in ``workers`` processes; yield a :class:`TaskResult` per task.
+
+    Args:
+        ordered: yield in task order (a slow task holds back later results, within ``prefetch``).
+        prefetch: finished results that may wait for the consumer (default: 2 x workers).
+        expected: exception types whose message becomes a result's ``error`` as is; others are prefixed with
+            their type name.
+        on_abandon: cleanup called with the task when its worker died or was killed for exceeding ``timeout``.
+    """
+    ctx = _context()
+    limit = max(prefetch or 2 * workers, workers)
+    pending = iter(enumerate(tasks))
+    pool = [_Worker(ctx, fn, expected) for _ in range(max(1, workers))]
+    done: dict[int, TaskResult] = {}
+    next_out = 0  # ordered: the next index to yield
+    exhausted = False
+    try:
+        while True:
+            for worker in pool:  # keep workers busy while the result buffer has room
+                if worker.job is None and not exhausted and len(done) + _busy(pool) < limit:
+                    item = next(pending, None)
+                    if item is None:
+                        exhausted = True
+                    else:
+                        worker.submit(*item)
+            if exhausted and not _busy(pool) and not done:
+                return
+            ready = wait([w.conn for w in pool if w.job], timeout=0.1) if _busy(pool) else []
+            for i, worker in enumerate(pool):
+                result = _collect(worker, worker.conn in ready, timeout, on_abandon)
+                if result is None:
+                    continue
+                if worker.job is not None:  # killed: replace
+                    worker.job = None
+                    pool[i] = _Worker(ctx, fn, expected)
+                done[result.index] = result
+            if ordered:
+                while next_out in done:
+                    yield done.pop(next_out)
+                    next_out += 1
+            else:
+                for index in sorted(done):
+                    yield done.pop(index)
+    finally:
+        for worker in pool:
+            worker.close(kill=worker.job is not None)
+
+
+def _busy(pool: list[_Worker]) -> int:
+    return sum(1 for w in pool if w.job is not None)
+
+
+def _collect(worker: _Worker, readable: bool, timeout: float | None, on_abandon) -> TaskResult | None:
+    """The finished, crashed or timed-out task of ``worker``, or None while it runs. A dead or stuck worker is
+    killed and keeps its ``job`` set so the caller replaces it."""
+    if worker.job is None:
+        return None
+    index, task = worker.job
+    if readable:
+        try:
+            value, error = worker.conn.recv()
+        except EOFError:
+            worker.process.join(timeout=5)
+            worker.close(kill=True)
+            if on_abandon is not None:
+                on_abandon(task)
+            return TaskResult(index, task, error=f"worker died (exit code {worker.process.exitcode})")
+        worker.job = None
+        return TaskResult(index, task, value, error)
+    if timeout is not None and time.monotonic() - worker.started > timeout:
+        worker.close(kill=True)
+        if on_abandon is not None:
+            on_abandon(task)
+        return TaskResult(index, task, error=f"timed out after {timeout:g} s")
+    return None
