@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set up, then predict the bundled sample videos with the official checkpoint (downloaded once into the cache).
-# Extra arguments go to `i3d predict`, e.g.: bash scripts/demo.sh --checkpoint /path/to/i3d_nl_dot_product_r50.pth
+# Set up, then run the whole flow on the bundled sample videos: annotations, lists, rawframes, ONNX export,
+# evaluation with torch and onnxruntime, benchmark. Uses the official checkpoint when it can be had (cache or
+# download), else says so and shows the pipeline with random weights.
+# Extra arguments go to `i3d demo`, e.g.: bash scripts/demo.sh --checkpoint /path/to/i3d_nl_dot_product_r50.pth
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh samples
+bash scripts/setup.sh all
 . .venv/bin/activate
-mapfile -t videos < <(i3d samples)
-i3d predict "${videos[@]}" "$@"
+i3d demo "$@"

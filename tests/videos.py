@@ -17,14 +17,16 @@ def frame_image(i: int, height: int = 48, width: int = 64) -> np.ndarray:
     )
 
 
-def write_video(path: Path, pts: list[int], codec: str = "mpeg4", rate: int = 25) -> Path:
+def write_video(
+    path: Path, pts: list[int], codec: str = "mpeg4", rate: int = 25, width: int = 64, height: int = 48
+) -> Path:
     """Encode one frame per entry of ``pts`` (in 1/rate units); gaps in ``pts`` make headers estimate wrongly."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.time_base = Fraction(1, rate)
         for i, t in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(frame_image(i), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(frame_image(i, height, width), format="rgb24")
             frame.pts = t
             for packet in stream.encode(frame):
                 container.mux(packet)

@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     predict.set_defaults(run=run_predict)
 
+    demo = commands.add_parser(
+        "demo",
+        help="the whole flow on the bundled sample videos: lists, rawframes, export, eval, bench",
+        epilog="example:\n  i3d demo --dir demo_run --checkpoint i3d_nl_dot_product_r50.pth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--dir", help="where to put everything (default: a new temporary directory)")
+    demo.add_argument("--checkpoint", help="mmaction2 .pth path or URL (default: the official checkpoint)")
+    demo.set_defaults(run=run_demo)
+
     samples = commands.add_parser("samples", help="print the paths of the bundled sample videos")
     samples.set_defaults(run=run_samples)
 
@@ -122,6 +132,48 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-videos", type=int, help="with --e2e: stop after this many videos")
     bench.add_argument("--json", dest="json_file", help="also write the figures, device and versions here")
     bench.set_defaults(run=run_bench)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a list of videos or rawframes: accuracy, result.json, resumable and shardable",
+        epilog="examples:\n"
+        "  i3d eval --list val_list_rawframes.txt --root rawframes_val --checkpoint i3d_nl.pth --out-dir runs/val\n"
+        "  i3d eval --list val_list_videos.txt --root videos_val --backend openvino --model i3d.onnx \\\n"
+        "      --out-dir runs/ov --out result.json --workers 2\n"
+        "  i3d eval ... --out-dir runs/val --resume              # continue a killed run\n"
+        "  i3d eval ... --shard 0/2 --out-dir runs/s0; i3d eval ... --shard 1/2 --out-dir runs/s1\n"
+        "  i3d merge runs/s0 runs/s1 --out-dir runs/val\n"
+        "  torchrun --nproc-per-node 8 $(which i3d) eval ... --device cuda --out-dir runs/val",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("--list", required=True, help="list file (rawframes or videos format)")
+    evaluate.add_argument("--root", required=True, help="directory the list's paths are relative to")
+    evaluate.add_argument("--format", choices=["rawframes", "videos"], help="list format (default: guessed)")
+    evaluate.add_argument("--backend", default="torch", choices=BACKENDS)
+    evaluate.add_argument("--checkpoint", help="torch: .pth path or URL (default: the official checkpoint)")
+    evaluate.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    evaluate.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
+    evaluate.add_argument("--protocol", default="seed", choices=list(PROTOCOLS))
+    evaluate.add_argument("--fusion", default="prob", choices=FUSIONS)
+    evaluate.add_argument("--batch-size", type=int, default=1, help="videos per model call (default: 1)")
+    evaluate.add_argument("--workers", type=int, default=1, help="decode processes (default: 1; 0: in-process)")
+    evaluate.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS))
+    evaluate.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
+    evaluate.add_argument("--out", help="also write the seed's result.json here")
+    evaluate.add_argument("--out-dir", required=True, help="run directory: results, metrics, plots")
+    evaluate.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
+    evaluate.add_argument("--shard", help="I/N: evaluate the I-th of N disjoint parts (then i3d merge)")
+    evaluate.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
+    evaluate.add_argument("--timeout", type=float, default=600, help="seconds one video's decoding may take")
+    evaluate.set_defaults(run=run_eval)
+
+    merge = commands.add_parser("merge", help="combine the run directories of i3d eval --shard into one result")
+    merge.add_argument("runs", nargs="+", help="shard run directories")
+    merge.add_argument("--out-dir", required=True, help="where to write the merged results")
+    merge.add_argument("--out", help="also write the seed's result.json here")
+    merge.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
+    merge.set_defaults(run=run_merge)
 
     fetch = commands.add_parser(
         "fetch",
@@ -210,6 +262,13 @@ def run_predict(args: argparse.Namespace) -> int:
     if failed:
         print(f"i3d: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo as demo
+
+    demo(args.dir, args.checkpoint, log=lambda line: print(line, flush=True))
+    return 0
 
 
 def run_samples(args: argparse.Namespace) -> int:
@@ -305,6 +364,104 @@ def run_bench(args: argparse.Namespace) -> int:
         with open(args.json_file, "w", encoding="utf-8") as f:
             json_module.dump(to_json(records), f, indent=1)
     return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from .evaluate.runner import EvalConfig, RunOptions, evaluate
+    from .model import weights
+
+    shard, distributed = _shard(args.shard)
+    device = args.device
+    out_dir = Path(args.out_dir)
+    if distributed:
+        local_rank = int(os.environ.get("LOCAL_RANK", shard[0]))
+        device = f"cuda:{local_rank}" if device == "cuda" else device
+        out_dir = out_dir / f"rank{shard[0]}"
+    if args.batch_size < 1:
+        raise I3DError(f"--batch-size must be >= 1, got {args.batch_size}")
+    config = EvalConfig(
+        list_file=str(Path(args.list).resolve()),
+        root=str(Path(args.root).resolve()),
+        list_format=args.format,
+        backend=args.backend,
+        checkpoint=args.checkpoint,
+        model=str(Path(args.model).resolve()) if args.model else None,
+        protocol=args.protocol,
+        fusion=args.fusion,
+        batch_size=args.batch_size,
+        decoder=args.decoder,
+        label_map=args.label_map,
+        shard=shard,
+    )
+    options = RunOptions(
+        device=device, threads=args.threads or None, workers=args.workers, timeout=args.timeout, strict=args.strict
+    )
+    record = evaluate(config, out_dir, options, resume=args.resume, weights=weights.DEFAULT_WEIGHTS)
+    if distributed:
+        record = _merge_ranks(args, shard, record)
+        if record is None:
+            return 0
+    return _report_run(record, args.out)
+
+
+def _shard(text: str | None) -> tuple[tuple[int, int], bool]:
+    """``(I, N)`` from ``--shard I/N``, else from torchrun's RANK/WORLD_SIZE; and whether it came from torchrun."""
+    import os
+
+    if text:
+        try:
+            index, total = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise I3DError(f"--shard must look like 0/4, got {text!r}") from None
+        if not 0 <= index < total:
+            raise I3DError(f"--shard {text}: need 0 <= I < N")
+        return (index, total), False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        return (int(os.environ["RANK"]), world), True
+    return (0, 1), False
+
+
+def _merge_ranks(args: argparse.Namespace, shard: tuple[int, int], record):
+    """Under torchrun: wait for every rank (gloo barrier), then rank 0 merges the rank directories."""
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    from .evaluate.outputs import merge_runs
+    from .model.weights import read_labels
+
+    dist.init_process_group("gloo")
+    try:
+        dist.barrier()
+        if shard[0] != 0:
+            return None
+        runs = [Path(args.out_dir) / f"rank{r}" for r in range(shard[1])]
+        return merge_runs(runs, args.out_dir, read_labels(args.label_map))
+    finally:
+        dist.destroy_process_group()
+
+
+def _report_run(record, out: str | None) -> int:
+    import shutil
+
+    if out:
+        shutil.copyfile(record.out_dir / "result.json", out)
+    counts = record.metrics["counts"]
+    print(f"{counts['listed']} videos, {counts['failed']} unreadable; results in {record.out_dir}")
+    for line in record.summary_lines():
+        print(line)
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from .evaluate.outputs import merge_runs
+    from .model.weights import read_labels
+
+    return _report_run(merge_runs(args.runs, args.out_dir, read_labels(args.label_map)), args.out)
 
 
 def run_fetch(args: argparse.Namespace) -> int:

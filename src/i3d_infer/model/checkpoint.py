@@ -115,6 +115,17 @@ def build_model(config: I3DConfig, weights: Weights = DEFAULT_WEIGHTS) -> Recogn
     return Recognizer(I3D(config), pre.mean, pre.std)
 
 
+def random_model(weights: Weights = DEFAULT_WEIGHTS, seed: int = 0) -> Recognizer:
+    """The network of ``weights`` with seeded random initial weights: the same in every process (for timing and
+    for pipelines shown without the real checkpoint; its predictions mean nothing)."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return build_model(weights.architecture(), weights)
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def resolve_checkpoint(checkpoint: str | os.PathLike, progress: bool = True) -> Path:
     """A local path for a checkpoint given as a path or an http(s) URL (downloaded once into the cache)."""
     return download(str(checkpoint), progress=progress) if is_url(checkpoint) else Path(checkpoint)

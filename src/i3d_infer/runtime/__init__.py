@@ -29,10 +29,10 @@ def make_backend(
     if backend == "torch":
         if model is not None:
             raise I3DError("--model is for the onnxruntime and openvino backends; torch takes --checkpoint")
-        from ..model.checkpoint import build_model, load_model
+        from ..model.checkpoint import load_model, random_model
         from .torch_backend import TorchBackend
 
-        recognizer = build_model(weights.architecture(), weights) if random_weights else load_model(checkpoint, weights)
+        recognizer = random_model(weights) if random_weights else load_model(checkpoint, weights)
         return TorchBackend(recognizer, device)
     if backend in ("onnxruntime", "openvino"):
         if model is None:

@@ -1,0 +1,135 @@
+"""``i3d demo``: the seed's whole flow on the bundled sample videos, in one directory.
+
+annotations -> lists -> rawframes -> ONNX export (verified) -> evaluation with torch and onnxruntime on rawframes
+and on videos -> benchmark. Uses the official checkpoint when it is in the cache or can be downloaded; otherwise
+seeded random weights, said plainly, so that the pipeline and the speed are shown but not the accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data.annotations import make_lists
+from .data.extract import ExtractOptions, extract_all
+from .data.samples import sample_videos
+from .errors import DownloadError
+from .model.checkpoint import load_model, random_model, resolve_checkpoint
+from .model.weights import DEFAULT_WEIGHTS, read_labels
+
+# Sample video -> (YouTube-like id, Kinetics-400 class it roughly shows).
+DEMO_VIDEOS = {
+    "bigbuckbunny": ("bigbuckbun1", "feeding birds"),
+    "bikes": ("bikesample2", "riding a bike"),
+    "carphone_pristine": ("carphone003", "driving car"),
+}
+
+
+def write_annotations(directory: Path) -> tuple[Path, Path]:
+    """A train CSV naming all 400 classes (so class indices are Kinetics-400's) and a val CSV of the samples."""
+    directory.mkdir(parents=True, exist_ok=True)
+    header = "label,youtube_id,time_start,time_end,split,is_cc\n"
+    classes = [name.replace("_", " ") for name in read_labels()]
+    train = header + "".join(f'"{name}",train{i:06d},0,10,train,0\n' for i, name in enumerate(classes))
+    val = header + "".join(f'"{label}",{vid},0,10,val,0\n' for vid, label in DEMO_VIDEOS.values())
+    (directory / "kinetics_train.csv").write_text(train, encoding="utf-8")
+    (directory / "kinetics_val.csv").write_text(val, encoding="utf-8")
+    return directory / "kinetics_train.csv", directory / "kinetics_val.csv"
+
+
+def run_demo(directory: str | Path | None = None, checkpoint: str | None = None, log=print) -> Path:
+    """Run the whole flow in ``directory`` (default: a new temporary directory, kept); returns it."""
+    from .bench import HEADER, bench_inference, to_json
+    from .evaluate.runner import EvalConfig, RunOptions, evaluate
+    from .export.onnx import ExportOptions, example_input, export_onnx, verify_onnx
+    from .runtime import make_backend
+
+    root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="i3d-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    log(f"i3d demo in {root} (about 6 minutes on a 2-core CPU: each video is 10 clips of 32x256x256)")
+
+    random_weights = False
+    try:
+        checkpoint = str(resolve_checkpoint(checkpoint or DEFAULT_WEIGHTS.url))
+        recognizer = load_model(checkpoint)
+        log(f"[1/7] checkpoint: {checkpoint}")
+    except DownloadError as e:
+        random_weights, checkpoint = True, None
+        recognizer = random_model()
+        log(f"[1/7] the official checkpoint is not available ({e}).")
+        log(
+            "      USING RANDOMLY INITIALISED WEIGHTS: the accuracy figures below are meaningless; only the pipeline "
+            "and the speed are real. Pass --checkpoint PATH or put the file in the cache for real predictions."
+        )
+
+    videos = root / "videos"
+    videos.mkdir(exist_ok=True)
+    for path in sample_videos():
+        vid = DEMO_VIDEOS[path.stem][0]
+        target = videos / f"{vid}_000000_000010.mp4"  # the official crawler's naming
+        if not target.exists():
+            shutil.copyfile(path, target)
+    train_csv, val_csv = write_annotations(root / "annotations")
+    report = extract_all(videos, root / "rawframes", ExtractOptions(), progress=False, log=lambda _: None)
+    log(f"[2/7] rawframes: {report.summary()} -> {root / 'rawframes'}")
+    lists = make_lists(train_csv, val_csv, root / "lists", videos=videos, rawframes=root / "rawframes")
+    log(f"[3/7] lists: {lists.reports['videos'].summary()} -> {root / 'lists'}")
+
+    onnx_path = root / "i3d.onnx"
+    options = ExportOptions(dynamic_batch=True)
+    start = time.perf_counter()
+    export_onnx(recognizer, onnx_path, options)
+    check = verify_onnx(onnx_path, recognizer, options, example_input(options, DEFAULT_WEIGHTS.preprocessing, None))
+    log(
+        f"[4/7] ONNX export {onnx_path}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
+        f"({'OK' if check.passed else 'FAILED'}, {time.perf_counter() - start:.0f} s)"
+    )
+
+    results = {}
+    log("[5/7] evaluation (torch and onnxruntime, on rawframes and on videos):")
+    for backend in ("torch", "onnxruntime"):
+        for kind in ("rawframes", "videos"):
+            config = EvalConfig(
+                list_file=str(lists.lists[kind]),
+                root=str(root / kind),
+                backend=backend,
+                checkpoint=checkpoint if backend == "torch" else None,
+                model=str(onnx_path) if backend == "onnxruntime" else None,
+                random_weights=random_weights and backend == "torch",
+            )
+            run_dir = root / "runs" / f"{backend}_{kind}"
+            start = time.perf_counter()
+            record = evaluate(config, run_dir, RunOptions(workers=1, progress=False), resume=run_dir.exists())
+            m = record.metrics["all_videos"]
+            results[(backend, kind)] = np.array(json.loads((run_dir / "result.json").read_text()))
+            log(
+                f"      {backend:<11} {kind:<9} top1 {m['top1_acc']:.4f} top5 {m['top5_acc']:.4f} "
+                f"mean class {m['mean_class_accuracy']:.4f}  ({time.perf_counter() - start:.0f} s) -> {run_dir}"
+            )
+    for kind in ("rawframes", "videos"):
+        diff = np.abs(results[("torch", kind)] - results[("onnxruntime", kind)]).max()
+        log(f"      torch vs onnxruntime on {kind}: max |difference| of fused probabilities {diff:.2g}")
+
+    log("[6/7] benchmark (pure inference, batch 1, random uint8 input):")
+    log("      " + HEADER)
+    records = []
+    for backend in ("torch", "onnxruntime"):
+        runner = make_backend(
+            backend,
+            checkpoint,
+            onnx_path if backend == "onnxruntime" else None,
+            random_weights=random_weights and backend == "torch",
+        )
+        records.append(bench_inference(runner, 1, (10, 3, 32, 256, 256), warmup=1, iters=2, progress=False))
+        log("      " + records[-1].row())
+    (root / "bench.json").write_text(json.dumps(to_json(records), indent=1) + "\n", encoding="utf-8")
+    log(
+        f"[7/7] artefacts: videos {videos}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
+        f"rawframes {root / 'rawframes'}, model {onnx_path}, runs {root / 'runs'}, benchmark {root / 'bench.json'}"
+    )
+    return root

@@ -1,0 +1,204 @@
+"""Result files of an evaluation: the seed's ``result.json`` and better ones; merging shard runs.
+
+Files in the run directory: ``result.json`` (seed format: one array of fused scores per listed video, list order;
+an unreadable video gets an all-zero array), ``metrics.json``, ``predictions.jsonl``, ``per_class.csv``,
+``confusion_matrix.png`` and ``per_class_accuracy.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import I3DError
+from .metrics import mean_class_accuracy, top_k_accuracy
+
+SEED_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What an evaluation produced."""
+
+    out_dir: Path
+    metrics: dict  # the content of metrics.json
+
+    def summary_lines(self) -> list[str]:
+        """The seed's closing lines (all listed videos, unreadable ones counted as wrong), 4 decimals."""
+        m = self.metrics["all_videos"]
+        lines = [f"{name}\t{m[name]:.4f}" for name in SEED_METRICS]
+        if self.metrics["counts"]["failed"]:
+            r = self.metrics["readable_videos"]
+            lines.append(
+                f"({self.metrics['counts']['failed']} unreadable videos counted as wrong; over the "
+                f"{self.metrics['counts']['readable']} readable: top1 {r['top1_acc']:.4f}, "
+                f"top5 {r['top5_acc']:.4f}, mean class {r['mean_class_accuracy']:.4f})"
+            )
+        return lines
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray, readable: np.ndarray) -> dict:
+    """top-1/top-5/mean class accuracy; rows not ``readable`` count as wrong (a prediction of no class)."""
+    if not len(labels):
+        return {name: 0.0 for name in SEED_METRICS}
+    if readable.all():
+        top1, top5 = top_k_accuracy(scores, labels, (1, 5))
+        return {"top1_acc": top1, "top5_acc": top5, "mean_class_accuracy": mean_class_accuracy(scores, labels)}
+    ok = readable.nonzero()[0]
+    top1, top5 = top_k_accuracy(scores[ok], labels[ok], (1, 5)) if len(ok) else [0.0, 0.0]
+    top1, top5 = top1 * len(ok) / len(labels), top5 * len(ok) / len(labels)
+    pred = np.where(readable, np.argmax(scores, axis=1), -1)
+    classes = np.unique(np.concatenate([pred[readable], labels]))  # mmaction2's class set, failures add none
+    recalls = [
+        np.sum((pred == c) & (labels == c)) / max(np.sum(labels == c), 1) if np.any(labels == c) else 0.0
+        for c in classes
+    ]
+    return {"top1_acc": top1, "top5_acc": top5, "mean_class_accuracy": float(np.mean(recalls))}
+
+
+def write_outputs(out: Path, records: list[dict], labels: list[str], config, timing: dict, complete: bool) -> RunRecord:
+    """Write every result file for ``records`` (list order) and return the run record."""
+    num_classes = len(labels)
+    readable = np.array([r["scores"] is not None for r in records], dtype=bool)
+    scores = np.array([r["scores"] if r["scores"] is not None else [0.0] * num_classes for r in records])
+    scores = scores.reshape(len(records), num_classes)
+    truth = np.array([r["label"] for r in records], dtype=np.int64)
+    if complete:
+        (out / "result.json").write_text(json.dumps(scores.tolist()), encoding="utf-8")
+    metrics = {
+        "all_videos": accuracy(scores, truth, readable),
+        "readable_videos": accuracy(scores[readable], truth[readable], readable[readable]),
+        "counts": {"listed": len(records), "readable": int(readable.sum()), "failed": int((~readable).sum())},
+        "failures": [{"video": r["video"], "reason": r["error"]} for r in records if r["scores"] is None],
+        "timing": timing,
+        "config": dataclasses.asdict(config),
+        "versions": _versions(),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    _write_predictions(out / "predictions.jsonl", records, scores, labels)
+    counts, correct = _write_per_class(out / "per_class.csv", scores, truth, readable, labels)
+    _write_plots(out, scores, truth, readable, counts, correct)
+    return RunRecord(out, metrics)
+
+
+def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, labels: list[str]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for record, row in zip(records, scores, strict=True):
+            top = [] if record["scores"] is None else np.argsort(row)[::-1][:5].tolist()
+            f.write(
+                json.dumps(
+                    {
+                        "video": record["video"],
+                        "label": record["label"],
+                        "label_name": labels[record["label"]] if 0 <= record["label"] < len(labels) else None,
+                        "top5": [{"index": i, "label": labels[i], "prob": float(row[i])} for i in top],
+                        "error": record["error"],
+                    }
+                )
+                + "\n"
+            )
+
+
+def _write_per_class(path, scores, truth, readable, labels) -> tuple[np.ndarray, np.ndarray]:
+    n = len(labels)
+    pred = np.where(readable, np.argmax(scores, axis=1), -1)
+    counts = np.bincount(truth, minlength=n)[:n]
+    correct = np.bincount(truth[pred == truth], minlength=n)[:n]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class_index", "class_name", "videos", "correct", "accuracy"])
+        for c in range(n):
+            writer.writerow(
+                [c, labels[c], int(counts[c]), int(correct[c]), f"{correct[c] / counts[c]:.6f}" if counts[c] else ""]
+            )
+    return counts, correct
+
+
+def _write_plots(out: Path, scores, truth, readable, counts, correct) -> None:
+    """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(counts)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    pred = np.argmax(scores, axis=1)
+    np.add.at(matrix, (truth[readable], pred[readable]), 1)
+    fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
+    image = ax.imshow(matrix, cmap="viridis", interpolation="nearest", vmin=0)
+    ax.set(title=f"Confusion matrix ({int(readable.sum())} videos)", xlabel="predicted class", ylabel="true class")
+    fig.colorbar(image, ax=ax, label="videos")
+    fig.tight_layout()
+    fig.savefig(out / "confusion_matrix.png")
+    plt.close(fig)
+    present = np.nonzero(counts)[0]
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    ax.bar(np.arange(len(present)), correct[present] / counts[present], width=1.0)
+    ax.set(
+        title="Per-class accuracy (classes with videos, by index)",
+        xlabel="class (index order)",
+        ylabel="accuracy",
+        ylim=(0, 1),
+    )
+    fig.tight_layout()
+    fig.savefig(out / "per_class_accuracy.png")
+    plt.close(fig)
+
+
+def _versions() -> dict:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+
+
+def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str]) -> RunRecord:
+    """Combine the shard runs of one configuration into the files a single run would have written.
+
+    Raises:
+        I3DError: runs of different configurations, a missing or repeated shard, or missing/duplicated videos.
+    """
+    from .runner import CONFIG, RESULTS, EvalConfig
+
+    configs, records = [], {}
+    for run in map(Path, run_dirs):
+        if not (run / CONFIG).is_file():
+            raise I3DError(f"{run}: not an i3d eval run directory (no {CONFIG})")
+        configs.append(json.loads((run / CONFIG).read_text(encoding="utf-8")))
+        for line in (run / RESULTS).read_text(encoding="utf-8").splitlines() if (run / RESULTS).is_file() else []:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a shard killed mid-write: what follows is missing and reported below
+            if record["index"] in records:
+                raise I3DError(f"{run}: video {record['video']} (list line {record['index'] + 1}) is in two runs")
+            records[record["index"]] = record
+    base = {k: v for k, v in configs[0].items() if k != "shard"}
+    for run, config in zip(run_dirs, configs, strict=True):
+        if {k: v for k, v in config.items() if k != "shard"} != base:
+            raise I3DError(f"{run}: a different configuration from {run_dirs[0]}; cannot merge")
+    shards = sorted(tuple(c["shard"]) for c in configs)
+    total = shards[0][1]
+    if shards != [(i, total) for i in range(total)]:
+        raise I3DError(f"shards {shards} do not cover 0..{total - 1} of {total} exactly once")
+    list_lines = [line for line in Path(base["list_file"]).read_text(encoding="utf-8").splitlines() if line.split()]
+    missing = [i for i in range(len(list_lines)) if i not in records]
+    if missing:
+        raise I3DError(
+            f"{len(missing)} listed videos have no result (first: list line {missing[0] + 1}); "
+            "finish the shard runs with --resume"
+        )
+    config_fields = {f.name for f in dataclasses.fields(EvalConfig)}
+    config = EvalConfig(
+        **{k: tuple(v) if k == "shard" else v for k, v in base.items() if k in config_fields}, shard=(0, 1)
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timing = {"merged_from": [str(r) for r in run_dirs]}
+    return write_outputs(out, [records[i] for i in range(len(list_lines))], labels, config, timing, complete=True)
