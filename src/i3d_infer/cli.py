@@ -45,7 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
     predict.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     predict.add_argument("--json", action="store_true", help="one JSON object per line per video")
-    predict.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     predict.set_defaults(run=run_predict)
 
     demo = commands.add_parser(
@@ -219,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--timeout", type=float, default=600, help="seconds per video before giving up (600)")
     extract.add_argument("--ignore-disk-check", action="store_true", help="go on even if the disk looks too small")
     extract.set_defaults(run=run_extract)
+    for command in commands.choices.values():  # --debug is accepted after the command too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
 

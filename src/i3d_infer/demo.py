@@ -20,7 +20,7 @@ from .data.extract import ExtractOptions, extract_all
 from .data.samples import sample_videos
 from .errors import DownloadError
 from .model.checkpoint import load_model, random_model, resolve_checkpoint
-from .model.weights import DEFAULT_WEIGHTS, read_labels
+from .model.weights import DEFAULT_WEIGHTS, Weights, read_labels
 
 # Sample video -> (YouTube-like id, Kinetics-400 class it roughly shows).
 DEMO_VIDEOS = {
@@ -42,7 +42,12 @@ def write_annotations(directory: Path) -> tuple[Path, Path]:
     return directory / "kinetics_train.csv", directory / "kinetics_val.csv"
 
 
-def run_demo(directory: str | Path | None = None, checkpoint: str | None = None, log=print) -> Path:
+def run_demo(
+    directory: str | Path | None = None,
+    checkpoint: str | None = None,
+    weights: Weights = DEFAULT_WEIGHTS,
+    log=print,
+) -> Path:
     """Run the whole flow in ``directory`` (default: a new temporary directory, kept); returns it."""
     from .bench import HEADER, bench_inference, to_json
     from .evaluate.runner import EvalConfig, RunOptions, evaluate
@@ -51,16 +56,18 @@ def run_demo(directory: str | Path | None = None, checkpoint: str | None = None,
 
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="i3d-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    log(f"i3d demo in {root} (about 6 minutes on a 2-core CPU: each video is 10 clips of 32x256x256)")
+    log(f"i3d demo in {root} (about 8 minutes on a 2-core CPU, where one video, 10 clips of 32x256x256, takes 10-25 s)")
 
+    pre = weights.preprocessing
+    view_shape = (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
     random_weights = False
     try:
-        checkpoint = str(resolve_checkpoint(checkpoint or DEFAULT_WEIGHTS.url))
-        recognizer = load_model(checkpoint)
+        checkpoint = str(resolve_checkpoint(checkpoint or weights.url))
+        recognizer = load_model(checkpoint, weights)
         log(f"[1/7] checkpoint: {checkpoint}")
     except DownloadError as e:
         random_weights, checkpoint = True, None
-        recognizer = random_model()
+        recognizer = random_model(weights)
         log(f"[1/7] the official checkpoint is not available ({e}).")
         log(
             "      USING RANDOMLY INITIALISED WEIGHTS: the accuracy figures below are meaningless; only the pipeline "
@@ -81,10 +88,10 @@ def run_demo(directory: str | Path | None = None, checkpoint: str | None = None,
     log(f"[3/7] lists: {lists.reports['videos'].summary()} -> {root / 'lists'}")
 
     onnx_path = root / "i3d.onnx"
-    options = ExportOptions(dynamic_batch=True)
+    options = ExportOptions(shape=(1, *view_shape), dynamic_batch=True)
     start = time.perf_counter()
     export_onnx(recognizer, onnx_path, options)
-    check = verify_onnx(onnx_path, recognizer, options, example_input(options, DEFAULT_WEIGHTS.preprocessing, None))
+    check = verify_onnx(onnx_path, recognizer, options, example_input(options, pre, None))
     log(
         f"[4/7] ONNX export {onnx_path}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
         f"({'OK' if check.passed else 'FAILED'}, {time.perf_counter() - start:.0f} s)"
@@ -104,7 +111,8 @@ def run_demo(directory: str | Path | None = None, checkpoint: str | None = None,
             )
             run_dir = root / "runs" / f"{backend}_{kind}"
             start = time.perf_counter()
-            record = evaluate(config, run_dir, RunOptions(workers=1, progress=False), resume=run_dir.exists())
+            options = RunOptions(workers=1, progress=False)
+            record = evaluate(config, run_dir, options, resume=run_dir.exists(), weights=weights)
             m = record.metrics["all_videos"]
             results[(backend, kind)] = np.array(json.loads((run_dir / "result.json").read_text()))
             log(
@@ -119,13 +127,9 @@ def run_demo(directory: str | Path | None = None, checkpoint: str | None = None,
     log("      " + HEADER)
     records = []
     for backend in ("torch", "onnxruntime"):
-        runner = make_backend(
-            backend,
-            checkpoint,
-            onnx_path if backend == "onnxruntime" else None,
-            random_weights=random_weights and backend == "torch",
-        )
-        records.append(bench_inference(runner, 1, (10, 3, 32, 256, 256), warmup=1, iters=2, progress=False))
+        model = onnx_path if backend == "onnxruntime" else None
+        runner = make_backend(backend, checkpoint, model, weights=weights, random_weights=random_weights)
+        records.append(bench_inference(runner, 1, view_shape, warmup=1, iters=2, progress=False))
         log("      " + records[-1].row())
     (root / "bench.json").write_text(json.dumps(to_json(records), indent=1) + "\n", encoding="utf-8")
     log(

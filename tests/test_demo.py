@@ -1,0 +1,47 @@
+"""``i3d demo``: the whole flow on the sample videos (reduced pipeline: 2 clips x 8 frames at 64x64)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+from dataclasses import replace
+
+from i3d_infer.demo import run_demo
+from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+
+SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
+
+
+def test_demo_with_a_checkpoint(tmp_path, checkpoint_file):
+    lines = []
+    root = run_demo(tmp_path / "demo", str(checkpoint_file), SMALL, log=lines.append)
+    text = "\n".join(lines)
+    assert "RANDOM" not in text and f"checkpoint: {checkpoint_file}" in text
+    assert "3 videos: 3 extracted" in text and "3 matched, 0 videos without annotation" in text
+    assert "(OK," in text  # the export verified
+    for backend in ("torch", "onnxruntime"):
+        for kind in ("rawframes", "videos"):
+            metrics = json.loads((root / "runs" / f"{backend}_{kind}" / "metrics.json").read_text())
+            assert metrics["counts"] == {"listed": 3, "readable": 3, "failed": 0}
+    diffs = [float(line.rsplit(" ", 1)[1]) for line in lines if "torch vs onnxruntime" in line]
+    assert len(diffs) == 2 and max(diffs) < 1e-5
+    bench = json.loads((root / "bench.json").read_text())
+    assert [r["backend"] for r in bench] == ["torch", "onnxruntime"]
+    assert (root / "i3d.onnx").is_file() and (root / "lists" / "val_list_rawframes.txt").is_file()
+
+
+def test_demo_without_the_official_checkpoint_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("I3D_INFER_CACHE", str(tmp_path / "cache"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    lines = []
+    run_demo(tmp_path / "demo", None, SMALL, log=lines.append)
+    text = "\n".join(lines)
+    assert "the official checkpoint is not available" in text
+    assert "USING RANDOMLY INITIALISED WEIGHTS: the accuracy figures below are meaningless" in text
+    assert "torch vs onnxruntime on videos" in text  # same random weights on both backends
+    diffs = [float(line.rsplit(" ", 1)[1]) for line in lines if "torch vs onnxruntime" in line]
+    assert max(diffs) < 1e-5
