@@ -52,12 +52,15 @@ def main() -> None:
         start = time.perf_counter()
         run = evaluate(config, Path(tmp) / "run", options)
         e2e = (time.perf_counter() - start) / args.videos
+        loop = run.metrics["timing"]["wall_seconds"] / args.videos  # from the first decode to the last result
         model = run.metrics["timing"]["model_seconds"] / args.videos
         shutil.rmtree(Path(tmp) / "run")
     print(f"{args.backend} on {backend.device}, batch {args.batch_size}, {args.videos} videos, {args.workers} workers")
     print(f"pure inference (i3d bench): {pure:.2f} s/video")
-    print(f"i3d eval end to end:        {e2e:.2f} s/video (model calls {model:.2f} s/video)")
-    print(f"ratio e2e / pure:           {e2e / pure:.3f}")
+    print(f"i3d eval, whole call:       {e2e:.2f} s/video (with model load and result files)")
+    print(f"i3d eval, video loop:       {loop:.2f} s/video (model calls {model:.2f} s/video)")
+    print(f"ratio whole / pure:         {e2e / pure:.3f}")
+    print(f"ratio loop / pure:          {loop / pure:.3f}")
 
 
 if __name__ == "__main__":
