@@ -55,9 +55,9 @@ def main() -> None:
             backend = make_backend(name, ckpt, model)
             record = bench_inference(backend, 1, (10, 3, 32, 256, 256), warmup=1, iters=args.iters, progress=False)
             records.append(record)
-            label = "openvino-int8" if model and str(model).endswith(".xml") else name
+            label = "openvino-int8" if model and str(model).endswith(".xml") else record.backend
             ratio = records[0].mean_ms / record.mean_ms
-            print(record.row().replace(f"{name:<12}", f"{label:<12}", 1) + f"  {ratio:.2f}x", flush=True)
+            print(record.row().replace(f"{record.backend:<18}", f"{label:<18}", 1) + f"  {ratio:.2f}x", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(records), indent=1))
 

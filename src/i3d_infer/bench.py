@@ -32,20 +32,21 @@ class BenchRecord:
     p99_ms: float
     videos_per_s: float  # 1000 · B / mean_ms
     prepare_ms: float | None = None  # host work + host-to-device copy per call, timed apart (mean)
+    peak_gpu_mib: float | None = None  # CUDA: peak allocated memory during the timed calls
     versions: dict = field(default_factory=dict)
 
     def row(self) -> str:
         """One line of the terminal table."""
         prep = f"{self.prepare_ms:9.2f}" if self.prepare_ms is not None else f"{'-':>9}"
         return (
-            f"{self.backend:<12} {self.device:<7} {self.mode:<9} {self.batch_size:>3} {self.mean_ms:>10.1f} "
+            f"{self.backend:<18} {self.device:<7} {self.mode:<9} {self.batch_size:>3} {self.mean_ms:>10.1f} "
             f"{self.median_ms:>10.1f} {self.min_ms:>10.1f} {self.max_ms:>10.1f} {self.p99_ms:>10.1f} {prep} "
             f"{self.videos_per_s:>9.3f}"
         )
 
 
 HEADER = (
-    f"{'backend':<12} {'device':<7} {'mode':<9} {'B':>3} {'mean ms':>10} {'median ms':>10} {'min ms':>10} "
+    f"{'backend':<18} {'device':<7} {'mode':<9} {'B':>3} {'mean ms':>10} {'median ms':>10} {'min ms':>10} "
     f"{'max ms':>10} {'p99 ms':>10} {'prep ms':>9} {'videos/s':>9}"
 )
 
@@ -76,9 +77,14 @@ def _sync(backend: Backend) -> None:
 
 def _record(backend: Backend, mode: str, batch: int, shape, times_ms: list[float], prep: float | None) -> BenchRecord:
     t = np.array(times_ms)
+    peak = None
+    if backend.device.startswith("cuda"):
+        import torch
+
+        peak = torch.cuda.max_memory_allocated(backend.device) / 2**20
     mean = float(t.mean())
     return BenchRecord(
-        backend=backend.name,
+        backend=getattr(backend, "label", backend.name),
         device=backend.device,
         mode=mode,
         batch_size=batch,
@@ -91,6 +97,7 @@ def _record(backend: Backend, mode: str, batch: int, shape, times_ms: list[float
         p99_ms=float(np.percentile(t, 99)),
         videos_per_s=1000.0 * batch / mean,
         prepare_ms=prep,
+        peak_gpu_mib=peak,
         versions=versions(),
     )
 
@@ -117,6 +124,10 @@ def bench_inference(
     for _ in range(warmup):
         backend.compute(backend.prepare(views))
     _sync(backend)
+    if backend.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(backend.device)
     compute_ms, prepare_ms = [], []
     started = time.perf_counter()
     total = None if seconds else iters

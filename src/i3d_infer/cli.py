@@ -13,6 +13,7 @@ from .errors import DownloadError, I3DError
 from .evaluate.metrics import FUSIONS
 from .export.onnx import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
 from .runtime import BACKENDS
+from .runtime.torch_backend import ENGINES, PRECISION_CHOICES
 
 PREDICT_EXAMPLE = """example:
   i3d predict video1.mp4 video2.mp4 --checkpoint i3d_nl_dot_product_r50.pth --topk 5
@@ -20,6 +21,16 @@ PREDICT_EXAMPLE = """example:
 
 protocols:
 """ + "\n".join(f"  {p.name:<11} {p.description}" for p in PROTOCOLS.values())
+
+
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="torch: eager (3D reference) or fast (2D-factored, BN "
+        "folded, CUDA graphs); default fast on CUDA, eager on CPU",
+    )
+    parser.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES, help="torch (default: fp32)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--checkpoint", help="mmaction2 .pth path or http(s) URL (default: the official checkpoint)")
     predict.add_argument("--backend", default="torch", choices=BACKENDS, help="runtime (default: torch)")
     predict.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
+    _engine_arguments(predict)
     predict.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     predict.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="view protocol (default: seed)")
     predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
@@ -131,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint", help="torch: a checkpoint (default: random weights; speed does not depend on them)"
     )
     bench.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
+    _engine_arguments(bench)
     bench.add_argument("--batch-sizes", default="1", help="videos per call, comma-separated (default: 1)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2)")
     bench.add_argument("--iters", type=int, default=10, help="timed calls (default: 10)")
@@ -170,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--backend", default="torch", choices=BACKENDS)
     evaluate.add_argument("--checkpoint", help="torch: .pth path or URL (default: the official checkpoint)")
     evaluate.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
+    _engine_arguments(evaluate)
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     evaluate.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
     evaluate.add_argument("--protocol", default="seed", choices=list(PROTOCOLS))
@@ -255,6 +269,8 @@ def run_predict(args: argparse.Namespace) -> int:
             device=args.device,
             threads=args.threads or None,
             label_map=args.label_map,
+            engine=args.engine,
+            precision=args.precision,
             fusion=args.fusion,
             decoder=args.decoder,
         )
@@ -375,6 +391,8 @@ def run_bench(args: argparse.Namespace) -> int:
         args.device,
         args.threads or None,
         random_weights=args.backend == "torch" and not args.checkpoint,
+        engine=args.engine,
+        precision=args.precision,
     )
     if args.backend == "torch" and not args.checkpoint:
         print("torch backend with random weights (timing only; pass --checkpoint for real ones)", file=sys.stderr)
@@ -438,6 +456,8 @@ def run_eval(args: argparse.Namespace) -> int:
         decoder=args.decoder,
         label_map=args.label_map,
         shard=shard,
+        engine=args.engine,
+        precision=args.precision,
     )
     options = RunOptions(
         device=device, threads=args.threads or None, workers=args.workers, timeout=args.timeout, strict=args.strict

@@ -75,11 +75,13 @@ class Predictor:
         threads: int | None = None,
         label_map: str | os.PathLike | None = None,
         weights: Weights = DEFAULT_WEIGHTS,
+        engine: str | None = None,
+        precision: str = "fp32",
         **kwargs,
     ) -> Predictor:
         """A predictor on ``backend``: torch from a checkpoint path or URL (None: the official checkpoint of
         ``weights``), onnxruntime / openvino from an exported ``model`` file. ``kwargs`` go to the constructor."""
-        runner = make_backend(backend, checkpoint, model, device, threads, weights)
+        runner = make_backend(backend, checkpoint, model, device, threads, weights, False, engine, precision)
         labels = read_labels(label_map, weights)
         if len(labels) != runner.num_classes:
             source = label_map or "the bundled label map"

@@ -43,6 +43,8 @@ class EvalConfig:
     checkpoint: str | None = None  # torch: path or URL; None: the official checkpoint
     model: str | None = None  # onnxruntime / openvino: the exported .onnx file
     random_weights: bool = False  # torch without a checkpoint: seeded random weights (the demo's fallback)
+    engine: str | None = None  # torch: "eager" | "fast" | None (fast on CUDA, eager on CPU)
+    precision: str = "fp32"  # torch: fp32 | tf32 | fp16 | bf16
     protocol: str = "seed"
     fusion: str = "prob"
     batch_size: int = 1  # videos per model call; also the unit of sharding and resuming
@@ -153,7 +155,15 @@ def evaluate(
     done = load_results(out / RESULTS, batches)
     todo = [batch for batch in batches if batch[0] not in done]
     backend = make_backend(
-        config.backend, config.checkpoint, config.model, options.device, options.threads, weights, config.random_weights
+        config.backend,
+        config.checkpoint,
+        config.model,
+        options.device,
+        options.threads,
+        weights,
+        config.random_weights,
+        config.engine,
+        config.precision,
     )
     if backend.num_classes != len(labels):
         raise I3DError(f"the label map has {len(labels)} names but the model has {backend.num_classes} classes")

@@ -19,9 +19,11 @@ def make_backend(
     threads: int | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
     random_weights: bool = False,
+    engine: str | None = None,
+    precision: str = "fp32",
 ) -> Backend:
-    """Build a backend: ``torch`` from a checkpoint (None: the official one; ``random_weights``: none at all),
-    ``onnxruntime`` / ``openvino`` from an exported ``.onnx`` file (``model``)."""
+    """Build a backend: ``torch`` from a checkpoint (None: the official one; ``random_weights``: none at all) with
+    an ``engine`` (eager / fast) and ``precision``; ``onnxruntime`` / ``openvino`` from an exported ``model`` file."""
     if threads:
         import torch
 
@@ -33,7 +35,9 @@ def make_backend(
         from .torch_backend import TorchBackend
 
         recognizer = random_model(weights) if random_weights else load_model(checkpoint, weights)
-        return TorchBackend(recognizer, device)
+        return TorchBackend(recognizer, device, engine=engine, precision=precision)
+    if engine not in (None, "eager") or precision != "fp32":
+        raise I3DError(f"--engine and --precision are for the torch backend; {backend} runs the exported graph")
     if backend in ("onnxruntime", "openvino"):
         if model is None:
             raise I3DError(f"the {backend} backend needs --model FILE.onnx (make one with i3d export)")

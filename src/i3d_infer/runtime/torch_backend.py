@@ -25,21 +25,100 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
+ENGINES = ("eager", "fast")
+PRECISION_CHOICES = ("fp32", "tf32", "fp16", "bf16")
+
+
+def check_cuda_stack(log=None) -> str:
+    """Log torch and cuDNN versions; warn for combinations known to run fp16/bf16 Conv3d slowly or wrongly."""
+    import logging
+
+    log = log or logging.getLogger("i3d_infer").warning
+    cudnn = torch.backends.cudnn.version() or 0
+    line = f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuDNN {cudnn}, {torch.cuda.get_device_name()}"
+    if torch.__version__.startswith("2.9.0") and cudnn >= 90800:
+        log(
+            f"{line}: torch 2.9.0 with cuDNN >= 9.8 runs fp16/bf16 Conv3d slowly or wrongly (pytorch/pytorch "
+            "#163539, #166122); the fast engine avoids Conv3d, the eager engine does not"
+        )
+    return line
+
+
+class CudaGraphs:
+    """Replays one captured CUDA graph per input shape: no host synchronisation or kernel launches per call."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        self.graphs: dict[tuple, tuple] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype)
+        if key not in self.graphs:
+            static_in = x.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):  # warm-up outside the capture (cuDNN autotuning, allocator)
+                    self.module(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.module(static_in)
+            self.graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self.graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+
 class TorchBackend:
-    """The eager PyTorch recognizer; views are run ``max_views`` at a time to bound memory."""
+    """A recognizer run by PyTorch, views ``max_views`` at a time to bound memory.
+
+    ``engine``: ``eager`` (the 3D reference model, fp32/tf32) or ``fast`` (:mod:`fast_engine`: 2D-factored, BN
+    folded, any precision, CUDA graphs on a GPU). Default: fast on CUDA, eager on CPU.
+    """
 
     name = "torch"
 
-    def __init__(self, model: Recognizer, device: str = "cpu", max_views: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Recognizer,
+        device: str = "cpu",
+        max_views: int | None = None,
+        engine: str | None = None,
+        precision: str = "fp32",
+        cuda_graphs: bool = True,
+    ) -> None:
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
-        self.model = model.to(self.torch_device).eval()
-        # One full-size view needs ~0.3 GB of activations on CPU; a GPU takes a whole video at once.
-        self.max_views = max_views or (10 if self.torch_device.type == "cuda" else 4)
+        cuda = self.torch_device.type == "cuda"
+        self.engine = engine or ("fast" if cuda else "eager")
+        if self.engine not in ENGINES:
+            raise I3DError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if precision not in PRECISION_CHOICES:
+            raise I3DError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+        if self.engine == "eager" and precision in ("fp16", "bf16"):
+            raise I3DError("the eager engine is the fp32 reference; use --engine fast for fp16/bf16")
+        self.precision = precision
+        self.label = f"torch-{self.engine}-{precision}"
+        self.config = model.network.config
+        if cuda:
+            check_cuda_stack()
+            # "fp32" means fp32: cuDNN would otherwise run convolutions in TF32 by default.
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+            torch.backends.cudnn.benchmark = True
+        model = model.to(self.torch_device).eval()
+        if self.engine == "fast":
+            from .fast_engine import FastI3D
+
+            model = FastI3D(model, precision).to(self.torch_device)
+        self.model = CudaGraphs(model) if cuda and cuda_graphs and self.engine == "fast" else model
+        # One full-size view needs ~0.3 GB of activations in fp32; a GPU takes two videos per call.
+        self.max_views = max_views or (20 if cuda else 4)
 
     @property
     def num_classes(self) -> int:
-        return self.model.network.config.num_classes
+        return self.config.num_classes
 
     def prepare(self, views: np.ndarray) -> torch.Tensor:
         """uint8 views on the device (through pinned memory on CUDA, without blocking the host)."""
