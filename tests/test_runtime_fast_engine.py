@@ -59,8 +59,8 @@ def test_bf16_is_close_and_engine_selection(model, sample_videos):
 
     pre = replace(DEFAULT_WEIGHTS.preprocessing, clip_len=16, num_clips=2, size=64)
     views = np.concatenate([read_video(p, "seed", pre).views for p in sample_videos.values()])
-    eager = TorchBackend(model)
-    assert eager.engine == "eager" and eager.label == "torch-eager-fp32"  # the CPU default
+    assert TorchBackend(model).label == "torch-fast-fp32"  # the default
+    eager = TorchBackend(model, engine="eager")
     bf16 = TorchBackend(model, engine="fast", precision="bf16")
     expected, got = eager(views), bf16(views)
     assert np.abs(got - expected).max() / np.abs(expected).max() < 5e-2

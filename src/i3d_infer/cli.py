@@ -27,8 +27,7 @@ def _engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine",
         choices=ENGINES,
-        help="torch: eager (3D reference) or fast (2D-factored, BN "
-        "folded, CUDA graphs); default fast on CUDA, eager on CPU",
+        help="torch: fast (2D-factored, BN folded, CUDA graphs; the default) or eager (the 3D reference model)",
     )
     parser.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES, help="torch (default: fp32)")
 

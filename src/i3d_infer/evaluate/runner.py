@@ -43,7 +43,7 @@ class EvalConfig:
     checkpoint: str | None = None  # torch: path or URL; None: the official checkpoint
     model: str | None = None  # onnxruntime / openvino: the exported .onnx file
     random_weights: bool = False  # torch without a checkpoint: seeded random weights (the demo's fallback)
-    engine: str | None = None  # torch: "eager" | "fast" | None (fast on CUDA, eager on CPU)
+    engine: str | None = None  # torch: "eager" | "fast" | None (fast)
     precision: str = "fp32"  # torch: fp32 | tf32 | fp16 | bf16
     protocol: str = "seed"
     fusion: str = "prob"
