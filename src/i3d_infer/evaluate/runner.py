@@ -114,11 +114,10 @@ def prepare_run_dir(out_dir: Path, config: EvalConfig, resume: bool) -> None:
     ``--resume``, is refused."""
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = out_dir / CONFIG
-    identity = config.identity()
+    identity = json.loads(json.dumps(config.identity()))  # as it reads back from the file (tuples as lists)
     if saved.is_file():
         previous = json.loads(saved.read_text(encoding="utf-8"))
         differs = sorted(k for k in identity.keys() | previous.keys() if identity.get(k) != previous.get(k))
-        differs = [k for k in differs if not (isinstance(identity.get(k), tuple) and list(identity[k]) == previous[k])]
         if differs:
             raise I3DError(
                 f"{out_dir}: holds a run with a different configuration ({', '.join(differs)} differ); "
