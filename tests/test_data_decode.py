@@ -10,7 +10,7 @@ from i3d_infer.data.decode import OpenCVSource, PyAVSource, RawframeSource, open
 from i3d_infer.data.pipeline import read_video
 from i3d_infer.data.sampling import sample_frame_indices
 from i3d_infer.errors import VideoError
-from videos import write_video, write_video_without_frames
+from videos import opencv_rawframes, write_video, write_video_without_frames
 
 FRAME_COUNTS = {"bigbuckbunny": 132, "bikes": 250, "carphone_pristine": 120}
 SOURCES = [PyAVSource, OpenCVSource]
@@ -84,24 +84,9 @@ def test_bad_videos(tmp_path, decoder):
         assert str(info.value).startswith(f"{path}: {reason}"), str(info.value)
 
 
-def write_rawframes(video, directory, size=None):
-    """Extract like mmaction2's OpenCV path: every frame, optional squash to ``size``, JPEG quality 95, 1-based."""
-    directory.mkdir()
-    capture = cv2.VideoCapture(str(video))
-    i = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return i
-        if size:
-            frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_LINEAR)
-        i += 1
-        cv2.imwrite(str(directory / f"img_{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-
-
 def test_rawframes_read_like_mmaction2(sample_videos, tmp_path):
     directory = tmp_path / "carphone"
-    assert write_rawframes(sample_videos["carphone_pristine"], directory, size=256) == 120
+    assert opencv_rawframes(sample_videos["carphone_pristine"], directory) == 120
     views = read_video(directory, "seed")
     assert views.num_frames == 120 and views.views.shape == (10, 3, 32, 256, 256)
     # View 0, frame 0 is img_{offset+1}: cv2.imdecode + BGR->RGB, unchanged (already 256x256).
@@ -113,7 +98,7 @@ def test_rawframes_read_like_mmaction2(sample_videos, tmp_path):
 
 def test_rawframes_match_video_up_to_jpeg(sample_videos, tmp_path):
     directory = tmp_path / "bikes"
-    write_rawframes(sample_videos["bikes"], directory, size=256)
+    opencv_rawframes(sample_videos["bikes"], directory)
     from_frames = read_video(directory, "seed").views.astype(np.int16)
     from_video = read_video(sample_videos["bikes"], "seed").views.astype(np.int16)
     assert from_frames.shape == from_video.shape
@@ -122,7 +107,7 @@ def test_rawframes_match_video_up_to_jpeg(sample_videos, tmp_path):
 
 def test_rawframe_errors(sample_videos, tmp_path):
     directory = tmp_path / "frames"
-    write_rawframes(sample_videos["carphone_pristine"], directory)
+    opencv_rawframes(sample_videos["carphone_pristine"], directory, size=None)
     (directory / "img_00117.jpg").write_bytes(b"\xff\xd8 broken jpeg")
     with pytest.raises(VideoError, match=r"img_00117.jpg: not a readable image"):
         read_video(directory, "centercrop")  # N=120: clip 9 starts at 54 and reads frame 116

@@ -16,21 +16,7 @@ import i3d_infer.data.extract as extract_module
 from i3d_infer.cli import main
 from i3d_infer.data.extract import ExtractOptions, extract_all, extract_video
 from i3d_infer.errors import I3DError
-from videos import write_video, write_video_without_frames
-
-
-def bare_loop(video: Path, out: Path, size=(256, 256), quality=95) -> int:
-    """The reference: cv2.VideoCapture.read + cv2.resize(INTER_LINEAR) + cv2.imwrite, 1-based names."""
-    out.mkdir(parents=True)
-    capture = cv2.VideoCapture(str(video))
-    i = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return i
-        i += 1
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
-        cv2.imwrite(str(out / f"img_{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+from videos import opencv_rawframes, write_video, write_video_without_frames
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -49,7 +35,9 @@ def video_dir(tmp_path, sample_videos):
 
 def test_identical_to_bare_opencv_loop(sample_videos, tmp_path):
     video = sample_videos["carphone_pristine"]
-    assert extract_video(video, tmp_path / "ours", ExtractOptions()) == bare_loop(video, tmp_path / "bare") == 120
+    assert (
+        extract_video(video, tmp_path / "ours", ExtractOptions()) == opencv_rawframes(video, tmp_path / "bare") == 120
+    )
     assert tree(tmp_path / "ours") == tree(tmp_path / "bare")
 
 

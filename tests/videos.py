@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 
@@ -50,3 +51,18 @@ def write_video_without_frames(path: Path) -> Path:
         for packet in audio.encode():
             container.mux(packet)
     return path
+
+
+def opencv_rawframes(video: Path, out: Path, size: tuple[int, int] | None = (256, 256), quality: int = 95) -> int:
+    """The reference extraction: cv2.VideoCapture.read + cv2.resize(INTER_LINEAR) + cv2.imwrite, 1-based names."""
+    out.mkdir(parents=True)
+    capture = cv2.VideoCapture(str(video))
+    i = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return i
+        i += 1
+        if size:
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+        cv2.imwrite(str(out / f"img_{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -1,6 +1,12 @@
 """Errors a user can act on: the CLI prints their message as one line (no traceback unless ``--debug``)."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (libraries raise multi-line ones), or its type name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class I3DError(Exception):
     """A problem with the user's input or environment, described in one line that names the file and the problem."""
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import I3DError
+from ..errors import I3DError, first_line
 from ..model.i3d import Recognizer
 from ..model.weights import Preprocessing
 
@@ -166,7 +166,7 @@ def verify_onnx(
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as e:
-        raise I3DError(f"{path}: ONNX checker failed: {str(e).splitlines()[0]}") from e
+        raise I3DError(f"{path}: ONNX checker failed: {first_line(e)}") from e
     reference_options = replace(options, fp16=False)
     with torch.inference_mode():
         expected = ExportWrapper(recognizer, reference_options)(torch.from_numpy(example)).numpy()

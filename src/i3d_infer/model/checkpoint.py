@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from .download import download, is_url
 from .i3d import I3D, I3DConfig, Recognizer
 from .weights import DEFAULT_WEIGHTS, Weights
@@ -43,8 +43,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line})") from e
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(e)})") from e
     return unwrap(obj, source=str(path))
 
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..errors import I3DError
+from ..errors import I3DError, first_line
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .onnx_model import OnnxGraphBackend, default_threads, require
 
@@ -33,8 +33,7 @@ def make_session(path: str | os.PathLike, device: str = "cpu", threads: int | No
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types for unreadable files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise I3DError(f"{path}: ONNX Runtime cannot load it ({first})") from e
+        raise I3DError(f"{path}: ONNX Runtime cannot load it ({first_line(e)})") from e
 
 
 class OnnxRuntimeBackend(OnnxGraphBackend):

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..errors import I3DError
+from ..errors import I3DError, first_line
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .onnx_model import OnnxGraphBackend, default_threads, require
 
@@ -37,8 +37,7 @@ class OpenVINOBackend(OnnxGraphBackend):
         try:
             model = core.read_model(str(self.path))
         except Exception as e:  # OpenVINO raises RuntimeError subclasses with multi-line text
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise I3DError(f"{self.path}: OpenVINO cannot read it ({first})") from e
+            raise I3DError(f"{self.path}: OpenVINO cannot read it ({first_line(e)})") from e
         config = {
             "PERFORMANCE_HINT": hint,
             "INFERENCE_NUM_THREADS": threads or default_threads(),
