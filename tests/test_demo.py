@@ -26,7 +26,7 @@ def test_demo_with_a_checkpoint(tmp_path, checkpoint_file):
     diffs = [float(line.rsplit(" ", 1)[1]) for line in lines if "torch vs onnxruntime" in line]
     assert len(diffs) == 2 and max(diffs) < 1e-5
     bench = json.loads((root / "bench.json").read_text())
-    assert [r["backend"] for r in bench] == ["torch", "onnxruntime"]
+    assert [r["backend"] for r in bench] == ["torch-fast-fp32", "onnxruntime"]
     assert (root / "i3d.onnx").is_file() and (root / "lists" / "val_list_rawframes.txt").is_file()
 
 
