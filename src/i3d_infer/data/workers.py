@@ -96,15 +96,22 @@ def run_tasks(
     done: dict[int, TaskResult] = {}
     next_out = 0  # ordered: the next index to yield
     exhausted = False
+
+    def refill() -> None:
+        """Give idle workers new tasks while the result buffer has room: called before every yield, so workers
+        decode while the consumer runs the model instead of waiting for the consumer's next call."""
+        nonlocal exhausted
+        for worker in pool:
+            if worker.job is None and not exhausted and len(done) + _busy(pool) < limit:
+                item = next(pending, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    worker.submit(*item)
+
     try:
         while True:
-            for worker in pool:  # keep workers busy while the result buffer has room
-                if worker.job is None and not exhausted and len(done) + _busy(pool) < limit:
-                    item = next(pending, None)
-                    if item is None:
-                        exhausted = True
-                    else:
-                        worker.submit(*item)
+            refill()
             if exhausted and not _busy(pool) and not done:
                 return
             ready = wait([w.conn for w in pool if w.job], timeout=0.1) if _busy(pool) else []
@@ -116,13 +123,17 @@ def run_tasks(
                     worker.job = None
                     pool[i] = _Worker(ctx, fn, expected)
                 done[result.index] = result
+            ready_indices = []
             if ordered:
-                while next_out in done:
-                    yield done.pop(next_out)
-                    next_out += 1
+                while next_out + len(ready_indices) in done:
+                    ready_indices.append(next_out + len(ready_indices))
+                next_out += len(ready_indices)
             else:
-                for index in sorted(done):
-                    yield done.pop(index)
+                ready_indices = sorted(done)
+            for index in ready_indices:
+                result = done.pop(index)
+                refill()
+                yield result
     finally:
         for worker in pool:
             worker.close(kill=worker.job is not None)
