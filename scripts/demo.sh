@@ -5,6 +5,6 @@
 # Extra arguments go to `i3d demo`, e.g.: bash scripts/demo.sh --checkpoint /path/to/i3d_nl_dot_product_r50.pth
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh all
+bash scripts/setup.sh samples,export,onnxruntime
 . .venv/bin/activate
 i3d demo "$@"
