@@ -27,7 +27,7 @@ class Preprocessing:
 class Weights:
     """A published checkpoint: where it lives, which network it fits and how its inputs are prepared."""
 
-    name: str  # short name for --checkpoint and logs
+    name: str  # mmaction2's config name of the checkpoint
     url: str  # download address; the file name ends in -<first 8 hex of sha256>.pth
     architecture: Callable[[], I3DConfig]  # builder of the network the checkpoint fits
     preprocessing: Preprocessing  # test-time data pipeline of the checkpoint
@@ -61,7 +61,6 @@ I3D_R50_K400 = Weights(
     preprocessing=Preprocessing(),
 )
 DEFAULT_WEIGHTS = I3D_NL_DOT_PRODUCT_R50_K400
-PUBLISHED = {w.name: w for w in (I3D_NL_DOT_PRODUCT_R50_K400, I3D_NL_DOT_PRODUCT_R50_K400_V1, I3D_R50_K400)}
 
 
 def read_labels(path: str | Path | None = None, weights: Weights = DEFAULT_WEIGHTS) -> list[str]:
