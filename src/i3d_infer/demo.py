@@ -56,7 +56,7 @@ def run_demo(
 
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="i3d-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    log(f"i3d demo in {root} (about 8 minutes on a 2-core CPU, where one video, 10 clips of 32x256x256, takes 10-25 s)")
+    log(f"i3d demo in {root} (about 6 minutes on a 2-core CPU, where one video, 10 clips of 32x256x256, takes 10-25 s)")
 
     pre = weights.preprocessing
     view_shape = (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
