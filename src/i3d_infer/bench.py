@@ -56,7 +56,12 @@ def versions() -> dict:
     import cv2
     import torch
 
-    found = {"python": platform.python_version(), "torch": torch.__version__, "opencv": cv2.__version__}
+    found = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
     for module in ("onnxruntime", "openvino", "av"):
         with contextlib.suppress(ImportError):
             found[module] = __import__(module).__version__

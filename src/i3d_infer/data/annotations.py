@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import I3DError
-from .decode import RAWFRAME_PATTERN
+from .decode import RAWFRAME_PATTERN, count_rawframes
 
 KINETICS400_ANNOTATIONS = tuple(
     f"https://download.openmmlab.com/mmaction/dataset/kinetics400/annotations/kinetics_{split}.csv"
@@ -150,11 +150,6 @@ def match_items(
     return pairs
 
 
-def count_frames(directory: Path) -> int:
-    """Number of ``img_NNNNN.jpg`` files in a rawframe directory (the list's total_frames)."""
-    return sum(1 for name in os.listdir(directory) if RAWFRAME_PATTERN.match(name))
-
-
 @dataclass(frozen=True)
 class ListsResult:
     """Files written by :func:`make_lists`, and a report per list kind ("videos", "rawframes")."""
@@ -198,7 +193,7 @@ def make_lists(
         if kind == "videos":
             lines = [f"{path} {label}\n" for path, label in pairs]
         else:
-            lines = [f"{path} {count_frames(root / path)} {label}\n" for path, label in pairs]
+            lines = [f"{path} {count_rawframes(root / path)} {label}\n" for path, label in pairs]
         lists[kind] = out / f"{split}_list_{kind}.txt"
         lists[kind].write_text("".join(lines), encoding="utf-8")
         reports[kind] = report

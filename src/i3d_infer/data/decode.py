@@ -25,6 +25,11 @@ LazyFrame = Callable[[], np.ndarray]  # returns one uint8 (H, W, 3) RGB frame
 RAWFRAME_PATTERN = re.compile(r"^img_(\d{5,})\.jpg$")
 
 
+def count_rawframes(directory: str | os.PathLike) -> int:
+    """Number of ``img_NNNNN.jpg`` files in a rawframe directory (what a list's total_frames states)."""
+    return sum(1 for name in os.listdir(directory) if RAWFRAME_PATTERN.match(name))
+
+
 class FrameSource(ABC):
     """Sequential access to the frames of one video."""
 
@@ -153,7 +158,7 @@ class RawframeSource(FrameSource):
             raise VideoError(f"{self.path}: no such rawframe directory")
         if self.num_frames is not None:
             return self.num_frames
-        return sum(1 for name in os.listdir(self.path) if RAWFRAME_PATTERN.match(name))
+        return count_rawframes(self.path)
 
     def frame_count_hint(self) -> int:
         return self._count()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..bench import versions
 from ..errors import I3DError
 from .metrics import mean_class_accuracy, top_k_accuracy
 
@@ -78,7 +78,7 @@ def write_outputs(out: Path, records: list[dict], labels: list[str], config, tim
         "failures": [{"video": r["video"], "reason": r["error"]} for r in records if r["scores"] is None],
         "timing": timing,
         "config": dataclasses.asdict(config),
-        "versions": _versions(),
+        "versions": versions(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     _write_predictions(out / "predictions.jsonl", records, scores, labels)
@@ -150,12 +150,6 @@ def _write_plots(out: Path, scores, truth, readable, counts, correct) -> None:
     fig.tight_layout()
     fig.savefig(out / "per_class_accuracy.png")
     plt.close(fig)
-
-
-def _versions() -> dict:
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
 
 
 def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str]) -> RunRecord:

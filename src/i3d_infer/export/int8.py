@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import I3DError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from ..runtime.onnx_model import require
+from .onnx import read_inputs
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,6 @@ class QuantizationReport:
     clip_top1_agreement: float  # fraction of clips whose argmax agrees
     video_top1_agreement: float  # fraction of videos whose prob-fused argmax agrees
     calibration_videos: int
-
-
-def read_inputs(paths: list[str | os.PathLike], shape: tuple[int, ...], preprocessing: Preprocessing) -> list:
-    """One ``(1, V, 3, T, H, W)`` uint8 input per video, read with the seed protocol at the graph's view shape."""
-    from ..data.pipeline import read_video
-
-    _, v, _, t, h, _ = shape
-    pre = replace(preprocessing, num_clips=v, clip_len=t, size=h)
-    return [read_video(p, "seed", pre).views[None] for p in paths]
 
 
 def quantize_openvino(

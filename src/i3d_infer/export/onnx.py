@@ -80,25 +80,32 @@ class ExportWrapper(nn.Module):
         return logits.view(-1, self.views, logits.shape[-1]).softmax(dim=2).mean(dim=1)  # -> (B, C)
 
 
-def example_input(options: ExportOptions, preprocessing: Preprocessing, video: str | os.PathLike | None) -> np.ndarray:
-    """A real preprocessed input of the export shape: ``video`` (or the sample videos, one per batch entry).
-
-    Views are read with the checkpoint's preprocessing resized to the shape (V clips of T frames at H×W, seed
-    protocol); float32 input is normalized on the host like the seed's data pipeline.
-    """
+def read_inputs(paths: list, shape: tuple[int, ...], preprocessing: Preprocessing) -> list[np.ndarray]:
+    """One uint8 ``(1, V, 3, T, H, W)`` graph input per video: the seed protocol with the checkpoint's
+    preprocessing resized to the graph's view shape (V clips of T frames at H×W)."""
     from ..data.pipeline import read_video
+
+    _, v, _, t, h, w = shape
+    if h != w:
+        raise I3DError(f"real-video inputs need square views; got H={h}, W={w}")
+    pre = replace(preprocessing, num_clips=v, clip_len=t, size=h)
+    return [read_video(p, "seed", pre).views[None] for p in paths]
+
+
+def example_input(options: ExportOptions, preprocessing: Preprocessing, video: str | os.PathLike | None) -> np.ndarray:
+    """A real preprocessed input of the export shape: ``video`` (or the sample videos, one per batch entry);
+    float32 input is normalized on the host like the seed's data pipeline."""
     from ..data.samples import sample_videos
 
-    b, v, _, t, h, w = options.shape
-    if h != w:
-        raise I3DError(f"verification reads square views; got H={h}, W={w} (use --no-verify)")
-    pre = replace(preprocessing, num_clips=v, clip_len=t, size=h)
+    b = options.shape[0]
+    if options.shape[4] != options.shape[5]:
+        raise I3DError(f"verification reads square views; got {options.shape[4]}x{options.shape[5]} (use --no-verify)")
     paths = [video] * b if video else [sample_videos()[i % 3] for i in range(b)]
-    batch = np.stack([read_video(p, "seed", pre).views for p in paths])  # (B, V, 3, T, H, W) uint8
+    batch = np.concatenate(read_inputs(paths, options.shape, preprocessing))  # (B, V, 3, T, H, W) uint8
     if options.input_kind == "uint8":
         return batch
-    mean = np.array(pre.mean, np.float32).reshape(1, 1, 3, 1, 1, 1)
-    std = np.array(pre.std, np.float32).reshape(1, 1, 3, 1, 1, 1)
+    mean = np.array(preprocessing.mean, np.float32).reshape(1, 1, 3, 1, 1, 1)
+    std = np.array(preprocessing.std, np.float32).reshape(1, 1, 3, 1, 1, 1)
     return ((batch.astype(np.float32) - mean) / std).astype(np.float32)
 
 
