@@ -4,10 +4,16 @@ Usage (GPU machine):  python benchmarks/gpu.py [--json gpu.json]
 Usage (CPU smoke):    python benchmarks/gpu.py --device cpu --shape 2 3 8 64 64 --batch-sizes 1 --iters 1 --warmup 0
 
 1. Correctness, on the real sample videos and on random input, against the eager fp32 model (true fp32: TF32 off):
-   fast fp32 relative error (must be <= 1e-5), and for tf32 / fp16 / bf16 the relative error of the logits and
-   the top-1 agreement per clip and per video.
-2. Speed: eager fp32, eager tf32 (torch's default on GPUs) and the fast engine in every precision, for each batch
-   size, on random uint8 input: videos/s, ms per call, peak GPU memory, speed-up over eager fp32 at that batch.
+   the fast engine's relative error in fp32 (must be <= 1e-5), and for tf32 / fp16 / bf16 the relative error of
+   the logits and the top-1 / top-5 agreement per clip and per video (10-clip average).
+2. Speed: eager fp32 (the baseline), eager tf32 (torch's default on GPUs) and the fast engine in every precision
+   and epilogue, for each batch size, on random uint8 input: videos/s, ms per call, peak GPU memory (reserved,
+   CUDA graph pools included), speed-up over eager fp32 at that batch size. One backend per row, built after the
+   allocator's cache is emptied, so each row's memory is its own.
+
+Every variant runs in its own try block: one that fails is reported and the rest still run. The JSON is rewritten
+after every row, so a run cut short still leaves its results. ``--budget-s`` skips the remaining speed rows once
+the run has taken that long.
 
 The weights are a synthetic mmaction2 checkpoint (random values everywhere, BN statistics and non-local output
 BN included) unless --checkpoint is given: speed does not depend on them, and errors are measured on both.
@@ -28,12 +34,25 @@ import torch
 from i3d_infer.bench import bench_inference, versions
 from i3d_infer.data.pipeline import read_video
 from i3d_infer.data.samples import sample_videos
+from i3d_infer.errors import first_line
 from i3d_infer.evaluate.metrics import fuse_clips
 from i3d_infer.model.checkpoint import build_model, convert_state_dict, load_model
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
 from i3d_infer.runtime.torch_backend import TorchBackend
 
-RUNS = [("eager", "fp32"), ("eager", "tf32"), ("fast", "fp32"), ("fast", "tf32"), ("fast", "fp16"), ("fast", "bf16")]
+# (engine, precision, epilogue); the first is the baseline.
+GPU_RUNS = [
+    ("eager", "fp32", None),
+    ("eager", "tf32", None),
+    ("fast", "fp32", "torch"),
+    ("fast", "fp32", "cudnn"),
+    ("fast", "tf32", "cudnn"),
+    ("fast", "fp16", "torch"),
+    ("fast", "fp16", "compile"),
+    ("fast", "fp16", "cudnn"),
+    ("fast", "bf16", "cudnn"),
+]
+CPU_RUNS = [run for run in GPU_RUNS if run[2] not in ("cudnn", "compile")]
 
 
 def recognizer(checkpoint: str | None):
@@ -47,80 +66,132 @@ def recognizer(checkpoint: str | None):
     return model
 
 
+def name(run) -> str:
+    engine, precision, epilogue = run
+    return f"{engine}-{precision}" + (f"-{epilogue}" if epilogue else "")
+
+
+def describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {first_line(error)}"
+
+
+def agreement(got: list[np.ndarray], ref: list[np.ndarray], views: int) -> dict:
+    """Relative error of the logits and top-1 / top-5 agreement per clip and per video."""
+    g, r = np.concatenate(got), np.concatenate(ref)
+    top5 = np.argsort(-r, axis=1)[:, :5]
+    videos_g = np.stack([fuse_clips(x, views) for x in got])
+    videos_r = np.stack([fuse_clips(x, views) for x in ref])
+    return {
+        "max_rel": float(max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(got, ref, strict=True))),
+        "clip_top1": float(np.mean(g.argmax(1) == r.argmax(1))),
+        "clip_top5": float(np.mean([t in row for t, row in zip(g.argmax(1), top5, strict=True)])),
+        "video_top1": float(np.mean(videos_g.argmax(1) == videos_r.argmax(1))),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch-sizes", default="1,4,8")
     parser.add_argument("--shape", type=int, nargs=5, default=[10, 3, 32, 256, 256], metavar=("V", "C", "T", "H", "W"))
-    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--budget-s", type=float, default=400, help="skip the speed rows left after this long")
     parser.add_argument("--json")
     args = parser.parse_args()
     started = time.perf_counter()
+    cuda = args.device.startswith("cuda")
+    runs = GPU_RUNS if cuda else CPU_RUNS
     model = recognizer(args.checkpoint)
     v, _, t, size, _ = args.shape
     pre = replace(DEFAULT_WEIGHTS.preprocessing, num_clips=v, clip_len=t, size=size)
     info = versions()
-    print(json.dumps({k: info[k] for k in info if k in ("torch", "cuda", "cudnn", "gpu", "cpu")}))
+    print(json.dumps({k: info[k] for k in info if k in ("torch", "cuda", "cudnn", "gpu", "cpu")}), flush=True)
+    report: dict = {"versions": info, "shape": args.shape, "checks": [], "bench": []}
+
+    def save() -> None:
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1))
 
     # 1. correctness
     real = [read_video(p, "seed", pre).views for p in sample_videos()]
     noise = [np.random.default_rng(i).integers(1, 256, tuple(args.shape), np.uint8) for i in range(2)]
+    inputs = {"sample videos": real, "random": noise}
     reference = TorchBackend(model, args.device, engine="eager", precision="fp32")
-    expected = {name: [reference(x) for x in xs] for name, xs in (("sample videos", real), ("random", noise))}
-    checks = []
-    print(f"{'engine':<6} {'precision':<9} {'input':<14} {'max rel err':>11} {'clip top1':>9} {'video top1':>10}")
-    for engine, precision in RUNS[2:]:
-        backend = TorchBackend(model, args.device, engine=engine, precision=precision, cuda_graphs=False)
-        for name, xs in (("sample videos", real), ("random", noise)):
-            got = [backend(x) for x in xs]
-            ref = expected[name]
-            rel = max(float(np.abs(g - r).max() / np.abs(r).max()) for g, r in zip(got, ref, strict=True))
-            clip = float(np.mean(np.concatenate([g.argmax(1) == r.argmax(1) for g, r in zip(got, ref, strict=True)])))
-            video = float(
-                np.mean([fuse_clips(g, v).argmax() == fuse_clips(r, v).argmax() for g, r in zip(got, ref, strict=True)])
-            )
-            checks.append(
-                {
-                    "engine": engine,
-                    "precision": precision,
-                    "input": name,
-                    "max_rel": rel,
-                    "clip_top1_agreement": clip,
-                    "video_top1_agreement": video,
-                }
-            )
-            print(f"{engine:<6} {precision:<9} {name:<14} {rel:>11.2e} {clip:>9.4f} {video:>10.4f}", flush=True)
-    fast_fp32 = max(c["max_rel"] for c in checks if c["precision"] == "fp32")
-    print(f"fast fp32 vs eager fp32: {fast_fp32:.2e} ({'OK' if fast_fp32 <= 1e-5 else 'FAILED'}: tolerance 1e-5)")
+    expected = {key: [reference(x) for x in xs] for key, xs in inputs.items()}
     del reference
+    print(f"{'variant':<20} {'input':<14} {'max rel err':>11} {'clip top1':>9} {'clip top5':>9} {'video top1':>10}")
+    for run in [r for r in runs if r[0] == "fast"]:
+        engine, precision, epilogue = run
+        try:
+            backend = TorchBackend(model, args.device, engine=engine, precision=precision, epilogue=epilogue)
+            for key, xs in inputs.items():
+                row = {"variant": name(run), "input": key, **agreement([backend(x) for x in xs], expected[key], v)}
+                report["checks"].append(row)
+                print(
+                    f"{name(run):<20} {key:<14} {row['max_rel']:>11.2e} {row['clip_top1']:>9.4f} "
+                    f"{row['clip_top5']:>9.4f} {row['video_top1']:>10.4f}",
+                    flush=True,
+                )
+            del backend
+        except Exception as e:  # report and go on: one broken variant must not hide the others
+            report["checks"].append({"variant": name(run), "error": describe(e)})
+            print(f"{name(run):<20} FAILED: {describe(e)}", flush=True)
+        save()
+    fp32 = [c["max_rel"] for c in report["checks"] if "-fp32" in c["variant"] and "max_rel" in c]
+    verdict = "OK" if fp32 and max(fp32) <= 1e-5 else "FAILED"
+    print(f"fast fp32 vs eager fp32: {max(fp32, default=float('nan')):.2e} ({verdict}: tolerance 1e-5)", flush=True)
 
     # 2. speed
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    print(
-        f"{'engine':<6} {'precision':<9} {'B':>3} {'videos/s':>9} {'mean ms':>9} {'peak MiB':>9} {'vs eager fp32':>13}"
-    )
-    records, baseline = [], {}
-    for engine, precision in RUNS:
-        backend = TorchBackend(model, args.device, engine=engine, precision=precision)
+    baseline: dict[int, float] = {}
+    lines = []
+    header = f"{'variant':<20} {'B':>3} {'videos/s':>9} {'median ms':>10} {'peak MiB':>9} {'vs eager fp32':>13}"
+    print(header, flush=True)
+    for run in runs:
+        engine, precision, epilogue = run
         for batch in batch_sizes:
-            r = bench_inference(backend, batch, tuple(args.shape), args.warmup, args.iters, progress=False)
-            baseline.setdefault(batch, r.videos_per_s)
-            speedup = r.videos_per_s / baseline[batch]
-            peak = f"{r.peak_gpu_mib:9.0f}" if r.peak_gpu_mib is not None else f"{'-':>9}"
-            print(
-                f"{engine:<6} {precision:<9} {batch:>3} {r.videos_per_s:>9.2f} {r.mean_ms:>9.1f} {peak} "
-                f"{speedup:>12.2f}x",
-                flush=True,
-            )
-            records.append({**asdict(r), "engine": engine, "precision": precision, "speedup_vs_eager_fp32": speedup})
-        del backend
-        if args.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-    print(f"total {time.perf_counter() - started:.0f} s")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"checks": checks, "bench": records, "versions": info}, indent=1))
+            if time.perf_counter() - started > args.budget_s:
+                line = f"{name(run):<20} {batch:>3} skipped: past the {args.budget_s:.0f} s budget"
+                report["bench"].append({"variant": name(run), "batch_size": batch, "skipped": True})
+            else:
+                try:
+                    if cuda:
+                        torch.cuda.empty_cache()
+                    backend = TorchBackend(
+                        model,
+                        args.device,
+                        engine=engine,
+                        precision=precision,
+                        epilogue=epilogue,
+                        max_views=batch * v,
+                    )
+                    r = bench_inference(backend, batch, tuple(args.shape), args.warmup, args.iters, progress=False)
+                    del backend
+                    videos_per_s = 1000.0 * batch / r.median_ms
+                    baseline.setdefault(batch, videos_per_s)
+                    speedup = videos_per_s / baseline[batch]
+                    peak = f"{r.peak_gpu_mib:9.0f}" if r.peak_gpu_mib is not None else f"{'-':>9}"
+                    line = (
+                        f"{name(run):<20} {batch:>3} {videos_per_s:>9.2f} {r.median_ms:>10.2f} {peak} {speedup:>12.2f}x"
+                    )
+                    row = {**asdict(r), "variant": name(run), "speedup_vs_eager_fp32": speedup}
+                    row["videos_per_s_median"] = videos_per_s
+                    row.pop("versions")
+                    report["bench"].append(row)
+                except Exception as e:
+                    line = f"{name(run):<20} {batch:>3} FAILED: {describe(e)}"
+                    report["bench"].append({"variant": name(run), "batch_size": batch, "error": describe(e)})
+            print(line, flush=True)
+            lines.append(line)
+            save()
+    report["total_s"] = time.perf_counter() - started
+    save()
+    print(f"\n{header}\n" + "\n".join(lines))
+    print(
+        f"videos/s = 1000 * B / median ms; speed-up: over the eager fp32 row at the same batch size; total {report['total_s']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ class BenchRecord:
     p99_ms: float
     videos_per_s: float  # 1000 · B / mean_ms
     prepare_ms: float | None = None  # host work + host-to-device copy per call, timed apart (mean)
-    peak_gpu_mib: float | None = None  # CUDA: peak allocated memory during the timed calls
+    peak_gpu_mib: float | None = None  # CUDA: peak memory reserved by torch's allocator (CUDA graph pools included)
     versions: dict = field(default_factory=dict)
 
     def row(self) -> str:
@@ -86,7 +86,7 @@ def _record(backend: Backend, mode: str, batch: int, shape, times_ms: list[float
     if backend.device.startswith("cuda"):
         import torch
 
-        peak = torch.cuda.max_memory_allocated(backend.device) / 2**20
+        peak = torch.cuda.max_memory_reserved(backend.device) / 2**20
     mean = float(t.mean())
     return BenchRecord(
         backend=getattr(backend, "label", backend.name),

@@ -6,13 +6,19 @@ tensors in channels-last memory, i.e. physically ``(N, T, H, W, C)``:
 - a (1,3,3) conv is a 2D conv over the N·T frames, as they are;
 - a (3,1,1) conv is a 2D conv with kernel (3,1) over the free view ``(N, C, T, H·W)``;
 - a 1x1x1 conv is a 1x1 2D conv (a GEMM over N·T·H·W rows);
-- the stem's 5 temporal taps (stride 2) are folded into channels: 5 frames x 3 colours = 15 input channels, one
-  7x7/2 2D conv;
-- max-pool (1,3,3)/(2,2,2) is every other frame then a 2D 3x3/2 pool; pool2 (2,1,1) is the max of frame pairs;
-- the non-local blocks are two batched GEMMs (no softmax, divided by M, spec §1).
+- the stem's 5 temporal taps are folded into channels (5 frames x 3 colours, plus one zero channel: 16, the
+  alignment tensor cores want), one 7x7/2 2D conv. The max-pool after it has temporal kernel 1 and stride 2, so it
+  keeps stem frames 0, 2, 4, ... only: the stem is computed at those frames alone (half its work);
+- max-pool (1,3,3)/2 is then a 2D 3x3/2 pool; pool2 (2,1,1) is the max of frame pairs;
+- the non-local blocks are one GEMM for theta/phi/g and two batched GEMMs (no softmax, divided by M, spec §1).
 
-BatchNorm is folded into the conv weights once, when the engine is built. The input normalization runs on the
-device on the uint8 batch, before the zero padding of the stem, so padding semantics are exactly the eager model's.
+BatchNorm is folded into the conv weights once, when the engine is built, and so is the input normalization's
+division by std. The mean is subtracted while the uint8 frames are gathered into the stem's input, so the stem's
+zero padding is the eager model's zero padding of the normalized input, exactly.
+
+Epilogues (bias, residual add, ReLU after each conv): ``torch`` runs them as separate ops (CPU default); ``cudnn``
+runs conv + bias (+ residual) + ReLU as one fused cuDNN call (CUDA only); ``compile`` runs the conv without bias and
+bias (+ residual) + ReLU as one ``torch.compile``d elementwise kernel.
 """
 
 from __future__ import annotations
@@ -24,6 +30,15 @@ from torch import nn
 from ..model.i3d import I3D, ConvBN, NonLocalDotProduct, Recognizer
 
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+EPILOGUES = ("torch", "cudnn", "compile")
+
+
+def _bias_relu(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return (y + bias.view(1, -1, 1, 1)).relu()
+
+
+def _bias_add_relu(y: torch.Tensor, bias: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    return (y + bias.view(1, -1, 1, 1) + residual).relu()
 
 
 def fold(conv_bn: ConvBN) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,84 +50,110 @@ def fold(conv_bn: ConvBN) -> tuple[torch.Tensor, torch.Tensor]:
     return weight, bias
 
 
-class Conv2d(nn.Module):
-    """A folded 3D conv with a unit temporal kernel, run as a 2D conv on ``(N·T, C, H, W)`` channels-last."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int, dtype) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight[:, :, 0].to(dtype).contiguous(memory_format=torch.channels_last), False)
-        self.bias = nn.Parameter(bias.to(dtype), False)
-        self.stride, self.padding = stride, padding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)  # (N·T, Cin, H, W) -> (N·T, Cout, ..)
+_compiled: dict = {}
 
 
-class TemporalConv(nn.Module):
-    """A folded (3,1,1) conv with temporal padding 1, as a (3,1) 2D conv over the free view ``(N, C, T, H·W)``."""
+def compiled(fn):
+    """``fn`` through ``torch.compile``: one fused elementwise kernel, dynamic shapes, compiled once per process."""
+    if fn not in _compiled:
+        _compiled[fn] = torch.compile(fn, dynamic=True)
+    return _compiled[fn]
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, dtype) -> None:
+
+class Conv(nn.Module):
+    """A folded conv run as a 2D conv on channels-last ``(N·T, C, H, W)`` frames, with its epilogue.
+
+    ``weight`` is 5D ``(Co, Ci, kt, kh, kw)``: with ``kt == 1`` a spatial conv over the N·T frames, with ``kh == kw
+    == 1`` a temporal conv, a (kt,1) 2D conv over the free view ``(N, C, T, H·W)``.
+    """
+
+    def __init__(self, weight, bias, stride: int, padding: int, dtype, epilogue: str) -> None:
         super().__init__()
         kt = weight.shape[2]
-        self.weight = nn.Parameter(weight.reshape(*weight.shape[:2], kt, 1).to(dtype), False)  # (Co, Ci, 3, 1)
-        self.bias = nn.Parameter(bias.to(dtype), False)
-        self.padding = (kt // 2, 0)
+        self.temporal = kt > 1
+        if self.temporal:
+            weight2d, self.stride, self.padding = weight.flatten(3).unsqueeze(3).squeeze(4), (1, 1), (kt // 2, 0)
+        else:
+            weight2d, self.stride, self.padding = weight[:, :, 0], (stride, stride), (padding, padding)
+        self.register_buffer("weight", weight2d.to(dtype).contiguous(memory_format=torch.channels_last))
+        self.register_buffer("bias", bias.to(dtype))  # buffers, not parameters: compiled code keeps C dynamic
+        self.epilogue = epilogue
 
-    def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        nt, c, h, w = x.shape
-        v = x.permute(0, 2, 3, 1).reshape(n, nt // n, h * w, c).permute(0, 3, 1, 2)  # -> (N, C, T, H·W), a view
-        y = F.conv2d(v, self.weight, self.bias, 1, self.padding)  # -> (N, Co, T, H·W)
-        return y.permute(0, 2, 3, 1).reshape(nt, h, w, -1).permute(0, 3, 1, 2)  # -> (N·T, Co, H, W)
+    def forward(self, x: torch.Tensor, n: int = 1, relu: bool = True, residual: torch.Tensor | None = None):
+        """``relu(conv(x) + bias (+ residual))``; ``n`` is the number of clips in ``x`` (temporal convs need it)."""
+        if self.temporal:
+            nt, c, h, w = x.shape
+            x = x.permute(0, 2, 3, 1).reshape(n, nt // n, h * w, c).permute(0, 3, 1, 2)  # -> (N, C, T, H·W), a view
+        if self.epilogue == "cudnn" and relu:
+            args = (self.stride, self.padding, (1, 1), 1)
+            if residual is None:
+                y = torch.cudnn_convolution_relu(x, self.weight, self.bias, *args)
+            else:
+                y = torch.cudnn_convolution_add_relu(x, self.weight, residual, 1.0, self.bias, *args)
+        elif self.epilogue == "compile" and relu:
+            y = F.conv2d(x, self.weight, None, self.stride, self.padding)
+            if residual is None:
+                y = compiled(_bias_relu)(y, self.bias)
+            else:
+                y = compiled(_bias_add_relu)(y, self.bias, residual)
+        else:
+            y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+            if residual is not None:
+                y.add_(residual)
+            if relu:
+                y.relu_()
+        if self.temporal:
+            _, co, t, _ = y.shape
+            y = y.permute(0, 2, 3, 1).reshape(n * t, h, w, co).permute(0, 3, 1, 2)  # -> (N·T, Co, H, W), a view
+        return y
 
 
-def conv_for(conv_bn: ConvBN, dtype) -> nn.Module:
+def conv_for(conv_bn: ConvBN, dtype, epilogue: str) -> Conv:
     """The 2D form of one folded ConvBN of a bottleneck."""
-    weight, bias = fold(conv_bn)
-    kt = conv_bn.conv.kernel_size[0]
-    if kt > 1:
-        return TemporalConv(weight, bias, dtype)
-    return Conv2d(weight, bias, conv_bn.conv.stride[1], conv_bn.conv.padding[1], dtype)
+    return Conv(*fold(conv_bn), conv_bn.conv.stride[1], conv_bn.conv.padding[1], dtype, epilogue)
 
 
 class FastNonLocal(nn.Module):
-    """Dot-product non-local block as batched GEMMs on channels-last frames."""
+    """Dot-product non-local block as GEMMs on channels-last frames."""
 
-    def __init__(self, block: NonLocalDotProduct, dtype) -> None:
+    def __init__(self, block: NonLocalDotProduct, dtype, epilogue: str) -> None:
         super().__init__()
-        self.theta = Conv2d(block.theta.weight.double(), block.theta.bias.double(), 1, 0, dtype)
-        self.phi = Conv2d(block.phi.weight.double(), block.phi.bias.double(), 1, 0, dtype)
-        self.g = Conv2d(block.g.weight.double(), block.g.bias.double(), 1, 0, dtype)
-        self.out = Conv2d(*fold(block.out), 1, 0, dtype)
+        weight = torch.cat([block.theta.weight, block.phi.weight, block.g.weight]).double()  # (3·C/2, C, 1, 1, 1)
+        bias = torch.cat([block.theta.bias, block.phi.bias, block.g.bias]).double()
+        self.inner = block.theta.out_channels
+        self.embed = Conv(weight, bias, 1, 0, dtype, epilogue)  # theta, phi and g in one GEMM
+        self.out = Conv(*fold(block.out), 1, 0, dtype, epilogue)
 
     def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
         nt, _, h, w = x.shape
+        c = self.inner
 
         def rows(y: torch.Tensor) -> torch.Tensor:
             return y.permute(0, 2, 3, 1).reshape(n, -1, y.shape[1])  # (N·T, C', h, w) -> (N, T·h·w, C')
 
-        theta = rows(self.theta(x))  # (N, N_pos, C/2)
-        phi = rows(F.max_pool2d(self.phi(x), 2))  # (N, M, C/2)
-        g = rows(F.max_pool2d(self.g(x), 2))  # (N, M, C/2)
-        pairwise = theta @ phi.transpose(1, 2) / phi.shape[1]  # (N, N_pos, M)
-        y = (pairwise @ g).reshape(nt, h, w, -1).permute(0, 3, 1, 2)  # -> (N·T, C/2, H, W) channels-last
-        return x + self.out(y)
+        embedded = self.embed(x, relu=False)  # (N·T, 3·C/2, h, w)
+        theta = rows(embedded[:, :c])  # (N, N_pos, C/2), a view
+        phi_g = rows(F.max_pool2d(embedded[:, c:], 2))  # (N, M, C)
+        phi, g = phi_g[..., :c], phi_g[..., c:]
+        empty = theta.new_empty(())
+        pairwise = torch.baddbmm(empty, theta, phi.transpose(1, 2), beta=0, alpha=1 / phi.shape[1])  # (N, N_pos, M)
+        y = (pairwise @ g).reshape(nt, h, w, c).permute(0, 3, 1, 2)  # -> (N·T, C/2, h, w) channels-last
+        return self.out(y, relu=False).add_(x)
 
 
 class FastBottleneck(nn.Module):
-    def __init__(self, block, dtype) -> None:
+    def __init__(self, block, dtype, epilogue: str) -> None:
         super().__init__()
-        self.conv1 = conv_for(block.conv1, dtype)
-        self.conv2 = conv_for(block.conv2, dtype)
-        self.conv3 = conv_for(block.conv3, dtype)
-        self.downsample = conv_for(block.downsample, dtype) if block.downsample is not None else None
-        self.non_local = FastNonLocal(block.non_local, dtype) if block.non_local is not None else None
+        self.conv1 = conv_for(block.conv1, dtype, epilogue)
+        self.conv2 = conv_for(block.conv2, dtype, epilogue)
+        self.conv3 = conv_for(block.conv3, dtype, epilogue)
+        self.downsample = conv_for(block.downsample, dtype, epilogue) if block.downsample is not None else None
+        self.non_local = FastNonLocal(block.non_local, dtype, epilogue) if block.non_local is not None else None
 
     def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.conv1(x, n) if isinstance(self.conv1, TemporalConv) else self.conv1(x)
-        out = F.relu(out, inplace=True)
-        out = F.relu(self.conv2(out), inplace=True)  # (N·T, P, H, W) -> (N·T, P, H/s, W/s)
-        out = F.relu(self.conv3(out).add_(identity), inplace=True)  # -> (N·T, 4P, H/s, W/s)
+        identity = x if self.downsample is None else self.downsample(x, relu=False)
+        out = self.conv2(self.conv1(x, n), n)  # (N·T, C, H, W) -> (N·T, P, H/s, W/s)
+        out = self.conv3(out, n, residual=identity)  # -> (N·T, 4P, H/s, W/s)
         if self.non_local is not None:
             out = self.non_local(out, n)
         return out
@@ -121,21 +162,28 @@ class FastBottleneck(nn.Module):
 class FastI3D(nn.Module):
     """The fast engine of a :class:`Recognizer`: uint8 ``(N, 3, T, H, W)`` in, float32 ``(N, classes)`` logits out."""
 
-    def __init__(self, recognizer: Recognizer, precision: str = "fp32") -> None:
+    def __init__(self, recognizer: Recognizer, precision: str = "fp32", epilogue: str = "torch") -> None:
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-        self.precision, dtype = precision, PRECISIONS[precision]
+        if epilogue not in EPILOGUES:
+            raise ValueError(f"unknown epilogue {epilogue!r}; choose one of {', '.join(EPILOGUES)}")
+        self.precision, self.epilogue, dtype = precision, epilogue, PRECISIONS[precision]
         net: I3D = recognizer.network
-        self.register_buffer("mean", recognizer.normalize.mean.view(1, 1, 3, 1, 1).clone(), persistent=False)
-        self.register_buffer("std", recognizer.normalize.std.view(1, 1, 3, 1, 1).clone(), persistent=False)
-        weight, bias = fold(net.stem)  # (64, 3, 5, 7, 7)
-        kt = weight.shape[2]
-        stem = weight.permute(0, 2, 1, 3, 4).reshape(weight.shape[0], kt * 3, *weight.shape[3:])  # (64, 5·3, 7, 7)
-        self.stem = Conv2d(stem.unsqueeze(2), bias, 2, net.stem.conv.padding[1], dtype)
-        self.stem_taps, self.stem_pad = kt, net.stem.conv.padding[0]
+        mean, std = recognizer.normalize.mean.flatten(), recognizer.normalize.std.flatten()
+        self.register_buffer("mean", mean.clone(), persistent=False)
+        weight, bias = fold(net.stem)  # (64, 3, kt, 7, 7)
+        weight = weight / std.double().view(1, 3, 1, 1, 1)  # the input arrives as x - mean: fold 1/std in
+        co, _, kt, kh, kw = weight.shape
+        stem = weight.permute(0, 2, 1, 3, 4).reshape(co, kt * 3, 1, kh, kw)  # channel k·3 + c: tap k, colour c
+        self.channels = -(-kt * 3 // 8) * 8  # 15 -> 16: zero weights on the padding channels
+        stem = torch.cat([stem, stem.new_zeros(co, self.channels - kt * 3, 1, kh, kw)], dim=1)
+        self.stem = Conv(stem, bias, net.stem.conv.stride[1], net.stem.conv.padding[1], dtype, epilogue)
+        self.taps, self.pad_t = kt, net.stem.conv.padding[0]
+        pool_stride = net.maxpool.stride if isinstance(net.maxpool.stride, int) else net.maxpool.stride[0]
+        self.step = net.stem.conv.stride[0] * pool_stride  # the max-pool (temporal kernel 1) keeps every other frame
         self.layers = nn.ModuleList(
-            nn.ModuleList(FastBottleneck(b, dtype) for b in layer)
+            nn.ModuleList(FastBottleneck(b, dtype, epilogue) for b in layer)
             for layer in (net.layer1, net.layer2, net.layer3, net.layer4)
         )
         self.fc = nn.Linear(net.fc.in_features, net.fc.out_features).to(dtype)
@@ -144,16 +192,25 @@ class FastI3D(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    def stem_input(self, video: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, 3, T, H, W)`` -> ``(N·T', 16, H, W)`` channels-last: for each kept stem frame i, channel
+        ``k·3 + c`` holds ``x[c, step·i - pad + k] - mean[c]``, zero outside the clip (the stem's temporal padding)."""
+        n, _, t, h, w = video.shape
+        steps = (t + 2 * self.pad_t - self.taps) // self.step + 1
+        x = torch.zeros((n, steps, h, w, self.channels), dtype=self.dtype, device=video.device)
+        frames = video.permute(0, 2, 3, 4, 1)  # (N, T, H, W, 3), a view
+        for k in range(self.taps):
+            first = max(0, -(-(self.pad_t - k) // self.step))  # first step whose tap k lies inside the clip
+            last = min(steps - 1, (t - 1 + self.pad_t - k) // self.step)
+            if first > last:
+                continue
+            source = frames[:, self.step * first - self.pad_t + k :: self.step][:, : last - first + 1]
+            torch.sub(source, self.mean, out=x[:, first : last + 1, ..., 3 * k : 3 * k + 3])  # one pass, cast
+        return x.view(n * steps, h, w, self.channels).permute(0, 3, 1, 2)
+
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        n, _, _, h, w = video.shape
-        x = ((video.permute(0, 2, 1, 3, 4).float() - self.mean) / self.std).to(self.dtype)  # (N, T, 3, H, W)
-        x = F.pad(x, (0, 0, 0, 0, 0, 0, self.stem_pad, self.stem_pad))  # zero-pad T (after normalization)
-        taps = x.unfold(1, self.stem_taps, 2)  # (N, T', 3, H, W, 5): the 5 frames of each output step
-        t1 = taps.shape[1]
-        x = taps.permute(0, 1, 5, 2, 3, 4).reshape(n * t1, self.stem_taps * 3, h, w)  # -> (N·T', 15, H, W)
-        x = x.contiguous(memory_format=torch.channels_last)
-        x = F.relu(self.stem(x), inplace=True)  # -> (N·T', 64, H/2, W/2)
-        x = x.view(n, t1, *x.shape[1:])[:, ::2].flatten(0, 1)  # temporal stride 2 of maxpool: (N·T/4, 64, ..)
+        n = video.shape[0]
+        x = self.stem(self.stem_input(video))  # -> (N·T/4, 64, H/2, W/2): stem frames 0, 2, 4, ...
         x = F.max_pool2d(x, 3, 2, 1)  # -> (N·T/4, 64, H/4, W/4)
         for i, layer in enumerate(self.layers):
             if i == 1:  # pool2: max of frame pairs, (N·T/4, C, H, W) -> (N·T/8, C, H, W)

@@ -75,8 +75,9 @@ class TorchBackend:
     """A recognizer run by PyTorch, views ``max_views`` at a time to bound memory.
 
     ``engine``: ``eager`` (the 3D reference model, fp32/tf32) or ``fast`` (:mod:`fast_engine`: 2D-factored, BN
-    folded, any precision, CUDA graphs on a GPU; equal to eager within 1e-5 in fp32, 1.45x faster on the project's
-    2-core CPU). Default: fast.
+    folded, any precision, CUDA graphs on a GPU; equal to eager within 1e-5 in fp32, 1.6x faster on the project's
+    2-core CPU). Default: fast. ``epilogue``: the fast engine's (``torch``, ``cudnn`` or ``compile``); default
+    ``cudnn`` on CUDA, ``torch`` on CPU.
     """
 
     name = "torch"
@@ -89,6 +90,7 @@ class TorchBackend:
         engine: str | None = None,
         precision: str = "fp32",
         cuda_graphs: bool = True,
+        epilogue: str | None = None,
     ) -> None:
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
@@ -100,6 +102,10 @@ class TorchBackend:
             raise I3DError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
         if self.engine == "eager" and precision in ("fp16", "bf16"):
             raise I3DError("the eager engine is the fp32 reference; use --engine fast for fp16/bf16")
+        if epilogue not in (None, "torch", "cudnn", "compile"):
+            raise I3DError(f"unknown epilogue {epilogue!r}; choose one of torch, cudnn, compile")
+        if epilogue == "cudnn" and not cuda:
+            raise I3DError("the cudnn epilogue needs a CUDA device; use torch or compile on the CPU")
         self.precision = precision
         self.label = f"torch-{self.engine}-{precision}"
         self.config = model.network.config
@@ -112,10 +118,10 @@ class TorchBackend:
         if self.engine == "fast":
             from .fast_engine import FastI3D
 
-            model = FastI3D(model, precision).to(self.torch_device)
+            model = FastI3D(model, precision, epilogue or ("cudnn" if cuda else "torch")).to(self.torch_device)
         self.model = CudaGraphs(model) if cuda and cuda_graphs and self.engine == "fast" else model
-        # One full-size view needs ~0.3 GB of activations in fp32; a GPU takes two videos per call.
-        self.max_views = max_views or (20 if cuda else 4)
+        # Eager fp32 needs ~0.3 GB of activations per full-size view: two videos per call on a GPU, the fast engine 8.
+        self.max_views = max_views or ((80 if self.engine == "fast" else 20) if cuda else 4)
 
     @property
     def num_classes(self) -> int:
