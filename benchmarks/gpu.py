@@ -190,7 +190,8 @@ def main() -> None:
     save()
     print(f"\n{header}\n" + "\n".join(lines))
     print(
-        f"videos/s = 1000 * B / median ms; speed-up: over the eager fp32 row at the same batch size; total {report['total_s']:.0f} s"
+        f"videos/s = 1000 * B / median ms; speed-up over the eager fp32 row at the same batch size; "
+        f"total {report['total_s']:.0f} s"
     )
 
 
