@@ -89,6 +89,30 @@ def agreement(got: list[np.ndarray], ref: list[np.ndarray], views: int) -> dict:
     }
 
 
+def by_name_run(key: str):
+    return {name(run): run for run in GPU_RUNS}[key]
+
+
+def profile(model, args, run, views: int) -> None:
+    """The top CUDA kernels of one call (CUDA graphs off, so each kernel shows), printed and written beside the JSON."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    engine, precision, epilogue = run
+    backend = TorchBackend(
+        model, args.device, engine=engine, precision=precision, epilogue=epilogue, cuda_graphs=False, max_views=views
+    )
+    x = backend.prepare(np.random.default_rng(0).integers(1, 256, (views, *args.shape[1:]), np.uint8))
+    for _ in range(2):
+        backend.compute(x)
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        backend.compute(x)
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=90)
+    print(f"profile of {name(run)}, {views} views:\n{table}")
+    if args.json:
+        Path(args.json).with_suffix(".profile.txt").write_text(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint")
@@ -98,11 +122,18 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--budget-s", type=float, default=400, help="skip the speed rows left after this long")
+    parser.add_argument(
+        "--variants", help="comma-separated variant names to run (default: all); the first is the baseline"
+    )
+    parser.add_argument("--no-checks", action="store_true", help="skip the correctness checks")
+    parser.add_argument("--profile", help="after the speed rows, profile one call of this variant at the largest batch")
     parser.add_argument("--json")
     args = parser.parse_args()
     started = time.perf_counter()
     cuda = args.device.startswith("cuda")
     runs = GPU_RUNS if cuda else CPU_RUNS
+    if args.variants:
+        runs = [by_name_run(key) for key in args.variants.split(",")]
     model = recognizer(args.checkpoint)
     v, _, t, size, _ = args.shape
     pre = replace(DEFAULT_WEIGHTS.preprocessing, num_clips=v, clip_len=t, size=size)
@@ -114,6 +145,9 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))
 
+    def stamp() -> str:
+        return f"[{time.perf_counter() - started:5.0f} s]"
+
     # 1. correctness
     real = [read_video(p, "seed", pre).views for p in sample_videos()]
     noise = [np.random.default_rng(i).integers(1, 256, tuple(args.shape), np.uint8) for i in range(2)]
@@ -122,7 +156,7 @@ def main() -> None:
     expected = {key: [reference(x) for x in xs] for key, xs in inputs.items()}
     del reference
     print(f"{'variant':<20} {'input':<14} {'max rel err':>11} {'clip top1':>9} {'clip top5':>9} {'video top1':>10}")
-    for run in [r for r in runs if r[0] == "fast"]:
+    for run in [r for r in runs if r[0] == "fast" and not args.no_checks]:
         engine, precision, epilogue = run
         try:
             backend = TorchBackend(model, args.device, engine=engine, precision=precision, epilogue=epilogue)
@@ -183,9 +217,11 @@ def main() -> None:
                 except Exception as e:
                     line = f"{name(run):<20} {batch:>3} FAILED: {describe(e)}"
                     report["bench"].append({"variant": name(run), "batch_size": batch, "error": describe(e)})
-            print(line, flush=True)
+            print(f"{line} {stamp()}", flush=True)
             lines.append(line)
             save()
+    if args.profile:
+        profile(model, args, by_name_run(args.profile), max(batch_sizes) * v)
     report["total_s"] = time.perf_counter() - started
     save()
     print(f"\n{header}\n" + "\n".join(lines))
