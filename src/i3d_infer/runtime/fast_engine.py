@@ -17,8 +17,9 @@ division by std. The mean is subtracted while the uint8 frames are gathered into
 zero padding is the eager model's zero padding of the normalized input, exactly.
 
 Epilogues (bias, residual add, ReLU after each conv): ``torch`` runs them as separate ops (CPU default); ``cudnn``
-runs conv + bias (+ residual) + ReLU as one fused cuDNN call (CUDA only); ``compile`` runs the conv without bias and
-bias (+ residual) + ReLU as one ``torch.compile``d elementwise kernel.
+runs conv + bias (+ residual) + ReLU as one fused cuDNN call (CUDA only). The 1x1 convs without ReLU (non-local
+embeddings and output) are GEMMs with the bias in cuBLASLt's epilogue; a downsample conv has no bias of its own
+(it is added to conv3's, whose epilogue adds the residual).
 """
 
 from __future__ import annotations
@@ -30,15 +31,7 @@ from torch import nn
 from ..model.i3d import I3D, ConvBN, NonLocalDotProduct, Recognizer
 
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-EPILOGUES = ("torch", "cudnn", "compile")
-
-
-def _bias_relu(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    return (y + bias.view(1, -1, 1, 1)).relu()
-
-
-def _bias_add_relu(y: torch.Tensor, bias: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-    return (y + bias.view(1, -1, 1, 1) + residual).relu()
+EPILOGUES = ("torch", "cudnn")
 
 
 def fold(conv_bn: ConvBN) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,16 +43,6 @@ def fold(conv_bn: ConvBN) -> tuple[torch.Tensor, torch.Tensor]:
     return weight, bias
 
 
-_compiled: dict = {}
-
-
-def compiled(fn):
-    """``fn`` through ``torch.compile``: one fused elementwise kernel, dynamic shapes, compiled once per process."""
-    if fn not in _compiled:
-        _compiled[fn] = torch.compile(fn, dynamic=True)
-    return _compiled[fn]
-
-
 class Conv(nn.Module):
     """A folded conv run as a 2D conv on channels-last ``(N·T, C, H, W)`` frames, with its epilogue.
 
@@ -69,14 +52,16 @@ class Conv(nn.Module):
 
     def __init__(self, weight, bias, stride: int, padding: int, dtype, epilogue: str) -> None:
         super().__init__()
-        kt = weight.shape[2]
+        kt, kh, kw = weight.shape[2:]
+        self.gemm = kt == kh == kw == stride == 1  # a 1x1x1 conv: a GEMM over the N·T·H·W rows
         self.temporal = kt > 1
         if self.temporal:
             weight2d, self.stride, self.padding = weight.flatten(3).unsqueeze(3).squeeze(4), (1, 1), (kt // 2, 0)
         else:
             weight2d, self.stride, self.padding = weight[:, :, 0], (stride, stride), (padding, padding)
         self.register_buffer("weight", weight2d.to(dtype).contiguous(memory_format=torch.channels_last))
-        self.register_buffer("bias", bias.to(dtype))  # buffers, not parameters: compiled code keeps C dynamic
+        # Constants of the engine. No bias: a downsample's joins conv3's.
+        self.register_buffer("bias", None if bias is None else bias.to(dtype))
         self.epilogue = epilogue
 
     def forward(self, x: torch.Tensor, n: int = 1, relu: bool = True, residual: torch.Tensor | None = None):
@@ -84,18 +69,16 @@ class Conv(nn.Module):
         if self.temporal:
             nt, c, h, w = x.shape
             x = x.permute(0, 2, 3, 1).reshape(n, nt // n, h * w, c).permute(0, 3, 1, 2)  # -> (N, C, T, H·W), a view
+        if self.gemm and not relu and residual is None:  # the non-local GEMMs: bias in cuBLASLt's epilogue
+            nt, c, h, w = x.shape
+            rows = F.linear(x.permute(0, 2, 3, 1).reshape(-1, c), self.weight.view(self.weight.shape[:2]), self.bias)
+            return rows.view(nt, h, w, -1).permute(0, 3, 1, 2)  # -> (N·T, Co, H, W) channels-last, a view
         if self.epilogue == "cudnn" and relu:
             args = (self.stride, self.padding, (1, 1), 1)
             if residual is None:
                 y = torch.cudnn_convolution_relu(x, self.weight, self.bias, *args)
             else:
                 y = torch.cudnn_convolution_add_relu(x, self.weight, residual, 1.0, self.bias, *args)
-        elif self.epilogue == "compile" and relu:
-            y = F.conv2d(x, self.weight, None, self.stride, self.padding)
-            if residual is None:
-                y = compiled(_bias_relu)(y, self.bias)
-            else:
-                y = compiled(_bias_add_relu)(y, self.bias, residual)
         else:
             y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
             if residual is not None:
@@ -118,22 +101,20 @@ class FastNonLocal(nn.Module):
 
     def __init__(self, block: NonLocalDotProduct, dtype, epilogue: str) -> None:
         super().__init__()
-        weight = torch.cat([block.theta.weight, block.phi.weight, block.g.weight]).double()  # (3·C/2, C, 1, 1, 1)
-        bias = torch.cat([block.theta.bias, block.phi.bias, block.g.bias]).double()
-        self.inner = block.theta.out_channels
-        self.embed = Conv(weight, bias, 1, 0, dtype, epilogue)  # theta, phi and g in one GEMM
+        self.theta = Conv(block.theta.weight.double(), block.theta.bias.double(), 1, 0, dtype, epilogue)
+        weight = torch.cat([block.phi.weight, block.g.weight]).double()  # (C, C, 1, 1, 1): phi and g in one GEMM
+        self.phi_g = Conv(weight, torch.cat([block.phi.bias, block.g.bias]).double(), 1, 0, dtype, epilogue)
         self.out = Conv(*fold(block.out), 1, 0, dtype, epilogue)
 
     def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
         nt, _, h, w = x.shape
-        c = self.inner
 
         def rows(y: torch.Tensor) -> torch.Tensor:
             return y.permute(0, 2, 3, 1).reshape(n, -1, y.shape[1])  # (N·T, C', h, w) -> (N, T·h·w, C')
 
-        embedded = self.embed(x, relu=False)  # (N·T, 3·C/2, h, w)
-        theta = rows(embedded[:, :c])  # (N, N_pos, C/2), a view
-        phi_g = rows(F.max_pool2d(embedded[:, c:], 2))  # (N, M, C)
+        theta = rows(self.theta(x, relu=False))  # (N, N_pos, C/2)
+        phi_g = rows(F.max_pool2d(self.phi_g(x, relu=False), 2))  # (N, M, C)
+        c = theta.shape[2]
         phi, g = phi_g[..., :c], phi_g[..., c:]
         empty = theta.new_empty(())
         pairwise = torch.baddbmm(empty, theta, phi.transpose(1, 2), beta=0, alpha=1 / phi.shape[1])  # (N, N_pos, M)
@@ -146,8 +127,14 @@ class FastBottleneck(nn.Module):
         super().__init__()
         self.conv1 = conv_for(block.conv1, dtype, epilogue)
         self.conv2 = conv_for(block.conv2, dtype, epilogue)
-        self.conv3 = conv_for(block.conv3, dtype, epilogue)
-        self.downsample = conv_for(block.downsample, dtype, epilogue) if block.downsample is not None else None
+        weight, bias = fold(block.conv3)
+        self.downsample = None
+        if block.downsample is not None:  # its bias joins conv3's: relu(conv3 + b3 + (downsample + b_ds))
+            ds_weight, ds_bias = fold(block.downsample)
+            ds = block.downsample.conv
+            self.downsample = Conv(ds_weight, None, ds.stride[1], ds.padding[1], dtype, epilogue)
+            bias = bias + ds_bias
+        self.conv3 = Conv(weight, bias, 1, 0, dtype, epilogue)
         self.non_local = FastNonLocal(block.non_local, dtype, epilogue) if block.non_local is not None else None
 
     def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -194,19 +181,23 @@ class FastI3D(nn.Module):
 
     def stem_input(self, video: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, 3, T, H, W)`` -> ``(N·T', 16, H, W)`` channels-last: for each kept stem frame i, channel
-        ``k·3 + c`` holds ``x[c, step·i - pad + k] - mean[c]``, zero outside the clip (the stem's temporal padding)."""
+        ``k·3 + c`` holds ``x[c, step·i - pad + k] - mean[c]``, zero outside the clip (the stem's temporal padding).
+
+        Gathered plane by plane (whole H x W planes: coalesced copies), then turned channels-last in one pass."""
         n, _, t, h, w = video.shape
         steps = (t + 2 * self.pad_t - self.taps) // self.step + 1
-        x = torch.zeros((n, steps, h, w, self.channels), dtype=self.dtype, device=video.device)
-        frames = video.permute(0, 2, 3, 4, 1)  # (N, T, H, W, 3), a view
+        x = torch.empty((n, steps, self.channels, h, w), dtype=self.dtype, device=video.device)
+        x[:, :, 3 * self.taps :] = 0
+        frames = video.transpose(1, 2)  # (N, T, 3, H, W), a view
         for k in range(self.taps):
             first = max(0, -(-(self.pad_t - k) // self.step))  # first step whose tap k lies inside the clip
             last = min(steps - 1, (t - 1 + self.pad_t - k) // self.step)
-            if first > last:
-                continue
-            source = frames[:, self.step * first - self.pad_t + k :: self.step][:, : last - first + 1]
-            torch.sub(source, self.mean, out=x[:, first : last + 1, ..., 3 * k : 3 * k + 3])  # one pass, cast
-        return x.view(n * steps, h, w, self.channels).permute(0, 3, 1, 2)
+            x[:, :first, 3 * k : 3 * k + 3] = 0
+            x[:, last + 1 :, 3 * k : 3 * k + 3] = 0
+            if first <= last:
+                source = frames[:, self.step * first - self.pad_t + k :: self.step][:, : last - first + 1]
+                torch.sub(source, self.mean.view(3, 1, 1), out=x[:, first : last + 1, 3 * k : 3 * k + 3])  # + cast
+        return x.view(n * steps, self.channels, h, w).contiguous(memory_format=torch.channels_last)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         n = video.shape[0]

@@ -76,8 +76,8 @@ class TorchBackend:
 
     ``engine``: ``eager`` (the 3D reference model, fp32/tf32) or ``fast`` (:mod:`fast_engine`: 2D-factored, BN
     folded, any precision, CUDA graphs on a GPU; equal to eager within 1e-5 in fp32, 1.6x faster on the project's
-    2-core CPU). Default: fast. ``epilogue``: the fast engine's (``torch``, ``cudnn`` or ``compile``); default
-    ``cudnn`` on CUDA, ``torch`` on CPU.
+    2-core CPU). Default: fast. ``epilogue``: the fast engine's (``torch`` or ``cudnn``); default ``cudnn`` on
+    CUDA, ``torch`` on CPU.
     """
 
     name = "torch"
@@ -102,10 +102,10 @@ class TorchBackend:
             raise I3DError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
         if self.engine == "eager" and precision in ("fp16", "bf16"):
             raise I3DError("the eager engine is the fp32 reference; use --engine fast for fp16/bf16")
-        if epilogue not in (None, "torch", "cudnn", "compile"):
-            raise I3DError(f"unknown epilogue {epilogue!r}; choose one of torch, cudnn, compile")
+        if epilogue not in (None, "torch", "cudnn"):
+            raise I3DError(f"unknown epilogue {epilogue!r}; choose torch or cudnn")
         if epilogue == "cudnn" and not cuda:
-            raise I3DError("the cudnn epilogue needs a CUDA device; use torch or compile on the CPU")
+            raise I3DError("the cudnn epilogue needs a CUDA device; use torch on the CPU")
         self.precision = precision
         self.label = f"torch-{self.engine}-{precision}"
         self.config = model.network.config
