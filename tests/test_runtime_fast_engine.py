@@ -63,11 +63,14 @@ def test_bf16_is_close_and_engine_selection(model, sample_videos):
     eager = TorchBackend(model, engine="eager")
     bf16 = TorchBackend(model, engine="fast", precision="bf16")
     expected, got = eager(views), bf16(views)
-    assert np.abs(got - expected).max() / np.abs(expected).max() < 5e-2
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 2e-2  # measured ~5e-3
     with pytest.raises(I3DError, match="eager engine is the fp32 reference"):
         TorchBackend(model, engine="eager", precision="fp16")
     with pytest.raises(I3DError, match="unknown precision"):
         TorchBackend(model, engine="fast", precision="int4")
+    with pytest.raises(I3DError, match="cudnn epilogue needs a CUDA device"):
+        TorchBackend(model, engine="fast", epilogue="cudnn")
+    assert TorchBackend(model, engine="fast").model.epilogue == "torch"  # the CPU's
 
 
 def test_fast_engine_folds_batchnorm_once(model):

@@ -44,6 +44,13 @@ def check_cuda_stack(log=None) -> str:
     return line
 
 
+def default_epilogue(device: torch.device) -> str:
+    """cuDNN's fused conv + bias (+ residual) + ReLU where cuDNN runs the convolutions (1.7x the separate ops in fp16
+    on an H200, benchmarks/RESULTS.md); separate torch ops elsewhere (CPU, ROCm)."""
+    fused = device.type == "cuda" and torch.backends.cudnn.is_available() and torch.version.hip is None
+    return "cudnn" if fused else "torch"
+
+
 class CudaGraphs:
     """Replays one captured CUDA graph per input shape: no host synchronisation or kernel launches per call."""
 
@@ -118,7 +125,7 @@ class TorchBackend:
         if self.engine == "fast":
             from .fast_engine import FastI3D
 
-            model = FastI3D(model, precision, epilogue or ("cudnn" if cuda else "torch")).to(self.torch_device)
+            model = FastI3D(model, precision, epilogue or default_epilogue(self.torch_device)).to(self.torch_device)
         self.model = CudaGraphs(model) if cuda and cuda_graphs and self.engine == "fast" else model
         # Eager fp32 needs ~0.3 GB of activations per full-size view: two videos per call on a GPU, the fast engine 8.
         self.max_views = max_views or ((80 if self.engine == "fast" else 20) if cuda else 4)
