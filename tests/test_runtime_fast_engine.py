@@ -112,4 +112,4 @@ def test_gpu_script_runs_on_cpu(tmp_path):
     import json
 
     report = json.loads(out.read_text())
-    assert len(report["bench"]) == 4 and len(report["checks"]) == 4
+    assert len(report["bench"]) == 3 and len(report["checks"]) == 4
