@@ -10,7 +10,8 @@ Usage (CPU smoke):    python benchmarks/gpu.py --device cpu --shape 2 3 8 64 64 
    (its default epilogue: cuDNN-fused on CUDA; ``--variants eager-fp32,fast-fp16-torch,...`` for others), for each
    batch size, on random uint8 input: videos/s, ms per call, peak GPU memory (reserved,
    CUDA graph pools included), speed-up over eager fp32 at that batch size. One backend per row, built after the
-   allocator's cache is emptied, so each row's memory is its own.
+   allocator's cache is emptied; still, a row may show memory that earlier rows left reserved (seen on an H200:
+   9.5 GiB for a row that takes 7.2 GiB first in a fresh process), so run one variant for a clean figure.
 
 Every variant runs in its own try block: one that fails is reported and the rest still run. The JSON is rewritten
 after every row, so a run cut short still leaves its results. ``--budget-s`` skips the remaining speed rows once

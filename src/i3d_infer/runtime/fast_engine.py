@@ -10,7 +10,7 @@ tensors in channels-last memory, i.e. physically ``(N, T, H, W, C)``:
   alignment tensor cores want), one 7x7/2 2D conv. The max-pool after it has temporal kernel 1 and stride 2, so it
   keeps stem frames 0, 2, 4, ... only: the stem is computed at those frames alone (half its work);
 - max-pool (1,3,3)/2 is then a 2D 3x3/2 pool; pool2 (2,1,1) is the max of frame pairs;
-- the non-local blocks are one GEMM for theta/phi/g and two batched GEMMs (no softmax, divided by M, spec §1).
+- the non-local blocks are GEMMs: theta, phi+g in one, then two batched ones (no softmax, divided by M, spec §1).
 
 BatchNorm is folded into the conv weights once, when the engine is built, and so is the input normalization's
 division by std. The mean is subtracted while the uint8 frames are gathered into the stem's input, so the stem's
@@ -56,7 +56,7 @@ class Conv(nn.Module):
         self.gemm = kt == kh == kw == stride == 1  # a 1x1x1 conv: a GEMM over the N·T·H·W rows
         self.temporal = kt > 1
         if self.temporal:
-            weight2d, self.stride, self.padding = weight.flatten(3).unsqueeze(3).squeeze(4), (1, 1), (kt // 2, 0)
+            weight2d, self.stride, self.padding = weight[..., 0], (1, 1), (kt // 2, 0)  # (Co, Ci, kt, 1)
         else:
             weight2d, self.stride, self.padding = weight[:, :, 0], (stride, stride), (padding, padding)
         self.register_buffer("weight", weight2d.to(dtype).contiguous(memory_format=torch.channels_last))
@@ -69,7 +69,7 @@ class Conv(nn.Module):
         if self.temporal:
             nt, c, h, w = x.shape
             x = x.permute(0, 2, 3, 1).reshape(n, nt // n, h * w, c).permute(0, 3, 1, 2)  # -> (N, C, T, H·W), a view
-        if self.gemm and not relu and residual is None:  # the non-local GEMMs: bias in cuBLASLt's epilogue
+        if self.gemm and not relu and residual is None:  # non-local, layer1's downsample: bias in cuBLASLt's epilogue
             nt, c, h, w = x.shape
             rows = F.linear(x.permute(0, 2, 3, 1).reshape(-1, c), self.weight.view(self.weight.shape[:2]), self.bias)
             return rows.view(nt, h, w, -1).permute(0, 3, 1, 2)  # -> (N·T, Co, H, W) channels-last, a view
