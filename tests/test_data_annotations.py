@@ -125,3 +125,16 @@ def test_default_annotation_urls_are_the_seeds():
         "kinetics_train.csv", "kinetics_val.csv", "kinetics_test.csv"]  # fmt: skip
     assert all(u.startswith("https://download.openmmlab.com/mmaction/dataset/kinetics400/annotations/")
                for u in KINETICS400_ANNOTATIONS)  # fmt: skip
+
+
+def test_data_preparation_commands_start_without_torch(dataset):
+    """`i3d lists` (like extract, fetch, merge, --help) does not load torch: it starts in a fraction of a second."""
+    import subprocess
+    import sys
+
+    args = ["lists", "--train", str(dataset / "kinetics_train.csv"), "--split", str(dataset / "kinetics_val.csv"),
+            "--videos", str(dataset / "videos"), "--out", str(dataset / "no_torch")]  # fmt: skip
+    code = f"import sys; from i3d_infer.cli import main; sys.exit(main({args!r}) or 'torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (dataset / "no_torch" / "val_list_videos.txt").is_file()

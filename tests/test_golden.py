@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from i3d_infer.model.checkpoint import build_model, convert_state_dict
-from i3d_infer.model.i3d import i3d_nl_dot_product_r50
+from i3d_infer.model.config import i3d_nl_dot_product_r50
 
 GOLDEN = Path(__file__).parent / "golden" / "i3d_nl_synthetic_seed0_logits.json"
 RECORD = os.environ.get("I3D_RECORD_GOLDEN") == "1"

@@ -9,7 +9,7 @@ import torch
 
 from i3d_infer.errors import CheckpointError
 from i3d_infer.model.checkpoint import RENAME_TABLE, load_model, read_checkpoint, rename_key
-from i3d_infer.model.i3d import i3d_r50
+from i3d_infer.model.config import i3d_r50
 from i3d_infer.model.weights import I3D_R50_K400
 from mmaction_reference import NO_NON_LOCAL, key_shapes, random_state_dict
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from i3d_infer.model.checkpoint import build_model, convert_state_dict
-from i3d_infer.model.i3d import I3D, I3DConfig, i3d_nl_dot_product_r50, i3d_r50
+from i3d_infer.model.config import I3DConfig, i3d_nl_dot_product_r50, i3d_r50
+from i3d_infer.model.i3d import I3D
 from mmaction_reference import NO_NON_LOCAL, normalize, random_state_dict, reference_forward
 
 

@@ -12,7 +12,7 @@ import torch
 
 from i3d_infer.errors import I3DError
 from i3d_infer.model.checkpoint import build_model, convert_state_dict
-from i3d_infer.model.i3d import i3d_nl_dot_product_r50, i3d_r50
+from i3d_infer.model.config import i3d_nl_dot_product_r50, i3d_r50
 from i3d_infer.runtime.fast_engine import FastI3D
 from i3d_infer.runtime.torch_backend import TorchBackend
 from mmaction_reference import NO_NON_LOCAL, random_state_dict

@@ -11,9 +11,9 @@ from .data.decode import DECODERS, DEFAULT_DECODER
 from .data.transforms import PROTOCOLS
 from .errors import DownloadError, I3DError
 from .evaluate.metrics import FUSIONS
-from .export.onnx import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
+from .export import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
 from .runtime import BACKENDS
-from .runtime.torch_backend import ENGINES, PRECISION_CHOICES
+from .runtime.base import ENGINES, PRECISION_CHOICES
 
 PREDICT_EXAMPLE = """example:
   i3d predict video1.mp4 video2.mp4 --checkpoint i3d_nl_dot_product_r50.pth --topk 5

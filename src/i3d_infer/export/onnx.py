@@ -20,11 +20,8 @@ from torch import nn
 from ..errors import I3DError, first_line
 from ..model.i3d import Recognizer
 from ..model.weights import Preprocessing
+from . import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
 
-INPUT_KINDS = ("uint8", "float32")
-OUTPUT_KINDS = ("clip-logits", "video-probs")
-DEFAULT_SHAPE = (1, 10, 3, 32, 256, 256)
-DEFAULT_OPSET = 17  # the newest opset the TorchScript exporter writes natively; 11 for Ascend ATC
 FP32_TOLERANCE = 1e-4  # max |onnx - torch| / max |torch| over all outputs
 FP16_TOLERANCE = 2e-2  # measured 2e-3..6e-3 on the sample videos with OpenVINO/ONNX Runtime (benchmarks/RESULTS.md)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, first_line
+from .config import I3DConfig
 from .download import download, is_url
-from .i3d import I3D, I3DConfig, Recognizer
+from .i3d import I3D, Recognizer
 from .weights import DEFAULT_WEIGHTS, Weights
 
 # mmaction2 0.x / 1.x name (regex) -> our name. Every key of a checkpoint must match exactly one row.

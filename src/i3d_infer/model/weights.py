@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .i3d import I3DConfig, i3d_nl_dot_product_r50, i3d_r50
+from .config import I3DConfig, i3d_nl_dot_product_r50, i3d_r50
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+ENGINES = ("eager", "fast")  # of the torch backend
+PRECISION_CHOICES = ("fp32", "tf32", "fp16", "bf16")
+
 
 class Backend(Protocol):
     """Runs the network on a batch of views.

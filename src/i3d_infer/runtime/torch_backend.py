@@ -7,6 +7,7 @@ import torch
 
 from ..errors import I3DError
 from ..model.i3d import Recognizer
+from .base import ENGINES, PRECISION_CHOICES
 
 
 def resolve_device(device: str) -> torch.device:
@@ -23,10 +24,6 @@ def resolve_device(device: str) -> torch.device:
     elif dev.type != "cpu":
         raise I3DError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
     return dev
-
-
-ENGINES = ("eager", "fast")
-PRECISION_CHOICES = ("fp32", "tf32", "fp16", "bf16")
 
 
 def check_cuda_stack(log=None) -> str:
