@@ -8,6 +8,7 @@ import torch
 from ..errors import I3DError
 from ..model.i3d import Recognizer
 from .base import ENGINES, PRECISION_CHOICES
+from .fast_engine import EPILOGUES, FastI3D
 
 
 def resolve_device(device: str) -> torch.device:
@@ -106,8 +107,8 @@ class TorchBackend:
             raise I3DError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
         if self.engine == "eager" and precision in ("fp16", "bf16"):
             raise I3DError("the eager engine is the fp32 reference; use --engine fast for fp16/bf16")
-        if epilogue not in (None, "torch", "cudnn"):
-            raise I3DError(f"unknown epilogue {epilogue!r}; choose torch or cudnn")
+        if epilogue not in (None, *EPILOGUES):
+            raise I3DError(f"unknown epilogue {epilogue!r}; choose one of {', '.join(EPILOGUES)}")
         if epilogue == "cudnn" and not cuda:
             raise I3DError("the cudnn epilogue needs a CUDA device; use torch on the CPU")
         self.precision = precision
@@ -120,8 +121,6 @@ class TorchBackend:
             torch.backends.cudnn.benchmark = True
         model = model.to(self.torch_device).eval()
         if self.engine == "fast":
-            from .fast_engine import FastI3D
-
             model = FastI3D(model, precision, epilogue or default_epilogue(self.torch_device)).to(self.torch_device)
         self.model = CudaGraphs(model) if cuda and cuda_graphs and self.engine == "fast" else model
         # Eager fp32 needs ~0.3 GB of activations per full-size view: two videos per call on a GPU, the fast engine 8.
