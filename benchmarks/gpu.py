@@ -73,6 +73,9 @@ def name(run) -> str:
     return f"{engine}-{precision}" + (f"-{epilogue}" if epilogue else "")
 
 
+BY_NAME = {name(run): run for run in VARIANTS}
+
+
 def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {first_line(error)}"
 
@@ -89,10 +92,6 @@ def agreement(got: list[np.ndarray], ref: list[np.ndarray], views: int) -> dict:
         "clip_top5": float(np.mean([t in row for t, row in zip(g.argmax(1), top5, strict=True)])),
         "video_top1": float(np.mean(videos_g.argmax(1) == videos_r.argmax(1))),
     }
-
-
-def by_name_run(key: str):
-    return {name(run): run for run in VARIANTS}[key]
 
 
 def profile(model, args, run, views: int) -> None:
@@ -134,8 +133,11 @@ def main() -> None:
     started = time.perf_counter()
     cuda = args.device.startswith("cuda")
     runs = GPU_RUNS if cuda else CPU_RUNS
+    unknown = [key for key in [*(args.variants or "").split(","), args.profile or ""] if key and key not in BY_NAME]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
     if args.variants:
-        runs = [by_name_run(key) for key in args.variants.split(",")]
+        runs = [BY_NAME[key] for key in args.variants.split(",")]
     model = recognizer(args.checkpoint)
     v, _, t, size, _ = args.shape
     pre = replace(DEFAULT_WEIGHTS.preprocessing, num_clips=v, clip_len=t, size=size)
@@ -225,7 +227,7 @@ def main() -> None:
             lines.append(line)
             save()
     if args.profile:
-        profile(model, args, by_name_run(args.profile), max(batch_sizes) * v)
+        profile(model, args, BY_NAME[args.profile], max(batch_sizes) * v)
     report["total_s"] = time.perf_counter() - started
     save()
     print(f"\n{header}\n" + "\n".join(lines))
