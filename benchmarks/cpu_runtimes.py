@@ -22,7 +22,7 @@ from i3d_infer.data.samples import sample_videos
 from i3d_infer.export.int8 import quantize_openvino
 from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.model.checkpoint import load_model
-from i3d_infer.runtime import make_backend
+from i3d_infer.runtime import BackendSpec, make_backend
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
         print(HEADER + "  vs torch")
         records = []
         for name, ckpt, model in runs:
-            backend = make_backend(name, ckpt, model)
+            backend = make_backend(BackendSpec(name, ckpt, model))
             record = bench_inference(backend, 1, (10, 3, 32, 256, 256), warmup=1, iters=args.iters, progress=False)
             records.append(record)
             label = "openvino-int8" if model and str(model).endswith(".xml") else record.backend

@@ -18,7 +18,7 @@ from pathlib import Path
 from i3d_infer.bench import bench_inference
 from i3d_infer.data.samples import sample_videos
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
-from i3d_infer.runtime import make_backend
+from i3d_infer.runtime import BackendSpec, make_backend
 
 
 def main() -> None:
@@ -32,7 +32,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     random_weights = args.backend == "torch" and not args.checkpoint
-    backend = make_backend(args.backend, args.checkpoint, args.model, args.device, random_weights=random_weights)
+    backend = make_backend(
+        BackendSpec(args.backend, args.checkpoint, args.model, args.device, random_weights=random_weights)
+    )
     record = bench_inference(backend, args.batch_size, (10, 3, 32, 256, 256), warmup=1, iters=3, progress=False)
     pure = record.mean_ms / 1000 / args.batch_size
     videos = sample_videos()

@@ -32,14 +32,15 @@ def test_decoders_agree_on_pixels(sample_videos):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_only_sampled_frames_are_converted(sample_videos, source):
-    """One pass; the conversion runs once per distinct sampled frame and never for the others."""
+    """One pass; the conversion runs once per distinct sampled frame, never for the others; each kept once."""
     path = sample_videos["bikes"]  # 250 frames, 10 clips x 32 at stride 2 from offsets 9..177
     calls = []
     sample = lambda n: sample_frame_indices(n)  # noqa: E731
     transform = lambda frame: calls.append(1) or frame[:8, :8]  # noqa: E731
-    count, indices, clips = read_sampled_frames(source(path), sample, transform)
-    assert count == 250 and clips.shape == (10, 32, 8, 8, 3)
+    count, indices, frames, table = read_sampled_frames(source(path), sample, transform)
+    assert count == 250 and table.shape == (10, 32) and frames.shape == (len(np.unique(indices)), 8, 8, 3)
     assert len(calls) == len(np.unique(indices)) < 250
+    np.testing.assert_array_equal(np.unique(indices)[table], indices)  # frames[table] are the clips
 
 
 def test_header_that_lies_is_not_trusted(tmp_path):

@@ -14,7 +14,7 @@ from i3d_infer.errors import I3DError
 from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.model.checkpoint import load_model
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
-from i3d_infer.runtime import make_backend
+from i3d_infer.runtime import BackendSpec, make_backend
 from i3d_infer.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from i3d_infer.runtime.openvino_backend import OpenVINOBackend
 from i3d_infer.runtime.torch_backend import TorchBackend
@@ -83,9 +83,9 @@ def test_bad_models_are_one_line_errors(models, tmp_path, real_views):
         with pytest.raises(I3DError, match=r"takes videos of 2 views of \(3, 8, 64, 64\), got 10 views of"):
             backend(np.zeros((10, 3, 32, 256, 256), np.uint8))  # the default shape against a small model
     with pytest.raises(I3DError, match="needs --model"):
-        make_backend("openvino")
+        make_backend(BackendSpec("openvino"))
     with pytest.raises(I3DError, match="--model is for"):
-        make_backend("torch", model=models["uint8"])
+        make_backend(BackendSpec("torch", model=models["uint8"]))
 
 
 def test_cli_bench_json(models, tmp_path, capsys):
@@ -115,5 +115,5 @@ def test_cli_bench_e2e(models, tmp_path, sample_videos, capsys, monkeypatch):
     from i3d_infer.data.datasets import VideoDataset
 
     dataset = VideoDataset(tmp_path / "list.txt", "/", preprocessing=SMALL_PRE)
-    record = bench_e2e(make_backend("onnxruntime", model=models["float32"], weights=SMALL), dataset, 1, warmup=1)
+    record = bench_e2e(make_backend(BackendSpec("onnxruntime", model=models["float32"]), SMALL), dataset, 1, warmup=1)
     assert record.mode == "e2e" and record.iters == 1 and record.input_shape == (2, 3, 8, 64, 64)

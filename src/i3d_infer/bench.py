@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
@@ -80,17 +81,26 @@ def _sync(backend: Backend) -> None:
         torch.cuda.synchronize()
 
 
-def _record(backend: Backend, mode: str, batch: int, shape, times_ms: list[float], prep: float | None) -> BenchRecord:
+def _record(
+    backend: Backend | None,
+    mode: str,
+    batch: int,
+    shape,
+    times_ms: list[float],
+    prep: float | None,
+    device: str = "cpu",
+) -> BenchRecord:
     t = np.array(times_ms)
+    device = backend.device if backend is not None else device
     peak = None
-    if backend.device.startswith("cuda"):
+    if device.startswith("cuda"):
         import torch
 
-        peak = torch.cuda.max_memory_reserved(backend.device) / 2**20
+        peak = torch.cuda.max_memory_reserved(device) / 2**20
     mean = float(t.mean())
     return BenchRecord(
-        backend=getattr(backend, "label", backend.name),
-        device=backend.device,
+        backend=getattr(backend, "label", backend.name) if backend is not None else "data path",
+        device=device,
         mode=mode,
         batch_size=batch,
         input_shape=tuple(int(s) for s in shape),
@@ -151,36 +161,68 @@ def bench_inference(
 
 
 def bench_e2e(
-    backend: Backend,
+    backend: Backend | None,
     dataset,
     batch_size: int,
+    workers: int = 1,
     warmup: int = 1,
     max_videos: int | None = None,
+    device: str = "cpu",
     progress: bool = True,
 ) -> BenchRecord:
-    """Time decode + preprocess + inference per batch of ``batch_size`` readable videos of a ``VideoDataset``."""
+    """Time the evaluation's data path and model over the first ``max_videos`` videos of a ``VideoDataset``.
+
+    The same overlapped pipeline as ``i3d eval`` (decode workers, shared memory, batches assembled ahead, the model,
+    logits back): a figure per batch is the time between two batches' logits reaching the host; the first
+    ``warmup`` batches are not timed. ``backend=None`` runs no model (``--decode-only``): decode, transport and
+    batching alone, and the copy to the GPU and the gather there when ``device`` is CUDA.
+    """
     from tqdm import tqdm
 
+    from .transport.stream import feed
+
     count = min(len(dataset), max_videos or len(dataset))
-    times, shape, batch, start = [], None, [], time.perf_counter()
-    done_warmup = 0
-    for i in tqdm(range(count), desc=f"{backend.name} e2e B={batch_size}", unit="video", delay=3, disable=not progress):
-        sample = dataset[i]
-        if sample.views is not None:
-            batch.append(sample.views.views)
-        if len(batch) == batch_size or (i == count - 1 and batch):
-            views = np.concatenate(batch)
-            backend(views)
+    batches = [list(range(s, min(s + batch_size, count))) for s in range(0, count, batch_size)]
+    if len(batches) <= warmup:
+        raise ValueError(f"e2e needs more than {warmup} batch(es); got {count} videos at batch size {batch_size}")
+    times, shape = [], (0,)
+    label = backend.name if backend is not None else "data path"
+    with tqdm(total=count, desc=f"{label} e2e B={batch_size}", unit="video", delay=3, disable=not progress) as bar:
+        start = time.perf_counter()
+        for k, pending in enumerate(feed(dataset, batches, backend, workers, device=device)):
+            pending.result()
             now = time.perf_counter()
-            if done_warmup < warmup:
-                done_warmup += 1
-            else:
-                times.append((now - start) * 1000 * batch_size / len(batch))  # a short last batch counts in full
-                shape = views.shape
-            batch, start = [], time.perf_counter()
-    if not times:
-        raise ValueError(f"e2e needs more than {warmup} batch(es) of readable videos; got {count} videos")
-    return _record(backend, "e2e", batch_size, shape, times, None)
+            if k >= warmup:
+                times.append((now - start) * 1000 * batch_size / len(pending.batch.samples))  # a short batch in full
+                shape = tuple(pending.batch.views.shape) if pending.batch.views is not None else shape
+            start = now
+            bar.update(len(pending.batch.samples))
+    mode = "e2e" if backend is not None else "data-only"
+    return _record(backend, mode, batch_size, shape, times, None, device)
+
+
+def bench_decode_ceiling(dataset, workers: int, max_videos: int | None = None, progress: bool = True) -> BenchRecord:
+    """The decode ceiling: ``workers`` processes decoding (decode, sample, resize) and sending nothing back.
+
+    One figure per video (wall time / videos, as ms per video), so ``videos_per_s`` is comparable to
+    :func:`bench_e2e`'s with ``backend=None``.
+    """
+    from tqdm import tqdm
+
+    from .data.workers import run_tasks
+
+    count = min(len(dataset), max_videos or len(dataset))
+    start = time.perf_counter()
+    with tqdm(total=count, desc=f"decode ceiling x{workers}", unit="video", delay=3, disable=not progress) as bar:
+        for _ in run_tasks(partial(_decode_nothing, dataset), range(count), workers, ordered=False):
+            bar.update(1)
+    per_video_ms = (time.perf_counter() - start) * 1000 / count
+    record = _record(None, "decode-ceiling", 1, (0,), [per_video_ms], None)
+    return replace(record, backend=f"{workers} processes")
+
+
+def _decode_nothing(dataset, index: int) -> None:
+    dataset.frames(index)
 
 
 def to_json(records: list[BenchRecord]) -> list[dict]:

@@ -23,20 +23,23 @@ protocols:
 """ + "\n".join(f"  {p.name:<11} {p.description}" for p in PROTOCOLS.values())
 
 
-def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+def _model_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="runtime (default: torch)")
+    parser.add_argument("--checkpoint", help=checkpoint_help)
+    parser.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
     parser.add_argument(
         "--engine",
         choices=ENGINES,
         help="torch: fast (2D-factored, BN folded, CUDA graphs; the default) or eager (the 3D reference model)",
     )
-    parser.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES, help="torch (default: fp32)")
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES, help="torch (default: fp16 on a GPU with the fast engine, else fp32)"
+    )
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when torch sees a GPU, else cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="i3d", description="I3D non-local video action recognition, offline.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict",
         help="predict the action in videos or rawframe directories",
@@ -44,20 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     predict.add_argument("videos", nargs="+", help="video files or rawframe directories (img_00001.jpg, ...)")
-    predict.add_argument("--checkpoint", help="mmaction2 .pth path or http(s) URL (default: the official checkpoint)")
-    predict.add_argument("--backend", default="torch", choices=BACKENDS, help="runtime (default: torch)")
-    predict.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
-    _engine_arguments(predict)
-    predict.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
+    _model_arguments(predict, "mmaction2 .pth path or http(s) URL (default: the official checkpoint)")
     predict.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="view protocol (default: seed)")
     predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
-    predict.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     predict.add_argument("--label-map", help="class names, one per line (default: the Kinetics-400 names)")
     predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
     predict.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     predict.add_argument("--json", action="store_true", help="one JSON object per line per video")
     predict.set_defaults(run=run_predict)
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="the whole flow on the bundled sample videos: lists, rawframes, export, eval, bench",
@@ -67,10 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", help="where to put everything (default: a new temporary directory)")
     demo.add_argument("--checkpoint", help="mmaction2 .pth path or URL (default: the official checkpoint)")
     demo.set_defaults(run=run_demo)
-
     samples = commands.add_parser("samples", help="print the paths of the bundled sample videos")
     samples.set_defaults(run=run_samples)
 
+
+def _add_export(commands) -> None:
     export = commands.add_parser(
         "export",
         help="export to ONNX and verify it against PyTorch on a real video",
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--verify-video", help="video for the verification (default: the sample videos)")
     export.set_defaults(run=run_export)
 
+
+def _add_quantize(commands) -> None:
     quantize = commands.add_parser(
         "quantize",
         help="int8 OpenVINO model from an exported graph (NNCF), with its error against fp32 measured",
@@ -129,26 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     quantize.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     quantize.set_defaults(run=run_quantize)
 
+
+def _add_bench(commands) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure throughput (videos/s) like ais_bench: pure inference, or end to end with --e2e",
         epilog="examples:\n  i3d bench --backend torch --batch-sizes 1 --iters 3\n"
         "  i3d bench --backend openvino --model i3d_dyn.onnx --batch-sizes 1,4 --json bench.json\n"
-        "  i3d bench --backend onnxruntime --model i3d.onnx --e2e val_list_videos.txt --root videos_val",
+        "  i3d bench --backend onnxruntime --model i3d.onnx --e2e val_list_videos.txt --root videos_val\n"
+        "  i3d bench --e2e val_list_videos.txt --root videos_val --decode-only --workers 2   # no model",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bench.add_argument("--backend", default="torch", choices=BACKENDS)
-    bench.add_argument(
-        "--checkpoint", help="torch: a checkpoint (default: random weights; speed does not depend on them)"
-    )
-    bench.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
-    _engine_arguments(bench)
-    bench.add_argument("--batch-sizes", default="1", help="videos per call, comma-separated (default: 1)")
-    bench.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2)")
+    _model_arguments(bench, "torch: a checkpoint (default: random weights; speed does not depend on them)")
+    bench.add_argument("--batch-sizes", help="videos per call, comma-separated (default: 8 on a GPU, else 1)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed calls first (default: 2; --e2e: 1 batch)")
     bench.add_argument("--iters", type=int, default=10, help="timed calls (default: 10)")
     bench.add_argument("--seconds", type=float, help="time for at least this long instead of --iters")
-    bench.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    bench.add_argument("--threads", type=int, default=0, help="CPU threads (default: all cores)")
     bench.add_argument(
         "--shape",
         type=int,
@@ -156,13 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("V", "C", "T", "H", "W"),
         help="torch: views of one video (default: 10 3 32 256 256); ONNX models have their own",
     )
-    bench.add_argument("--e2e", metavar="LIST", help="time decode + preprocess + inference over this list's videos")
+    bench.add_argument("--e2e", metavar="LIST", help="time the evaluation's whole pipeline over this list's videos")
     bench.add_argument("--root", help="with --e2e: the directory the list's paths are relative to")
     bench.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="with --e2e (default: seed)")
     bench.add_argument("--max-videos", type=int, help="with --e2e: stop after this many videos")
+    bench.add_argument("--workers", type=int, help="with --e2e: decode processes (default: cores - 1 on a GPU, else 1)")
+    bench.add_argument(
+        "--decode-only",
+        action="store_true",
+        help="with --e2e: no model; the decode ceiling (workers sending nothing back), then the data path "
+        "(decode, shared memory, batches, and the copy to --device when it is a GPU)",
+    )
     bench.add_argument("--json", dest="json_file", help="also write the figures, device and versions here")
     bench.set_defaults(run=run_bench)
 
+
+def _add_eval(commands) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="evaluate a list of videos or rawframes: accuracy, result.json, resumable and shardable",
@@ -179,16 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--list", required=True, help="list file (rawframes or videos format)")
     evaluate.add_argument("--root", required=True, help="directory the list's paths are relative to")
     evaluate.add_argument("--format", choices=["rawframes", "videos"], help="list format (default: guessed)")
-    evaluate.add_argument("--backend", default="torch", choices=BACKENDS)
-    evaluate.add_argument("--checkpoint", help="torch: .pth path or URL (default: the official checkpoint)")
-    evaluate.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
-    _engine_arguments(evaluate)
-    evaluate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    evaluate.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
+    _model_arguments(evaluate, "torch: .pth path or URL (default: the official checkpoint)")
     evaluate.add_argument("--protocol", default="seed", choices=list(PROTOCOLS))
     evaluate.add_argument("--fusion", default="prob", choices=FUSIONS)
-    evaluate.add_argument("--batch-size", type=int, default=1, help="videos per model call (default: 1)")
-    evaluate.add_argument("--workers", type=int, default=1, help="decode processes (default: 1; 0: in-process)")
+    evaluate.add_argument("--batch-size", type=int, help="videos per model call (default: 8 on a GPU, else 1)")
+    evaluate.add_argument(
+        "--workers", type=int, help="decode processes (default: cores - 1 on a GPU, else 1; 0: no processes)"
+    )
     evaluate.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS))
     evaluate.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
     evaluate.add_argument("--out", help="also write the seed's result.json here")
@@ -198,7 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
     evaluate.add_argument("--timeout", type=float, default=600, help="seconds one video's decoding may take")
     evaluate.set_defaults(run=run_eval)
-
     merge = commands.add_parser("merge", help="combine the run directories of i3d eval --shard into one result")
     merge.add_argument("runs", nargs="+", help="shard run directories")
     merge.add_argument("--out-dir", required=True, help="where to write the merged results")
@@ -206,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
     merge.set_defaults(run=run_merge)
 
+
+def _add_dataset(commands) -> None:
     fetch = commands.add_parser(
         "fetch",
         help="download the Kinetics-400 annotation CSVs or the official checkpoint (once, verified)",
@@ -250,9 +256,55 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--timeout", type=float, default=600, help="seconds per video before giving up (600)")
     extract.add_argument("--ignore-disk-check", action="store_true", help="go on even if the disk looks too small")
     extract.set_defaults(run=run_extract)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="i3d", description="I3D non-local video action recognition, offline.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_predict, _add_demo, _add_export, _add_quantize, _add_bench, _add_eval, _add_dataset):
+        add(commands)
     for command in commands.choices.values():  # --debug is accepted after the command too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
+
+
+def apply_machine_defaults(args: argparse.Namespace) -> None:
+    """Fill in what the user left unset to fit this machine, and say once what was chosen (stderr).
+
+    With a CUDA GPU (torch backend): the GPU, fp16 (the fast engine; eager stays fp32), batch 8 and a decode
+    process per core but one. Without: the CPU, fp32, batch 1, one decode process, as always.
+    """
+    torch_backend = args.backend == "torch"
+    detected = args.device is None and torch_backend and _cuda_available()
+    if args.device is None:
+        args.device = "cuda" if detected else "cpu"
+    gpu = args.device.startswith("cuda")
+    chosen = []
+    if args.precision is None:
+        args.precision = "fp16" if gpu and torch_backend and args.engine != "eager" else "fp32"
+        chosen += [f"{args.engine or 'fast'} engine, {args.precision}"] if gpu and torch_backend else []
+    for name, on_gpu, on_cpu in (("batch_size", 8, 1), ("batch_sizes", "8", "1"), ("workers", _gpu_workers(), 1)):
+        if hasattr(args, name) and getattr(args, name) is None:
+            setattr(args, name, on_gpu if gpu else on_cpu)
+            chosen += [f"{name.replace('_', ' ')} {on_gpu}"] if gpu else []
+    if detected or (chosen and _cuda_available()):  # an explicit --device cuda without CUDA fails in a moment
+        settings = ", ".join([f"device {args.device}", *chosen])
+        print(f"i3d: for the GPU: {settings} (--device cpu, --precision fp32 ... to change)", file=sys.stderr)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _gpu_workers() -> int:
+    """A decode process per core but one (the model's thread), shared among torchrun's processes on this node."""
+    import os
+
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, ((os.cpu_count() or 2) - per_node) // per_node)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -260,6 +312,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.topk < 1:
         raise I3DError(f"--topk must be >= 1, got {args.topk}")
+    apply_machine_defaults(args)
     try:
         predictor = Predictor.create(
             args.checkpoint,
@@ -379,51 +432,75 @@ def run_quantize(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     import json as json_module
 
-    from .bench import HEADER, bench_e2e, bench_inference, to_json
-    from .runtime import make_backend
+    from .bench import HEADER, bench_decode_ceiling, bench_e2e, bench_inference, to_json
+    from .runtime import BackendSpec, make_backend
 
+    apply_machine_defaults(args)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
-    backend = make_backend(
-        args.backend,
-        args.checkpoint,
-        args.model,
-        args.device,
-        args.threads or None,
-        random_weights=args.backend == "torch" and not args.checkpoint,
-        engine=args.engine,
-        precision=args.precision,
-    )
-    if args.backend == "torch" and not args.checkpoint:
-        print("torch backend with random weights (timing only; pass --checkpoint for real ones)", file=sys.stderr)
-    if args.backend == "torch":
-        view_shape = tuple(args.shape) if args.shape else (10, 3, 32, 256, 256)
-    else:
-        if args.shape:
-            raise I3DError("--shape is for the torch backend; an ONNX model has its own input shape")
-        view_shape = (backend.views_per_video, *backend.view_shape)
-        if backend.batch and any(b != backend.batch for b in batch_sizes):
-            raise I3DError(
-                f"{args.model} has a static batch of {backend.batch}; use --batch-sizes {backend.batch} "
-                "or export with --dynamic-batch"
-            )
+    if args.decode_only and not args.e2e:
+        raise I3DError("--decode-only needs --e2e LIST --root DIR")
+    backend = None
+    if not args.decode_only:
+        random_weights = args.backend == "torch" and not args.checkpoint
+        spec = BackendSpec(
+            args.backend,
+            args.checkpoint,
+            args.model,
+            args.device,
+            args.threads or None,
+            random_weights,
+            args.engine,
+            args.precision,
+        )
+        backend = make_backend(spec)
+        if random_weights:
+            print("torch backend with random weights (timing only; pass --checkpoint for real ones)", file=sys.stderr)
+    view_shape = _bench_view_shape(args, backend, batch_sizes)
+    dataset = None
+    if args.e2e:
+        from .data.datasets import VideoDataset
+        from .model import weights
+
+        if not args.root:
+            raise I3DError("--e2e needs --root DIR")
+        dataset = VideoDataset(
+            args.e2e, args.root, protocol=args.protocol, preprocessing=weights.DEFAULT_WEIGHTS.preprocessing
+        )
     records = []
     print(HEADER)
+    if args.decode_only:
+        records.append(bench_decode_ceiling(dataset, args.workers, args.max_videos))
+        print(records[-1].row(), flush=True)
     for batch in batch_sizes:
-        if args.e2e:
-            from .data.datasets import VideoDataset
-
-            if not args.root:
-                raise I3DError("--e2e needs --root DIR")
-            dataset = VideoDataset(args.e2e, args.root, protocol=args.protocol)
-            record = bench_e2e(backend, dataset, batch, warmup=min(args.warmup, 1), max_videos=args.max_videos)
+        if dataset is not None:
+            warmup = min(args.warmup, 1)
+            record = bench_e2e(backend, dataset, batch, args.workers, warmup, args.max_videos, args.device)
         else:
             record = bench_inference(backend, batch, view_shape, args.warmup, args.iters, args.seconds)
         records.append(record)
         print(record.row(), flush=True)
+        if args.decode_only:
+            print(f"data path / decode ceiling: {record.videos_per_s / records[0].videos_per_s:.3f}", flush=True)
     if args.json_file:
         with open(args.json_file, "w", encoding="utf-8") as f:
             json_module.dump(to_json(records), f, indent=1)
     return 0
+
+
+def _bench_view_shape(args: argparse.Namespace, backend, batch_sizes: list[int]) -> tuple[int, ...] | None:
+    """The views of one video for ``bench_inference``; a model's own, or --shape for torch."""
+    if backend is None:
+        return None
+    if args.backend == "torch":
+        return tuple(args.shape) if args.shape else (10, 3, 32, 256, 256)
+    if args.shape:
+        raise I3DError("--shape is for the torch backend; an ONNX model has its own input shape")
+    if backend.batch and any(b != backend.batch for b in batch_sizes):
+        raise I3DError(
+            f"{args.model} has a static batch of {backend.batch}; use --batch-sizes {backend.batch} "
+            "or export with --dynamic-batch"
+        )
+    return (backend.views_per_video, *backend.view_shape)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -433,6 +510,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluate.runner import EvalConfig, RunOptions, evaluate
     from .model import weights
 
+    apply_machine_defaults(args)
     shard, distributed = _shard(args.shard)
     device = args.device
     out_dir = Path(args.out_dir)

@@ -52,7 +52,7 @@ def run_demo(
     from .bench import HEADER, bench_inference, to_json
     from .evaluate.runner import EvalConfig, RunOptions, evaluate
     from .export.onnx import ExportOptions, example_input, export_onnx, verify_onnx
-    from .runtime import make_backend
+    from .runtime import BackendSpec, make_backend
 
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="i3d-demo-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,8 @@ def run_demo(
     records = []
     for backend in ("torch", "onnxruntime"):
         model = onnx_path if backend == "onnxruntime" else None
-        runner = make_backend(backend, checkpoint, model, weights=weights, random_weights=random_weights)
+        spec = BackendSpec(backend, checkpoint, model, random_weights=random_weights)
+        runner = make_backend(spec, weights)
         records.append(bench_inference(runner, 1, view_shape, warmup=1, iters=2, progress=False))
         log("      " + records[-1].row())
     (root / "bench.json").write_text(json.dumps(to_json(records), indent=1) + "\n", encoding="utf-8")

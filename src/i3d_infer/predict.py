@@ -12,7 +12,7 @@ from .data.pipeline import read_video
 from .errors import I3DError
 from .evaluate.metrics import fuse_clips
 from .model.weights import DEFAULT_WEIGHTS, Weights, read_labels
-from .runtime import make_backend
+from .runtime import BackendSpec, make_backend
 from .runtime.base import Backend
 
 
@@ -81,7 +81,8 @@ class Predictor:
     ) -> Predictor:
         """A predictor on ``backend``: torch from a checkpoint path or URL (None: the official checkpoint of
         ``weights``), onnxruntime / openvino from an exported ``model`` file. ``kwargs`` go to the constructor."""
-        runner = make_backend(backend, checkpoint, model, device, threads, weights, False, engine, precision)
+        spec = BackendSpec(backend, checkpoint, model, device, threads, engine=engine, precision=precision)
+        runner = make_backend(spec, weights)
         labels = read_labels(label_map, weights)
         if len(labels) != runner.num_classes:
             source = label_map or "the bundled label map"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import I3DError, VideoError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER
-from .pipeline import VideoViews, read_video
+from .pipeline import VideoFrames, VideoViews, read_frames, read_video
 
 LIST_FORMATS = ("rawframes", "videos")
 
@@ -66,8 +66,9 @@ class Sample:
     index: int  # position in the list
     video_id: str
     label: int
-    views: VideoViews | None  # None when the video failed
+    views: VideoViews | None  # dataset[i]: the views; None when the video failed (or frames were asked for)
     error: str | None = None  # one line naming the file and the reason
+    frames: VideoFrames | None = None  # dataset.frames(i): the sampled frames, each once
 
 
 class VideoDataset:
@@ -103,6 +104,22 @@ class VideoDataset:
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e))
         return Sample(index, entry.video_id, entry.label, views)
+
+    def frames(self, index: int, allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> Sample:
+        """The sample's frames (what the evaluation's workers send), written into ``allocate(shape)`` if given."""
+        entry = self.entries[index]
+        try:
+            frames = read_frames(
+                self.root / entry.video_id,
+                self.protocol,
+                self.preprocessing,
+                self.decoder,
+                entry.total_frames,
+                allocate,
+            )
+        except VideoError as e:
+            return Sample(index, entry.video_id, entry.label, None, str(e))
+        return Sample(index, entry.video_id, entry.label, None, frames=frames)
 
     def __iter__(self) -> Iterator[Sample]:
         return (self[i] for i in range(len(self)))

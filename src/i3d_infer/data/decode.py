@@ -199,9 +199,12 @@ def open_source(path: str | os.PathLike, decoder: str = DEFAULT_DECODER, num_fra
 
 
 def read_sampled_frames(
-    source: FrameSource, sample: Callable[[int], np.ndarray], transform: Callable[[np.ndarray], np.ndarray]
-) -> tuple[int, np.ndarray, np.ndarray]:
-    """Decode a video once, converting and transforming only the sampled frames.
+    source: FrameSource,
+    sample: Callable[[int], np.ndarray],
+    transform: Callable[[np.ndarray], np.ndarray],
+    allocate: Callable[[tuple[int, ...]], np.ndarray] = lambda shape: np.empty(shape, np.uint8),
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Decode a video once, converting and transforming only the sampled frames, each distinct frame once.
 
     The pass is planned with the header's frame count; if the real count differs (headers lie), the frames the real
     count needs were not all kept and a second pass with the now exact count is made.
@@ -210,10 +213,12 @@ def read_sampled_frames(
         source: where the frames come from.
         sample: frame count -> ``(num_clips, clip_len)`` 0-based frame indices.
         transform: applied to each sampled uint8 RGB frame (resize).
+        allocate: shape -> the uint8 array the distinct frames are written into (e.g. a slot of shared memory).
 
     Returns:
-        ``(num_frames, indices, clips)``: the decodable frame count, the indices used and the uint8
-        ``(num_clips, clip_len, H, W, 3)`` clips.
+        ``(num_frames, indices, frames, table)``: the decodable frame count, the indices used, the uint8
+        ``(F, H, W, 3)`` distinct sampled frames in frame order and the ``(num_clips, clip_len)`` row of ``frames``
+        of every index (``frames[table]`` are the clips).
 
     Raises:
         VideoError: the file cannot be opened or has no decodable frame.
@@ -230,14 +235,13 @@ def read_sampled_frames(
         if count == 0:
             raise VideoError(f"{source.path}: no decodable frames")
         indices = sample(count)
-        if kept.keys() >= set(np.unique(indices).tolist()):
-            return count, indices, np.stack([kept[i] for i in indices.ravel()]).reshape(*indices.shape, *_shape(kept))
+        distinct = np.unique(indices)  # sorted
+        if kept.keys() >= set(distinct.tolist()):
+            first = kept[int(distinct[0])]
+            frames = np.stack([kept[i] for i in distinct.tolist()], out=allocate((len(distinct), *first.shape)))
+            return count, indices, frames, np.searchsorted(distinct, indices)
         guess = count
     raise VideoError(f"{source.path}: the frame count changed between two decoding passes")
-
-
-def _shape(kept: dict[int, np.ndarray]) -> tuple[int, ...]:
-    return next(iter(kept.values())).shape
 
 
 def _reason(error: Exception) -> str:

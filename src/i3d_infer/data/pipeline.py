@@ -1,8 +1,14 @@
-"""One video in, the model's uint8 views out: decode -> sample -> resize -> crop."""
+"""One video in, the model's input out: decode -> sample -> resize (``read_frames``) -> crop (``VideoFrames.views``).
+
+The split matters for speed: what crosses from a decode worker to the model is ``VideoFrames``, each sampled frame
+once (overlapping clips share frames; three crops share a frame), and the views are gathered where the model runs
+(``transport``). ``read_video`` does both steps in one place for single videos.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -11,7 +17,7 @@ import numpy as np
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER, open_source, read_sampled_frames
 from .sampling import sample_frame_indices
-from .transforms import get_protocol, make_views, resize_frame
+from .transforms import crop_offsets, get_protocol, make_views, resize_frame
 
 
 @dataclass(frozen=True)
@@ -25,17 +31,45 @@ class VideoViews:
     views: np.ndarray  # uint8 (views, 3, clip_len, size, size), crop-major
 
 
-def read_video(
+@dataclass(frozen=True)
+class VideoFrames:
+    """The sampled frames of one video, each once, and how its views are made of them."""
+
+    path: str  # the video file or rawframe directory
+    num_frames: int  # decodable frames (what sampling used)
+    frame_indices: np.ndarray  # (num_clips, clip_len) 0-based frame indices
+    protocol: str  # name of the view protocol
+    frames: np.ndarray | None  # uint8 (F, H, W, 3) RGB, resized, in frame order; None while in transport
+    table: np.ndarray  # int64 (num_clips, clip_len): the row of ``frames`` of every clip slot
+    crops: tuple[tuple[int, int], ...]  # top-left (x, y) of each view's crop, mmaction2's order
+    size: int  # side of a view
+
+    @property
+    def num_views(self) -> int:
+        return len(self.crops) * self.table.shape[0]
+
+    def views(self) -> VideoViews:
+        """The uint8 ``(views, 3, clip_len, size, size)`` views, crop-major (gathered on the host)."""
+        clips = self.frames[self.table]  # (F, H, W, 3) -> (num_clips, clip_len, H, W, 3)
+        protocol = get_protocol(self.protocol)
+        return VideoViews(
+            self.path, self.num_frames, self.frame_indices, protocol.name, make_views(clips, protocol, self.size)
+        )
+
+
+def read_frames(
     path: str | os.PathLike,
     protocol: str = "seed",
     preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
-) -> VideoViews:
-    """Read a video file or rawframe directory into the uint8 views the model takes.
+    allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
+) -> VideoFrames:
+    """Decode a video file or rawframe directory into its sampled, resized frames (each once).
 
     ``num_frames`` is a rawframe list's ``total_frames``: when given, the path is a rawframe directory and that count
-    is used for sampling as is (mmaction2 does the same); otherwise frames are counted.
+    is used for sampling as is (mmaction2 does the same); otherwise frames are counted. ``allocate(shape)`` gives
+    the array the frames are written into (default: a new one).
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
@@ -50,7 +84,23 @@ def read_video(
         mode=pre.sampling,
     )
     source = open_source(path, decoder, num_frames)
-    num_frames, indices, clips = read_sampled_frames(
-        source, sample, partial(resize_frame, protocol=proto, size=pre.size)
-    )
-    return VideoViews(str(path), num_frames, indices, proto.name, make_views(clips, proto, pre.size))
+    resize = partial(resize_frame, protocol=proto, size=pre.size)
+    extra = {} if allocate is None else {"allocate": allocate}
+    num_frames, indices, frames, table = read_sampled_frames(source, sample, resize, **extra)
+    crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], proto.crops, pre.size))
+    return VideoFrames(str(path), num_frames, indices, proto.name, frames, table, crops, pre.size)
+
+
+def read_video(
+    path: str | os.PathLike,
+    protocol: str = "seed",
+    preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
+    decoder: str = DEFAULT_DECODER,
+    num_frames: int | None = None,
+) -> VideoViews:
+    """Read a video file or rawframe directory into the uint8 views the model takes (see :func:`read_frames`).
+
+    Raises:
+        VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
+    """
+    return read_frames(path, protocol, preprocessing, decoder, num_frames).views()

@@ -18,6 +18,7 @@ import numpy as np
 from ..bench import versions
 from ..errors import I3DError
 from .metrics import mean_class_accuracy, top_k_accuracy
+from .rundir import CONFIG, RESULTS, EvalConfig
 
 SEED_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
 
@@ -158,8 +159,6 @@ def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str
     Raises:
         I3DError: runs of different configurations, a missing or repeated shard, or missing/duplicated videos.
     """
-    from .runner import CONFIG, RESULTS, EvalConfig
-
     configs, records = [], {}
     for run in map(Path, run_dirs):
         if not (run / CONFIG).is_file():

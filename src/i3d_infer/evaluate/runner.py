@@ -1,16 +1,17 @@
 """``i3d eval``: a pipelined, resumable, shardable evaluation over a list file.
 
-Decode workers run ahead of the model through a bounded pool; batches of ``batch_size`` consecutive list entries
-are the unit of work, of sharding (shard I of N takes batches I, I+N, ...) and of durability (each batch's results
-are appended to ``results.jsonl`` in one write and fsynced). Because a batch always holds the same videos, a resumed
-or sharded run feeds the model exactly what an uninterrupted single run does, so ``result.json`` comes out bit for
-bit the same.
+Decode workers write each video's frames into shared memory ahead of the model, an assembler thread gathers the
+batches' views (on the GPU for the torch backend on CUDA), the model runs in this thread and a writer thread fuses
+the logits and appends them to the run directory (``transport.stream``). Batches of ``batch_size`` consecutive
+list entries are the unit of work, of sharding (shard I of N takes batches I, I+N, ...) and of durability (each
+batch's results are appended to ``results.jsonl`` in one write and fsynced before the batch counts as done).
+Because a batch always holds the same videos, a resumed or sharded run feeds the model exactly what an
+uninterrupted single run does, so ``result.json`` comes out bit for bit the same.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -20,43 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import Sample, VideoDataset
-from ..data.decode import DEFAULT_DECODER
-from ..data.workers import run_tasks
 from ..errors import I3DError
 from ..model.weights import DEFAULT_WEIGHTS, Weights, read_labels
-from ..runtime import make_backend
+from ..runtime import BackendSpec, make_backend
+from ..transport.stream import OrderedWriter, Pending, feed
 from .metrics import fuse_clips
 from .outputs import RunRecord, write_outputs
+from .rundir import RESULTS, EvalConfig, batches_of, load_results, prepare_run_dir
 
-RESULTS = "results.jsonl"
-CONFIG = "config.json"
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Everything that decides an evaluation's results; a run directory remembers it to refuse mixing runs."""
-
-    list_file: str  # list file (absolute path)
-    root: str  # directory the list's paths are relative to
-    list_format: str | None = None  # "rawframes" | "videos" | None (guessed from the list)
-    backend: str = "torch"
-    checkpoint: str | None = None  # torch: path or URL; None: the official checkpoint
-    model: str | None = None  # onnxruntime / openvino: the exported .onnx file
-    random_weights: bool = False  # torch without a checkpoint: seeded random weights (the demo's fallback)
-    engine: str | None = None  # torch: "eager" | "fast" | None (fast)
-    precision: str = "fp32"  # torch: fp32 | tf32 | fp16 | bf16
-    protocol: str = "seed"
-    fusion: str = "prob"
-    batch_size: int = 1  # videos per model call; also the unit of sharding and resuming
-    decoder: str = DEFAULT_DECODER
-    label_map: str | None = None
-    shard: tuple[int, int] = (0, 1)  # (I, N): this process evaluates batches I, I+N, I+2N, ...
-
-    def identity(self) -> dict:
-        """The fields a resumed run must share (device, workers, threads and strictness may change)."""
-        fields = dataclasses.asdict(self)
-        fields["list_sha256"] = hashlib.sha256(Path(self.list_file).read_bytes()).hexdigest()
-        return fields
+__all__ = ["EvalConfig", "RunOptions", "batches_of", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -65,68 +38,10 @@ class RunOptions:
 
     device: str = "cpu"
     threads: int | None = None
-    workers: int = 1  # decode processes; 0 decodes in the main process
+    workers: int = 1  # decode processes; 0 decodes in the assembler thread
     timeout: float = 600.0  # seconds a video's decoding may take
     strict: bool = False  # stop at the first unreadable video
     progress: bool = True
-
-
-def batches_of(count: int, batch_size: int, shard: tuple[int, int]) -> list[list[int]]:
-    """The list indices of each batch this shard evaluates, in order."""
-    index, total = shard
-    all_batches = [list(range(s, min(s + batch_size, count))) for s in range(0, count, batch_size)]
-    return all_batches[index::total]
-
-
-def load_results(path: Path, batches: list[list[int]]) -> dict[int, dict]:
-    """Records of ``results.jsonl`` by list index, whole batches only; a cut-off tail is dropped from the file."""
-    if not path.is_file():
-        return {}
-    records, good_bytes = {}, 0
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                break  # the run was killed while writing this line
-            if not line.endswith(b"\n"):
-                break
-            records[record["index"]] = record
-            good_bytes += len(line)
-    complete = {i: records[i] for batch in batches if all(j in records for j in batch) for i in batch}
-    if len(complete) != len(records) or good_bytes != path.stat().st_size:
-        kept = [json.dumps(complete[i]) + "\n" for batch in batches for i in batch if i in complete]
-        _atomic_write(path, "".join(kept))
-    return complete
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def prepare_run_dir(out_dir: Path, config: EvalConfig, resume: bool) -> None:
-    """Create or check ``out_dir``: a directory from another configuration, or one with results and no
-    ``--resume``, is refused."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    saved = out_dir / CONFIG
-    identity = json.loads(json.dumps(config.identity()))  # as it reads back from the file (tuples as lists)
-    if saved.is_file():
-        previous = json.loads(saved.read_text(encoding="utf-8"))
-        differs = sorted(k for k in identity.keys() | previous.keys() if identity.get(k) != previous.get(k))
-        if differs:
-            raise I3DError(
-                f"{out_dir}: holds a run with a different configuration ({', '.join(differs)} differ); "
-                "use another --out-dir"
-            )
-        if not resume and (out_dir / RESULTS).is_file():
-            raise I3DError(f"{out_dir}: holds results of this configuration; pass --resume to continue it")
-    else:
-        _atomic_write(saved, json.dumps(identity, indent=1) + "\n")
 
 
 def evaluate(
@@ -153,71 +68,85 @@ def evaluate(
     batches = batches_of(len(dataset), config.batch_size, config.shard)
     done = load_results(out / RESULTS, batches)
     todo = [batch for batch in batches if batch[0] not in done]
-    backend = make_backend(
+    spec = BackendSpec(
         config.backend,
         config.checkpoint,
         config.model,
         options.device,
         options.threads,
-        weights,
         config.random_weights,
         config.engine,
         config.precision,
     )
+    backend = make_backend(spec, weights)
     if backend.num_classes != len(labels):
         raise I3DError(f"the label map has {len(labels)} names but the model has {backend.num_classes} classes")
 
-    indices = [i for batch in todo for i in batch]
-    prefetch = 2 * config.batch_size + options.workers
-    if options.workers > 0:  # forked workers inherit the dataset; only indices and samples cross the pipe
-        results = run_tasks(dataset.__getitem__, indices, options.workers, options.timeout, True, prefetch)
-        samples = (_as_sample(r, dataset) for r in results)
-    else:
-        samples = (dataset[i] for i in indices)
-
     total = sum(len(b) for b in batches)
-    hits = sum(1 for r in done.values() if r["scores"] and int(np.argmax(r["scores"])) == r["label"])
-    labels_of = {i: dataset.entries[i].label for i in indices}
-    failures = sum(1 for r in done.values() if r["scores"] is None)
-    started, model_seconds, new_videos = time.perf_counter(), 0.0, 0
     bar = tqdm(total=total, initial=len(done), unit="video", disable=not options.progress, dynamic_ncols=True)
+    started = time.perf_counter()
+    waited = 0.0  # seconds the model's thread waited for the data path
     with (out / RESULTS).open("a", encoding="utf-8") as sink:
-        for batch in todo:
-            group = [next(samples) for _ in batch]
-            failed = [s for s in group if s.views is None]
-            if failed and options.strict:
-                raise I3DError(f"{failed[0].error} (--strict)")
-            readable = [s for s in group if s.views is not None]
-            scores = {}
-            if readable:
-                views = np.concatenate([s.views.views for s in readable])  # (B·V, 3, T, H, W) uint8
+        recorder = _Recorder(sink, config.fusion, bar, done)
+        writer = OrderedWriter(recorder)
+        try:
+            launched = feed(dataset, todo, backend, options.workers, options.timeout, options.strict, options.device)
+            while True:
                 t0 = time.perf_counter()
-                logits = backend(views)  # -> (B·V, classes)
-                model_seconds += time.perf_counter() - t0
-                fused = fuse_clips(logits, readable[0].views.views.shape[0], config.fusion)  # -> (B, classes)
-                scores = {s.index: fused[k] for k, s in enumerate(readable)}
-            sink.write("".join(_result_line(s, scores.get(s.index)) for s in group))
-            sink.flush()
-            os.fsync(sink.fileno())
-            new_videos += len(group)
-            failures += len(failed)
-            hits += sum(int(np.argmax(score)) == labels_of[i] for i, score in scores.items())
-            bar.update(len(group))
-            rate = new_videos / (time.perf_counter() - started)
-            top1 = hits / (len(done) + new_videos)
-            bar.set_postfix(videos_per_s=f"{rate:.3g}", top1=f"{top1:.4f}", failed=failures)
+                pending = next(launched, None)
+                waited += time.perf_counter() - t0
+                if pending is None:
+                    break
+                writer.submit(pending)
+        finally:
+            writer.close()  # every launched batch is on disk before an error goes on
     bar.close()
     wall = time.perf_counter() - started
     records = load_results(out / RESULTS, batches)
     timing = {
         "wall_seconds": wall,
-        "model_seconds": model_seconds,
-        "videos_this_session": new_videos,
-        "videos_per_s": new_videos / wall if wall and new_videos else None,
+        "model_seconds": recorder.model_seconds,
+        "waiting_for_data_seconds": waited,
+        "videos_this_session": recorder.videos,
+        "videos_per_s": recorder.videos / wall if wall and recorder.videos else None,
     }
     return write_outputs(
         out, [records[i] for batch in batches for i in batch], labels, config, timing, complete=config.shard[1] == 1
     )
+
+
+class _Recorder:
+    """The writer thread's work per batch: wait for the logits, fuse them, append the batch and fsync it, then count
+    it as done (progress bar: videos/s, running top-1, failures)."""
+
+    def __init__(self, sink, fusion: str, bar, done: dict[int, dict]) -> None:
+        self.sink, self.fusion, self.bar = sink, fusion, bar
+        self.previous = len(done)
+        self.hits = sum(1 for r in done.values() if r["scores"] and int(np.argmax(r["scores"])) == r["label"])
+        self.failures = sum(1 for r in done.values() if r["scores"] is None)
+        self.videos, self.model_seconds = 0, 0.0
+        self.started = time.perf_counter()
+
+    def __call__(self, pending: Pending) -> None:
+        batch = pending.batch
+        logits, seconds = pending.result()
+        scores = {}
+        if logits is not None:
+            fused = fuse_clips(logits, batch.views_per_video, self.fusion)  # (B·V, classes) -> (B, classes)
+            scores = {s.index: fused[k] for k, s in enumerate(batch.readable)}
+        self.sink.write("".join(_result_line(s, scores.get(s.index)) for s in batch.samples))
+        self.sink.flush()
+        os.fsync(self.sink.fileno())
+        self.model_seconds += seconds
+        self.videos += len(batch.samples)
+        self.failures += len(batch.samples) - len(batch.readable)
+        self.hits += sum(
+            int(np.argmax(score)) == s.label for s in batch.readable if (score := scores.get(s.index)) is not None
+        )
+        self.bar.update(len(batch.samples))
+        rate = self.videos / (time.perf_counter() - self.started)
+        top1 = self.hits / (self.previous + self.videos)
+        self.bar.set_postfix(videos_per_s=f"{rate:.3g}", top1=f"{top1:.4f}", failed=self.failures)
 
 
 def _result_line(sample: Sample, score: np.ndarray | None) -> str:
@@ -225,12 +154,3 @@ def _result_line(sample: Sample, score: np.ndarray | None) -> str:
     scores = None if score is None else score.tolist()
     record = {"index": sample.index, "video": sample.video_id, "label": sample.label, "scores": scores}
     return json.dumps({**record, "error": sample.error}) + "\n"
-
-
-def _as_sample(result, dataset: VideoDataset) -> Sample:
-    """A pool result as a Sample: a timed-out or crashed decode becomes a sample error."""
-    if result.error is None:
-        return result.value
-    index = result.task
-    entry = dataset.entries[index]
-    return Sample(index, entry.video_id, entry.label, None, f"{dataset.root / entry.video_id}: {result.error}")

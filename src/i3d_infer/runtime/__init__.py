@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..errors import I3DError
 from ..model.weights import DEFAULT_WEIGHTS, Weights
@@ -11,19 +12,25 @@ from .base import Backend
 BACKENDS = ("torch", "onnxruntime", "openvino")
 
 
-def make_backend(
-    backend: str = "torch",
-    checkpoint: str | os.PathLike | None = None,
-    model: str | os.PathLike | None = None,
-    device: str = "cpu",
-    threads: int | None = None,
-    weights: Weights = DEFAULT_WEIGHTS,
-    random_weights: bool = False,
-    engine: str | None = None,
-    precision: str = "fp32",
-) -> Backend:
+@dataclass(frozen=True)
+class BackendSpec:
+    """Which runtime runs the network, with what weights, where."""
+
+    backend: str = "torch"  # one of BACKENDS
+    checkpoint: str | os.PathLike | None = None  # torch: path or URL; None: the official checkpoint
+    model: str | os.PathLike | None = None  # onnxruntime / openvino: an exported .onnx (or OpenVINO .xml) file
+    device: str = "cpu"  # cpu, cuda or cuda:N
+    threads: int | None = None  # CPU threads (None: all cores)
+    random_weights: bool = False  # torch: seeded random weights instead of a checkpoint (timing, the demo)
+    engine: str | None = None  # torch: eager | fast (None: fast)
+    precision: str = "fp32"  # torch: fp32 | tf32 | fp16 | bf16
+
+
+def make_backend(spec: BackendSpec = BackendSpec(), weights: Weights = DEFAULT_WEIGHTS) -> Backend:
     """Build a backend: ``torch`` from a checkpoint (None: the official one; ``random_weights``: none at all) with
     an ``engine`` (eager / fast) and ``precision``; ``onnxruntime`` / ``openvino`` from an exported ``model`` file."""
+    backend, checkpoint, model, device, threads = spec.backend, spec.checkpoint, spec.model, spec.device, spec.threads
+    engine, precision = spec.engine, spec.precision
     if threads:
         import torch
 
@@ -34,7 +41,7 @@ def make_backend(
         from ..model.checkpoint import load_model, random_model
         from .torch_backend import TorchBackend
 
-        recognizer = random_model(weights) if random_weights else load_model(checkpoint, weights)
+        recognizer = random_model(weights) if spec.random_weights else load_model(checkpoint, weights)
         return TorchBackend(recognizer, device, engine=engine, precision=precision)
     if engine not in (None, "eager") or precision != "fp32":
         raise I3DError(f"--engine and --precision are for the torch backend; {backend} runs the exported graph")

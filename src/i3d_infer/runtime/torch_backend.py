@@ -138,12 +138,16 @@ class TorchBackend:
         return batch
 
     @torch.inference_mode()
-    def compute(self, batch: torch.Tensor) -> np.ndarray:
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """float32 ``(n, classes)`` logits on the device, queued on the current stream (not waited for)."""
         outputs = []
         for start in range(0, batch.shape[0], self.max_views):
             chunk = batch[start : start + self.max_views]
             outputs.append(self.model(chunk).float())  # (n, 3, T, H, W) uint8 -> (n, classes)
-        return torch.cat(outputs).cpu().numpy()
+        return torch.cat(outputs)
+
+    def compute(self, batch: torch.Tensor) -> np.ndarray:
+        return self.forward(batch).cpu().numpy()
 
     def __call__(self, views: np.ndarray) -> np.ndarray:
         return self.compute(self.prepare(views))

