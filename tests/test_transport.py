@@ -27,7 +27,7 @@ from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.model.checkpoint import load_model
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
 from i3d_infer.transport import slots as slots_module
-from i3d_infer.transport.batches import HostAssembler, gather_views
+from i3d_infer.transport.batches import HostAssembler, gather_views, gather_views_host
 from i3d_infer.transport.slots import DecodeStream, FrameSlots
 from i3d_infer.transport.stream import OrderedWriter, background, feed
 from videos import write_video
@@ -57,7 +57,7 @@ def dataset_of(videos: Path, protocol: str = "seed") -> VideoDataset:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_gathered_views_equal_read_video(sample_videos, protocol):
-    """Each distinct frame once; ``gather_views`` (torch, any device) == ``read_video`` (numpy), bit for bit."""
+    """Each distinct frame once; both gathers (torch on any device, host) == ``read_video``, bit for bit."""
     for path in sample_videos.values():
         frames = read_frames(path, protocol, SMALL_PRE)
         assert len(frames.frames) == len(np.unique(frames.frame_indices))
@@ -66,6 +66,9 @@ def test_gathered_views_equal_read_video(sample_videos, protocol):
         gather_views(torch.from_numpy(frames.frames), frames, out)
         assert out.shape[0] == frames.num_views == (3 if protocol == "threecrop" else 1) * 2
         np.testing.assert_array_equal(out.numpy(), expected)
+        host = np.zeros_like(expected)
+        gather_views_host(frames, host, np.empty(frames.frames.size + 5, np.uint8))
+        np.testing.assert_array_equal(host, expected)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
