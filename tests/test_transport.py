@@ -320,3 +320,23 @@ def test_slots_are_shared_with_forked_children():
     slots.release(slot)
     assert slots.fits((1024,)) and not slots.fits((1025,))
     slots.close()
+
+
+def test_e2e_gpu_script_runs_on_cpu(tmp_path):
+    """benchmarks/e2e_gpu.py with tiny sizes: every row measured, ratios computed, JSON written."""
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "benchmarks" / "e2e_gpu.py"
+    spec = importlib.util.spec_from_file_location("e2e_gpu", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--device", "cpu", "--videos", "4", "--batch-size", "2", "--workers", "2", "--small"]
+    record = script.main([*argv, "--json", str(tmp_path / "e2e.json")])
+    rows = {(r["what"], r["source"]): r for r in record["rows"]}
+    assert set(rows) == {("model", "-")} | {
+        (what, source) for what in ("decode ceiling", "data path", "i3d eval") for source in ("videos", "rawframes")
+    }
+    assert all(r["videos_per_s"] > 0 for r in record["rows"])
+    assert rows[("i3d eval", "videos")]["of_achievable"] > 0 and rows[("data path", "rawframes")]["of_ceiling"] > 0
+    assert json.loads((tmp_path / "e2e.json").read_text())["rows"] == record["rows"]
+    assert record["checks"] == {"two_processes_max_abs_diff": 0.0}  # CPU: two fresh processes agree bit for bit

@@ -67,7 +67,9 @@ class CudaGraphs:
                     self.module(static_in)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: the evaluation's assembler thread keeps copying and allocating on its own stream
+            # while this thread captures; only this thread's calls must be capture-safe.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 static_out = self.module(static_in)
             self.graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self.graphs[key]
