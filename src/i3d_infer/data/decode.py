@@ -206,8 +206,9 @@ def read_sampled_frames(
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Decode a video once, converting and transforming only the sampled frames, each distinct frame once.
 
-    The pass is planned with the header's frame count; if the real count differs (headers lie), the frames the real
-    count needs were not all kept and a second pass with the now exact count is made.
+    The pass is planned with the header's frame count; if the real count needs other frames (headers lie), a second
+    pass with the now exact count is made. Each planned frame is written into its row of ``allocate(shape)`` as it
+    is decoded.
 
     Args:
         source: where the frames come from.
@@ -225,22 +226,26 @@ def read_sampled_frames(
     """
     guess = source.frame_count_hint()
     for _ in range(2):
-        wanted = set(np.unique(sample(guess)).tolist()) if guess > 0 else set()
-        kept: dict[int, np.ndarray] = {}
+        planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted
+        row = {index: k for k, index in enumerate(planned.tolist())}
+        frames = None
         count = 0
         for index, lazy in enumerate(source.frames()):
-            if index in wanted:
-                kept[index] = transform(lazy())
+            k = row.get(index)
+            if k is not None:
+                frame = transform(lazy())
+                if frames is None:
+                    frames = allocate((len(row), *frame.shape))
+                if frame.shape != frames.shape[1:]:
+                    raise VideoError(f"{source.path}: frame {index} has another size than the frames before it")
+                frames[k] = frame  # straight into its row (e.g. shared memory): no list of frames, no stacking
             count = index + 1
         if count == 0:
             raise VideoError(f"{source.path}: no decodable frames")
         indices = sample(count)
-        distinct = np.unique(indices)  # sorted
-        if kept.keys() >= set(distinct.tolist()):
-            first = kept[int(distinct[0])]
-            frames = np.stack([kept[i] for i in distinct.tolist()], out=allocate((len(distinct), *first.shape)))
-            return count, indices, frames, np.searchsorted(distinct, indices)
-        guess = count
+        if frames is not None and np.array_equal(np.unique(indices), planned):
+            return count, indices, frames, np.searchsorted(planned, indices)
+        guess = count  # the header was wrong: a second pass with the exact count
     raise VideoError(f"{source.path}: the frame count changed between two decoding passes")
 
 

@@ -11,6 +11,7 @@ uninterrupted single run does, so ``result.json`` comes out bit for bit the same
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -85,18 +86,12 @@ def evaluate(
     total = sum(len(b) for b in batches)
     bar = tqdm(total=total, initial=len(done), unit="video", disable=not options.progress, dynamic_ncols=True)
     started = time.perf_counter()
-    waited = 0.0  # seconds the model's thread waited for the data path
-    with (out / RESULTS).open("a", encoding="utf-8") as sink:
+    launched = feed(dataset, todo, backend, options.workers, options.timeout, options.strict, options.device)
+    with (out / RESULTS).open("a", encoding="utf-8") as sink, contextlib.closing(launched):
         recorder = _Recorder(sink, config.fusion, bar, done)
         writer = OrderedWriter(recorder)
         try:
-            launched = feed(dataset, todo, backend, options.workers, options.timeout, options.strict, options.device)
-            while True:
-                t0 = time.perf_counter()
-                pending = next(launched, None)
-                waited += time.perf_counter() - t0
-                if pending is None:
-                    break
+            for pending in launched:
                 writer.submit(pending)
         finally:
             writer.close()  # every launched batch is on disk before an error goes on
@@ -106,7 +101,7 @@ def evaluate(
     timing = {
         "wall_seconds": wall,
         "model_seconds": recorder.model_seconds,
-        "waiting_for_data_seconds": waited,
+        "waiting_for_data_seconds": recorder.waited,
         "videos_this_session": recorder.videos,
         "videos_per_s": recorder.videos / wall if wall and recorder.videos else None,
     }
@@ -124,7 +119,7 @@ class _Recorder:
         self.previous = len(done)
         self.hits = sum(1 for r in done.values() if r["scores"] and int(np.argmax(r["scores"])) == r["label"])
         self.failures = sum(1 for r in done.values() if r["scores"] is None)
-        self.videos, self.model_seconds = 0, 0.0
+        self.videos, self.model_seconds, self.waited = 0, 0.0, 0.0
         self.started = time.perf_counter()
 
     def __call__(self, pending: Pending) -> None:
@@ -138,6 +133,7 @@ class _Recorder:
         self.sink.flush()
         os.fsync(self.sink.fileno())
         self.model_seconds += seconds
+        self.waited += pending.waited
         self.videos += len(batch.samples)
         self.failures += len(batch.samples) - len(batch.readable)
         self.hits += sum(

@@ -90,10 +90,8 @@ class _SlotWriter:
         self.slots, self.slot, self.used = slots, slot, False
 
     def __call__(self, shape: tuple[int, ...]) -> np.ndarray:
-        if self.slots is not None and self.slot is not None and self.slots.fits(shape):
-            self.used = True
-            return self.slots.array(self.slot, shape)
-        return np.empty(shape, np.uint8)
+        self.used = self.slots is not None and self.slot is not None and self.slots.fits(shape)  # the last call's
+        return self.slots.array(self.slot, shape) if self.used else np.empty(shape, np.uint8)
 
 
 def _decode(task: tuple[int, int | None], dataset: VideoDataset, slots: FrameSlots | None):

@@ -109,6 +109,7 @@ class Pending:
     done: Any = None  # CUDA event after the copy back
     started: Any = None  # CUDA event before the model call
     seconds: float = 0.0  # host backends: the call's wall time
+    waited: float = 0.0  # seconds the model's thread waited for this batch to be assembled
 
     def result(self) -> tuple[np.ndarray | None, float]:
         """``(logits (n, classes) or None, model seconds)``."""
@@ -193,8 +194,16 @@ def feed(
                 raise I3DError(f"{failed[0].error} (--strict)")
             yield assemble(group, stream.release)
 
+    batches_ready = background(assembled)
     try:
-        for batch in background(assembled):
-            yield call(batch)
+        while True:
+            start = time.perf_counter()
+            batch = next(batches_ready, None)
+            if batch is None:
+                return
+            pending = call(batch)
+            pending.waited = time.perf_counter() - start - pending.seconds
+            yield pending
     finally:
+        batches_ready.close()
         stream.close()
