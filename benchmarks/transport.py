@@ -7,7 +7,8 @@ On a list of N copies of bikes.mp4 (640x272, 250 frames), each round measures, i
   shared memory  the evaluation's data path: frames into shared-memory slots, batches of views gathered from them
   pipe (before)  the data path before it: each video's views (63 MB in the seed protocol) pickled through a pipe
                  by the same process pool, then concatenated into a batch (what `i3d eval` did until this change)
-and prints the medians in videos/s and each path's share of the ceiling.
+and prints the medians in videos/s and of each path's share of the ceiling measured in the same round (the
+machine's speed drifts; a ratio within a round does not).
 """
 
 from __future__ import annotations
@@ -59,15 +60,17 @@ def main() -> None:
             record = bench_e2e(None, dataset, args.batch_size, args.workers, warmup=0, progress=False)
             figures["shared memory"].append(record.videos_per_s)
             figures["pipe (before)"].append(pipe_transport(dataset, args.workers, args.batch_size))
-    ceiling = statistics.median(figures["ceiling"])
     print(
         f"{args.videos} x bikes.mp4, {args.protocol}, {args.workers} workers, batch {args.batch_size}, "
-        f"medians of {args.rounds}"
+        f"medians of {args.rounds} rounds; ratios to the ceiling of the same round"
     )
     for name, values in figures.items():
-        median = statistics.median(values)
+        ratios = [v / c for v, c in zip(values, figures["ceiling"], strict=True)]
         spread = f"{min(values):.2f}-{max(values):.2f}"
-        print(f"{name:<14} {median:7.2f} videos/s ({spread})  {median / ceiling:.3f} of the ceiling")
+        print(
+            f"{name:<14} {statistics.median(values):7.2f} videos/s ({spread})  "
+            f"{statistics.median(ratios):.3f} of the ceiling ({min(ratios):.3f}-{max(ratios):.3f})"
+        )
 
 
 if __name__ == "__main__":

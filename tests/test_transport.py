@@ -163,7 +163,8 @@ def test_host_assembler_reuses_its_buffers(videos):
     for _ in range(3):
         batch = assemble([next(decoded), next(decoded)], stream.release)
         views.append(batch.views)
-        assert batch.views_per_video == 6 and batch.views.shape == (12, 3, 8, 64, 64)
+        assert batch.views_per_video == 6 and batch.views.shape == batch.shape == (12, 3, 8, 64, 64)
+        assert all(s.frames is None for s in batch.samples)  # their slots are released
     assert stream.slots.free == stream.slots.count
     stream.close()
     expected = [read_video(videos / dataset.entries[i].video_id, "threecrop", SMALL_PRE).views for i in (0, 3)]

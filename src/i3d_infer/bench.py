@@ -194,7 +194,7 @@ def bench_e2e(
             now = time.perf_counter()
             if k >= warmup:
                 times.append((now - start) * 1000 * batch_size / len(pending.batch.samples))  # a short batch in full
-                shape = tuple(pending.batch.views.shape) if pending.batch.views is not None else shape
+                shape = pending.batch.shape or shape
             start = now
             bar.update(len(pending.batch.samples))
     mode = "e2e" if backend is not None else "data-only"

@@ -11,7 +11,7 @@ views (1.5x the frames in the seed protocol, 4.5x with three crops).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -62,11 +62,25 @@ def gather_views_host(video: VideoFrames, out: np.ndarray, planes: np.ndarray) -
 class Batch:
     """One model call's worth of consecutive list entries."""
 
-    samples: list[Sample]  # every entry of the batch, in list order, failed ones included
-    readable: list[Sample]  # those with frames, in order
-    views: Any = None  # the model input for ``readable`` (host array or device tensor); None when none is readable
+    samples: list[Sample]  # every entry of the batch, in list order, failed ones included (without their frames)
+    readable: list[Sample]  # those whose views are in ``views``, in order
+    views: Any = None  # the model input for ``readable`` (host array or device tensor); None once launched
     ready: Any = None  # CUDA event recorded after the views were gathered (device assembler)
     views_per_video: int = 0
+    shape: tuple[int, ...] = ()  # of ``views``: (len(readable) * views_per_video, 3, T, size, size)
+
+
+def _start(decoded: list[Decoded]) -> tuple[Batch, list[VideoFrames]]:
+    """The batch (samples without their frames, which stay valid only until released) and its videos' frames."""
+    videos = [d.sample.frames for d in decoded if d.sample.frames is not None]
+    samples = [replace(d.sample, frames=None) for d in decoded]
+    readable = [s for s, d in zip(samples, decoded, strict=True) if d.sample.frames is not None]
+    batch = Batch(samples, readable)
+    if videos:
+        first = videos[0]
+        batch.views_per_video = first.num_views
+        batch.shape = (len(videos) * first.num_views, 3, first.table.shape[1], first.size, first.size)
+    return batch, videos
 
 
 class HostAssembler:
@@ -78,24 +92,19 @@ class HostAssembler:
         self.turn = 0
 
     def __call__(self, decoded: list[Decoded], release) -> Batch:
-        samples = [d.sample for d in decoded]
-        readable = [s for s in samples if s.frames is not None]
-        batch = Batch(samples, readable)
-        if readable:
-            first = readable[0].frames
-            per_video = first.num_views
-            shape = (len(readable) * per_video, 3, first.table.shape[1], first.size, first.size)
-            buffer = self.ring[self.turn]
-            if buffer is None or buffer.size < math.prod(shape):
-                buffer = self.ring[self.turn] = np.empty(math.prod(shape), np.uint8)
+        batch, videos = _start(decoded)
+        if videos:
+            size, per_video = math.prod(batch.shape), batch.views_per_video
+            if self.ring[self.turn] is None or self.ring[self.turn].size < size:
+                self.ring[self.turn] = np.empty(size, np.uint8)
+            views = self.ring[self.turn][:size].reshape(batch.shape)
             self.turn = (self.turn + 1) % RING
-            views = buffer[: math.prod(shape)].reshape(shape)
-            needed = max(s.frames.frames.size for s in readable)
+            needed = max(video.frames.size for video in videos)
             if self.planes.size < needed:
                 self.planes = np.empty(needed, np.uint8)
-            for k, s in enumerate(readable):
-                gather_views_host(s.frames, views[k * per_video : (k + 1) * per_video], self.planes)
-            batch.views, batch.views_per_video = views, per_video
+            for k, video in enumerate(videos):
+                gather_views_host(video, views[k * per_video : (k + 1) * per_video], self.planes)
+            batch.views = views
         for d in decoded:
             release(d)
         return batch
@@ -118,35 +127,31 @@ class DeviceAssembler:
         self.turn = 0
 
     def __call__(self, decoded: list[Decoded], release) -> Batch:
-        samples = [d.sample for d in decoded]
-        readable = [s for s in samples if s.frames is not None]
-        batch = Batch(samples, readable)
-        if not readable:
+        batch, videos = _start(decoded)
+        if not videos:
             for d in decoded:
                 release(d)
             return batch
-        staging = self.staging[self.turn]
         if self.copied[self.turn] is not None:
             self.copied[self.turn].synchronize()  # the copy that read this buffer last is done
-        sizes = [s.frames.frames.nbytes for s in readable]
-        if sum(sizes) > staging.numel():  # a batch of frames too large for a slot: grow once
-            staging = self.staging[self.turn] = torch.empty(sum(sizes), dtype=torch.uint8, pin_memory=True)
+        sizes = [video.frames.nbytes for video in videos]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-        for s, start, end in zip(readable, offsets, offsets[1:], strict=False):
-            staging[start:end].copy_(torch.from_numpy(s.frames.frames.reshape(-1)))
+        if offsets[-1] > self.staging[self.turn].numel():  # frames too large for slots came through the pipe
+            self.staging[self.turn] = torch.empty(offsets[-1], dtype=torch.uint8, pin_memory=True)
+        staging = self.staging[self.turn]
+        for video, start, end in zip(videos, offsets, offsets[1:], strict=False):
+            staging[start:end].copy_(torch.from_numpy(video.frames.reshape(-1)))
         for d in decoded:
             release(d)  # the frames are in pinned memory now
-        first = readable[0].frames
-        per_video = first.num_views
-        shape = (len(readable) * per_video, 3, first.table.shape[1], first.size, first.size)
+        per_video = batch.views_per_video
         with torch.cuda.stream(self.stream):
             frames = staging[: offsets[-1]].to(self.device, non_blocking=True)
             self.copied[self.turn] = self.stream.record_event()
-            views = torch.empty(shape, dtype=torch.uint8, device=self.device)
-            for k, s in enumerate(readable):
-                video = frames[offsets[k] : offsets[k + 1]].view(s.frames.frames.shape)
-                gather_views(video, s.frames, views[k * per_video : (k + 1) * per_video])
+            views = torch.empty(batch.shape, dtype=torch.uint8, device=self.device)
+            for k, video in enumerate(videos):
+                on_device = frames[offsets[k] : offsets[k + 1]].view(video.frames.shape)
+                gather_views(on_device, video, views[k * per_video : (k + 1) * per_video])
             batch.ready = self.stream.record_event()
         self.turn ^= 1
-        batch.views, batch.views_per_video = views, per_video
+        batch.views = views
         return batch

@@ -128,23 +128,22 @@ class ModelCall:
         self.device = device  # torch.device where views are gathered, or None (host)
 
     def __call__(self, batch: Batch) -> Pending:
-        if batch.views is None:
+        views, batch.views = batch.views, None  # the views go with the call: no batch waiting to be written holds them
+        if views is None or (self.backend is None and self.device is None):
             return Pending(batch)
         if self.device is None:
-            if self.backend is None:
-                return Pending(batch)
             start = time.perf_counter()
-            logits = self.backend.compute(self.backend.prepare(batch.views))
+            logits = self.backend.compute(self.backend.prepare(views))
             return Pending(batch, logits, seconds=time.perf_counter() - start)
         import torch
 
         stream = torch.cuda.current_stream(self.device)
         stream.wait_event(batch.ready)
-        batch.views.record_stream(stream)  # the side stream's allocation is now in use on this one
+        views.record_stream(stream)  # allocated on the assembler's stream, now in use on this one
         started = stream.record_event(torch.cuda.Event(enable_timing=True))
         if self.backend is None:
             return Pending(batch, done=stream.record_event(torch.cuda.Event(enable_timing=True)), started=started)
-        out = self.backend.forward(batch.views)  # (n, classes) float32 on the device
+        out = self.backend.forward(views)  # (n, classes) float32 on the device
         host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
         host.copy_(out, non_blocking=True)
         done = stream.record_event(torch.cuda.Event(enable_timing=True))
