@@ -28,6 +28,8 @@ def test_demo_with_a_checkpoint(tmp_path, checkpoint_file):
     bench = json.loads((root / "bench.json").read_text())
     assert [r["backend"] for r in bench] == ["torch-fast-fp32", "onnxruntime"]
     assert (root / "i3d.onnx").is_file() and (root / "lists" / "val_list_rawframes.txt").is_file()
+    assert lines[-1].endswith(f"{(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
+    assert (root / "runs" / "torch_videos" / "report.html").is_file()
 
 
 def test_demo_without_the_official_checkpoint_says_so(tmp_path, monkeypatch):

@@ -32,6 +32,8 @@ FILES = [
     "per_class.csv",
     "confusion_matrix.png",
     "per_class_accuracy.png",
+    "confidence.png",
+    "report.html",
     "results.jsonl",
     "config.json",
 ]
@@ -195,7 +197,8 @@ def _cli(dataset, out, checkpoint, *extra):
 def test_sigkill_then_resume_is_bit_identical(dataset, tmp_path, checkpoint_file):
     reference = subprocess.run(_cli(dataset, tmp_path / "ref", checkpoint_file), capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr
-    assert reference.stdout.splitlines()[-3].startswith("top1_acc\t")
+    assert reference.stdout.splitlines()[-4].startswith("top1_acc\t")
+    assert reference.stdout.splitlines()[-1] == f"report: {(tmp_path / 'ref' / 'report.html').as_uri()}"
     out = tmp_path / "killed"
     process = subprocess.Popen(
         _cli(dataset, out, checkpoint_file),
@@ -281,7 +284,8 @@ def test_cli_eval_and_merge(dataset, tmp_path, checkpoint_file, capsys, monkeypa
         == 0
     )
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("\t")[0] for line in lines[-3:]] == ["top1_acc", "top5_acc", "mean_class_accuracy"]
+    assert [line.split("\t")[0] for line in lines[-4:-1]] == ["top1_acc", "top5_acc", "mean_class_accuracy"]
+    assert lines[-1] == f"report: {(tmp_path / 'm' / 'report.html').as_uri()}"
     assert len(json.loads((tmp_path / "r.json").read_text())) == 6
     assert main([*base, "--shard", "2/2", "--out-dir", str(tmp_path / "c")]) == 2
     missing = ["eval", "--list", str(tmp_path / "missing.txt"), "--root", ".", "--out-dir", str(tmp_path / "d")]

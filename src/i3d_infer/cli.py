@@ -594,6 +594,7 @@ def _report_run(record, out: str | None) -> int:
     print(f"{counts['listed']} videos, {counts['failed']} unreadable; results in {record.out_dir}")
     for line in record.summary_lines():
         print(line)
+    print(f"report: {record.report.resolve().as_uri()}")
     return 0
 
 

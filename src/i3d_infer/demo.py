@@ -137,4 +137,5 @@ def run_demo(
         f"[7/7] artefacts: videos {videos}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
         f"rawframes {root / 'rawframes'}, model {onnx_path}, runs {root / 'runs'}, benchmark {root / 'bench.json'}"
     )
+    log(f"report (opens offline in any browser): {(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
     return root

@@ -2,7 +2,7 @@
 
 Files in the run directory: ``result.json`` (seed format: one array of fused scores per listed video, list order;
 an unreadable video gets an all-zero array), ``metrics.json``, ``predictions.jsonl``, ``per_class.csv``,
-``confusion_matrix.png`` and ``per_class_accuracy.png``.
+``report.html`` and its figures as PNG (``report.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import numpy as np
 
 from ..bench import versions
 from ..errors import I3DError
+from ..model.weights import DEFAULT_WEIGHTS
 from .metrics import mean_class_accuracy, top_k_accuracy
+from .report import write_report
 from .rundir import CONFIG, RESULTS, EvalConfig
 
 SEED_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
@@ -29,6 +31,7 @@ class RunRecord:
 
     out_dir: Path
     metrics: dict  # the content of metrics.json
+    report: Path | None = None  # report.html
 
     def summary_lines(self) -> list[str]:
         """The seed's closing lines (all listed videos, unreadable ones counted as wrong), 4 decimals."""
@@ -83,9 +86,9 @@ def write_outputs(out: Path, records: list[dict], labels: list[str], config, tim
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     _write_predictions(out / "predictions.jsonl", records, scores, labels)
-    counts, correct = _write_per_class(out / "per_class.csv", scores, truth, readable, labels)
-    _write_plots(out, scores, truth, readable, counts, correct)
-    return RunRecord(out, metrics)
+    _write_per_class(out / "per_class.csv", scores, truth, readable, labels)
+    official = Path(DEFAULT_WEIGHTS.url).name
+    return RunRecord(out, metrics, write_report(out, metrics, scores, truth, readable, labels, official))
 
 
 def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, labels: list[str]) -> None:
@@ -106,7 +109,7 @@ def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, labe
             )
 
 
-def _write_per_class(path, scores, truth, readable, labels) -> tuple[np.ndarray, np.ndarray]:
+def _write_per_class(path, scores, truth, readable, labels) -> None:
     n = len(labels)
     pred = np.where(readable, np.argmax(scores, axis=1), -1)
     counts = np.bincount(truth, minlength=n)[:n]
@@ -118,39 +121,6 @@ def _write_per_class(path, scores, truth, readable, labels) -> tuple[np.ndarray,
             writer.writerow(
                 [c, labels[c], int(counts[c]), int(correct[c]), f"{correct[c] / counts[c]:.6f}" if counts[c] else ""]
             )
-    return counts, correct
-
-
-def _write_plots(out: Path, scores, truth, readable, counts, correct) -> None:
-    """Confusion matrix (rows: true class, columns: predicted) and per-class accuracy, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(counts)
-    matrix = np.zeros((n, n), dtype=np.int64)
-    pred = np.argmax(scores, axis=1)
-    np.add.at(matrix, (truth[readable], pred[readable]), 1)
-    fig, ax = plt.subplots(figsize=(8, 7), dpi=100)
-    image = ax.imshow(matrix, cmap="viridis", interpolation="nearest", vmin=0)
-    ax.set(title=f"Confusion matrix ({int(readable.sum())} videos)", xlabel="predicted class", ylabel="true class")
-    fig.colorbar(image, ax=ax, label="videos")
-    fig.tight_layout()
-    fig.savefig(out / "confusion_matrix.png")
-    plt.close(fig)
-    present = np.nonzero(counts)[0]
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
-    ax.bar(np.arange(len(present)), correct[present] / counts[present], width=1.0)
-    ax.set(
-        title="Per-class accuracy (classes with videos, by index)",
-        xlabel="class (index order)",
-        ylabel="accuracy",
-        ylim=(0, 1),
-    )
-    fig.tight_layout()
-    fig.savefig(out / "per_class_accuracy.png")
-    plt.close(fig)
 
 
 def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str]) -> RunRecord:

@@ -104,6 +104,8 @@ def evaluate(
         "waiting_for_data_seconds": recorder.waited,
         "videos_this_session": recorder.videos,
         "videos_per_s": recorder.videos / wall if wall and recorder.videos else None,
+        "device": backend.device,
+        "workers": options.workers,
     }
     return write_outputs(
         out, [records[i] for batch in batches for i in batch], labels, config, timing, complete=config.shard[1] == 1
