@@ -9,7 +9,7 @@ import sys
 from .data.annotations import VIDEO_EXTENSIONS
 from .data.decode import DECODERS, DEFAULT_DECODER
 from .data.transforms import PROTOCOLS
-from .errors import DownloadError, I3DError
+from .errors import DownloadError, I3DError, VideoError
 from .evaluate.metrics import FUSIONS
 from .export import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
 from .runtime import BACKENDS
@@ -18,6 +18,7 @@ from .runtime.base import ENGINES, PRECISION_CHOICES
 PREDICT_EXAMPLE = """example:
   i3d predict video1.mp4 video2.mp4 --checkpoint i3d_nl_dot_product_r50.pth --topk 5
   i3d predict rawframes/abseiling_0001 --protocol seed --json > predictions.jsonl
+  i3d predict video1.mp4 --annotate video1_labelled.mp4
 
 protocols:
 """ + "\n".join(f"  {p.name:<11} {p.description}" for p in PROTOCOLS.values())
@@ -54,6 +55,12 @@ def _add_predict(commands) -> None:
     predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
     predict.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     predict.add_argument("--json", action="store_true", help="one JSON object per line per video")
+    predict.add_argument(
+        "--annotate", metavar="OUT.mp4", help="write the video with each clip's and the video's top-3 drawn on it"
+    )
+    predict.add_argument(
+        "--lossless", action="store_true", help="with --annotate: lossless RGB H.264 (exact pixels, few players)"
+    )
     predict.set_defaults(run=run_predict)
 
 
@@ -312,6 +319,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.topk < 1:
         raise I3DError(f"--topk must be >= 1, got {args.topk}")
+    if args.annotate and len(args.videos) != 1:
+        raise I3DError(f"--annotate writes one video; got {len(args.videos)} inputs")
     apply_machine_defaults(args)
     try:
         predictor = Predictor.create(
@@ -330,6 +339,22 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.checkpoint:
             raise
         raise DownloadError(f"{e}, or pass --checkpoint PATH") from e
+    if args.annotate:
+        from .annotate import annotate
+
+        try:
+            result = annotate(predictor, args.videos[0], args.annotate, args.protocol, args.lossless)
+        except VideoError as e:  # like a bad video without --annotate: one line, exit code 1
+            if args.debug:
+                raise
+            print(f"i3d: {e}", file=sys.stderr)
+            return 1
+        width, height = result.size
+        print(f"{args.videos[0]}  ({result.prediction.num_frames} frames, protocol {result.prediction.protocol})")
+        for c in result.prediction.topk:
+            print(f"  {c.prob:7.4f}  {c.label}")
+        print(f"annotated: {result.path} ({result.frames} frames, {width}x{height})")
+        return 0
     failed = 0
     for video in args.videos:
         try:

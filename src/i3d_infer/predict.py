@@ -35,6 +35,7 @@ class Prediction:
     protocol: str  # view protocol name
     scores: np.ndarray  # (num_classes,) clip-fused scores
     topk: list[ClassScore]  # the k best classes, best first
+    clip_scores: np.ndarray | None = None  # (num_clips, num_classes): each clip's own, its crops fused
 
     def to_json(self) -> dict:
         """The ``--json`` record of this prediction."""
@@ -98,6 +99,14 @@ class Predictor:
         views = read_video(video, protocol, self.weights.preprocessing, self.decoder)
         logits = self.backend(views.views)  # (V, 3, T, S, S) uint8 -> (V, classes)
         scores = fuse_clips(logits, num_views=logits.shape[0], fusion=self.fusion)[0]  # -> (classes,)
-        best = np.argsort(scores)[::-1][:topk]
-        top = [ClassScore(int(i), self.labels[i], float(scores[i])) for i in best]
-        return Prediction(str(video), views.num_frames, views.frame_indices, views.protocol, scores, top)
+        clips = views.frame_indices.shape[0]
+        per_clip = logits.reshape(-1, clips, logits.shape[-1]).transpose(
+            1, 0, 2
+        )  # (crops·clips, C) -> (clips, crops, C)
+        clip_scores = fuse_clips(per_clip.reshape(-1, logits.shape[-1]), per_clip.shape[1], self.fusion)  # (clips, C)
+        top = self.top(scores, topk)
+        return Prediction(str(video), views.num_frames, views.frame_indices, views.protocol, scores, top, clip_scores)
+
+    def top(self, scores: np.ndarray, k: int) -> list[ClassScore]:
+        """The ``k`` best classes of ``scores``, best first."""
+        return [ClassScore(int(i), self.labels[i], float(scores[i])) for i in np.argsort(scores)[::-1][:k]]
