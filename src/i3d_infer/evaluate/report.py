@@ -114,20 +114,19 @@ def confused_pairs(
 def figures(scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, labels: list[str], rows) -> dict[str, bytes]:
     """The PNGs by file name: per-class accuracy, confusion matrix (few classes) or top confusions, confidence."""
     pred = np.argmax(scores, axis=1)
-    ok = readable
     result = {
         "per_class_accuracy.png": plots.per_class_accuracy([r.name for r in rows], np.array([r.top1 for r in rows]))
     }
-    classes = np.unique(np.concatenate([truth, pred[ok]]))
+    classes = np.unique(np.concatenate([truth, pred[readable]]))
     if len(classes) <= plots.MATRIX_MAX_CLASSES:
         position = {c: k for k, c in enumerate(classes.tolist())}
         matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-        for t, p in zip(truth[ok].tolist(), pred[ok].tolist(), strict=True):
+        for t, p in zip(truth[readable].tolist(), pred[readable].tolist(), strict=True):
             matrix[position[t], position[p]] += 1
         result["confusion_matrix.png"] = plots.confusion_matrix([labels[c] for c in classes], matrix)
     else:
-        result["top_confusions.png"] = plots.top_confusions(confused_pairs(truth[ok], pred[ok], labels))
-    result["confidence.png"] = plots.confidence(scores[ok].max(axis=1), pred[ok] == truth[ok])
+        result["top_confusions.png"] = plots.top_confusions(confused_pairs(truth[readable], pred[readable], labels))
+    result["confidence.png"] = plots.confidence(scores[readable].max(axis=1), pred[readable] == truth[readable])
     return result
 
 
