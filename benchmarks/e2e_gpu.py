@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -134,88 +135,116 @@ def main(argv: list[str] | None = None) -> dict:
     precision = args.precision = args.precision or ("fp16" if args.device.startswith("cuda") else "fp32")
     if args.eval_once:
         return evaluate_once(*args.eval_once, args, weights)
-    spec = BackendSpec("torch", device=args.device, random_weights=True, precision=precision)
     started = time.perf_counter()
     machine = versions()
     print(f"{machine.get('gpu', machine['cpu'])}, {os.cpu_count()} cores; torch {machine['torch']}", flush=True)
     print(f"{args.videos} x bikes.mp4, seed protocol, {precision}, batch {args.batch_size}, {args.workers} workers")
+    record: dict = {"rows": [], "checks": {}, "errors": {}, "versions": machine, "args": vars(args)}
+    cuda = args.device.startswith("cuda")
 
-    checks: dict = {}
-    if args.device.startswith("cuda"):
-        checks["device_gather_equals_host"] = check_device_gather(args.device, pre)
-        print(f"views gathered on the GPU == on the host: {checks['device_gather_equals_host']}", flush=True)
-    backend = make_backend(spec, weights)
+    def step(name: str, fn):
+        """Run one measurement; a failure is recorded and printed, and the others still run. JSON after each."""
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        except Exception as e:  # a benchmark run on a lent machine: keep every row that works
+            record["errors"][name] = f"{type(e).__name__}: {e}"
+            print(f"{name}: FAILED: {type(e).__name__}: {e}", flush=True)
+            return None
+        finally:
+            print(f"[{time.perf_counter() - started:5.0f} s] {name} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+    if cuda:
+        record["checks"]["device_gather_equals_host"] = step(
+            "device gather", lambda: check_device_gather(args.device, pre)
+        )
+    spec = BackendSpec("torch", device=args.device, random_weights=True, precision=precision)
     view_shape = (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
-    model = bench_inference(backend, args.batch_size, view_shape, warmup=3, iters=10, progress=False)
-    rows = [{"what": "model", "source": "-", "decoder": "-", "videos_per_s": model.videos_per_s}]
-    print(f"model: {model.videos_per_s:.1f} videos/s", flush=True)
+    model = step(
+        "model",
+        lambda: bench_inference(make_backend(spec, weights), args.batch_size, view_shape, 3, 10, progress=False),
+    )
+    model_rate = model.videos_per_s if model else None
+    record["rows"].append({"what": "model", "source": "-", "decoder": "-", "videos_per_s": model_rate})
     with tempfile.TemporaryDirectory() as tmp:
         lists = build_set(Path(tmp), args.videos)
         if args.determinism:
             count = min(args.determinism, args.videos)
-            diff = check_two_processes(lists["videos"], Path(tmp) / "videos", args, precision, count)
-            checks["two_processes_max_abs_diff"] = diff
-            print(f"two fresh eval processes, {count} videos: result.json max |difference| {diff:.3g}", flush=True)
+            check = partial(check_two_processes, lists["videos"], Path(tmp) / "videos", args, precision, count)
+            record["checks"]["two_processes_max_abs_diff"] = step("two processes", check)
         for kind, listing in lists.items():
             root = Path(tmp) / kind
             dataset = VideoDataset(listing, root, preprocessing=pre)
-            ceiling = bench_decode_ceiling(dataset, args.workers, progress=False).videos_per_s
-            if args.device.startswith("cuda"):
-                import torch
-
-                torch.cuda.reset_peak_memory_stats(args.device)
-                before = torch.cuda.memory_allocated(args.device)
-            data = bench_e2e(None, dataset, args.batch_size, args.workers, device=args.device, progress=False)
-            added = None
-            if args.device.startswith("cuda"):
-                added = (torch.cuda.max_memory_allocated(args.device) - before) / 2**30
-            timing = evaluate_once(listing, root, Path(tmp) / f"run_{kind}", args, weights)
-            bound = min(ceiling, model.videos_per_s)
-            rows += [
-                {"what": "decode ceiling", "source": kind, "decoder": "opencv", "videos_per_s": ceiling},
+            ceiling = step(f"{kind} ceiling", partial(bench_decode_ceiling, dataset, args.workers, progress=False))
+            ceiling = ceiling.videos_per_s if ceiling else None
+            record["rows"].append(
+                {"what": "decode ceiling", "source": kind, "decoder": "opencv", "videos_per_s": ceiling}
+            )
+            data = step(f"{kind} data path", partial(data_path, dataset, args))
+            record["rows"].append(
                 {
                     "what": "data path",
                     "source": kind,
                     "decoder": "opencv",
-                    "videos_per_s": data.videos_per_s,
-                    "of_ceiling": data.videos_per_s / ceiling,
-                    "gpu_gib_added": added,
-                },
+                    "videos_per_s": data[0] if data else None,
+                    "of_ceiling": data[0] / ceiling if data and ceiling else None,
+                    "gpu_gib_added": data[1] if data else None,
+                }
+            )
+            run = partial(evaluate_once, listing, root, Path(tmp) / f"run_{kind}", args, weights)
+            timing = step(f"{kind} eval", run)
+            rate = timing["videos_per_s"] if timing else None
+            bound = min(ceiling or np.inf, model_rate or np.inf)
+            record["rows"].append(
                 {
                     "what": "i3d eval",
                     "source": kind,
                     "decoder": "opencv",
-                    "videos_per_s": timing["videos_per_s"],
-                    "of_achievable": timing["videos_per_s"] / bound,
-                    "model_seconds": timing["model_seconds"],
-                    "waiting_for_data_seconds": timing["waiting_for_data_seconds"],
-                    "wall_seconds": timing["wall_seconds"],
-                },
-            ]
-            print(
-                f"{kind}: ceiling {ceiling:.1f}, data path {data.videos_per_s:.1f}, eval {timing['videos_per_s']:.1f}"
+                    "videos_per_s": rate,
+                    "of_achievable": rate / bound if rate and np.isfinite(bound) else None,
+                    **(
+                        {k: timing[k] for k in ("model_seconds", "waiting_for_data_seconds", "wall_seconds")}
+                        if timing
+                        else {}
+                    ),
+                }
             )
-            shutil.rmtree(Path(tmp) / f"run_{kind}")
-    print()
-    print(f"{'what':<16} {'source':<10} {'decoder':<8} {'videos/s':>9} {'ratio':>7}  note")
-    for row in rows:
-        ratio = row.get("of_achievable", row.get("of_ceiling"))
-        note = ""
-        if row["what"] == "i3d eval":
-            note = f"e2e / min(ceiling, model); model busy {row['model_seconds']:.1f} of {row['wall_seconds']:.1f} s"
-        elif row["what"] == "data path":
-            note = "data path / ceiling" + (
-                f"; {row['gpu_gib_added']:.2f} GiB GPU memory" if row["gpu_gib_added"] is not None else ""
-            )
-        ratio_text = f"{ratio:7.3f}" if ratio is not None else f"{'':7}"
-        print(
-            f"{row['what']:<16} {row['source']:<10} {row['decoder']:<8} {row['videos_per_s']:9.1f} {ratio_text}  {note}"
-        )
-    print(f"\n{time.perf_counter() - started:.0f} s in all")
-    record = {"rows": rows, "checks": checks, "versions": machine, "args": vars(args)}
+            shutil.rmtree(Path(tmp) / f"run_{kind}", ignore_errors=True)
+    print_table(record["rows"])
+    errors = record["errors"] or "none"
+    print(f"\n{time.perf_counter() - started:.0f} s in all; checks {record['checks']}; errors {errors}")
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return record
+
+
+def data_path(dataset: VideoDataset, args) -> tuple[float, float | None]:
+    """videos/s of the data path without a model, and the GPU memory (GiB) it adds on CUDA."""
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(args.device)
+        before = torch.cuda.memory_allocated(args.device)
+    rate = bench_e2e(None, dataset, args.batch_size, args.workers, device=args.device, progress=False).videos_per_s
+    return rate, (torch.cuda.max_memory_allocated(args.device) - before) / 2**30 if cuda else None
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'what':<16} {'source':<10} {'decoder':<8} {'videos/s':>9} {'ratio':>7}  note")
+    for row in rows:
+        ratio = row.get("of_achievable", row.get("of_ceiling"))
+        note = ""
+        if row["what"] == "i3d eval" and "wall_seconds" in row:
+            note = f"e2e / min(ceiling, model); model busy {row['model_seconds']:.1f} of {row['wall_seconds']:.1f} s"
+        elif row["what"] == "data path":
+            gib = row["gpu_gib_added"]
+            note = "data path / ceiling" + (f"; {gib:.2f} GiB GPU memory" if gib is not None else "")
+        rate = f"{row['videos_per_s']:9.1f}" if row["videos_per_s"] is not None else f"{'failed':>9}"
+        ratio_text = f"{ratio:7.3f}" if ratio is not None else f"{'':7}"
+        print(f"{row['what']:<16} {row['source']:<10} {row['decoder']:<8} {rate} {ratio_text}  {note}")
 
 
 if __name__ == "__main__":

@@ -341,3 +341,4 @@ def test_e2e_gpu_script_runs_on_cpu(tmp_path):
     assert rows[("i3d eval", "videos")]["of_achievable"] > 0 and rows[("data path", "rawframes")]["of_ceiling"] > 0
     assert json.loads((tmp_path / "e2e.json").read_text())["rows"] == record["rows"]
     assert record["checks"] == {"two_processes_max_abs_diff": 0.0}  # CPU: two fresh processes agree bit for bit
+    assert record["errors"] == {}
