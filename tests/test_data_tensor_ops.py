@@ -1,13 +1,15 @@
-"""OpenCV's resize in torch integer ops, bit for bit against cv2 on random images of many sizes (CPU tensors)."""
+"""OpenCV's colour conversion and resize in torch integer ops, bit for bit against cv2 (CPU tensors)."""
 
 from __future__ import annotations
 
+import av
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from i3d_infer.data.tensor_ops import resize_linear
+from i3d_infer.data.tensor_ops import nv12_to_rgb, resize_linear, yuv420_to_rgb
+from videos import write_video
 
 RNG = np.random.default_rng(7)
 SIZES = [
@@ -35,3 +37,53 @@ def test_resize_linear_on_real_frames(sample_videos):
     capture.release()
     expected = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_LINEAR) for f in frames])
     np.testing.assert_array_equal(resize_linear(torch.from_numpy(frames), 256, 256).numpy(), expected)
+
+
+def planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyAV's yuv420p planes of a frame (FFmpeg's software decoder: what NVDEC outputs, by the standard)."""
+    h, w = frame.height, frame.width
+    data = frame.to_ndarray(format="yuv420p")
+    chroma = data[h:].reshape(2, h // 2, w // 2)
+    return data[:h], chroma[0], chroma[1]
+
+
+def opencv_frames(path, count: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(count)]
+    capture.release()
+    return frames
+
+
+def decoded_planes(path, count: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [planes(f) for f, _ in zip(container.decode(video=0), range(count), strict=False)]
+
+
+@pytest.mark.parametrize("name", ["bigbuckbunny", "bikes", "carphone_pristine"])
+def test_yuv420_and_nv12_to_rgb_equal_cv2_videocapture(sample_videos, name):
+    decoded = decoded_planes(sample_videos[name], 12)
+    y, u, v = (torch.from_numpy(np.stack(p)) for p in zip(*decoded, strict=True))
+    expected = np.stack(opencv_frames(sample_videos[name], 12))
+    np.testing.assert_array_equal(yuv420_to_rgb(y, u, v).numpy(), expected)
+    nv12 = torch.cat([y, torch.stack([u, v], dim=-1).flatten(2)], dim=1)  # (N, 3H/2, W), UV interleaved
+    np.testing.assert_array_equal(nv12_to_rgb(nv12).numpy(), expected)
+
+
+@pytest.mark.parametrize(("width", "height"), [(98, 62), (130, 70), (250, 142)])
+def test_yuv420_to_rgb_on_even_sizes_not_multiples_of_16(tmp_path, width, height):
+    path = write_video(tmp_path / "v.mp4", list(range(6)), width=width, height=height)
+    y, u, v = (torch.from_numpy(np.stack(p)) for p in zip(*decoded_planes(path, 6), strict=True))
+    np.testing.assert_array_equal(yuv420_to_rgb(y, u, v).numpy(), np.stack(opencv_frames(path, 6)))
+
+
+def test_planes_to_model_frames_equal_the_cpu_pipeline(sample_videos):
+    """yuv420p planes -> RGB -> resize, all in torch, == the frames the CPU pipeline sends (OpenCV decode + resize)."""
+    from i3d_infer.data.pipeline import read_frames
+
+    video = read_frames(sample_videos["bikes"], "seed")
+    wanted = np.unique(video.frame_indices)[:24]
+    with av.open(str(sample_videos["bikes"])) as container:
+        chosen = [planes(f) for i, f in enumerate(container.decode(video=0)) if i in set(wanted.tolist())]
+    y, u, v = (torch.from_numpy(np.stack(p)) for p in zip(*chosen, strict=True))
+    frames = resize_linear(yuv420_to_rgb(y, u, v), 256, 256)
+    np.testing.assert_array_equal(frames.numpy(), video.frames[: len(wanted)])

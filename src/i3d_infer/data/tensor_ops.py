@@ -1,4 +1,14 @@
-"""OpenCV's pixel arithmetic in torch integer ops, bit for bit, on any device: the resize of a GPU decoding path.
+"""OpenCV's pixel arithmetic in torch integer ops, bit for bit, on any device: the colour conversion and resize of a
+GPU decoding path (H.264 decoding itself is exact by the standard, so NVDEC's NV12 planes are FFmpeg's).
+
+``yuv420_to_rgb`` / ``nv12_to_rgb`` is what ``cv2.VideoCapture`` does to a yuv420p frame (FFmpeg's swscale, unscaled
+yuv420p -> BGR24 with its defaults: the BT.601 matrix whatever the stream's tags, limited range, each chroma sample
+shared by its 2x2 block) with the arithmetic of swscale's x86 SIMD converter (``libswscale/x86/yuv_2_rgb.asm``,
+coefficients from ``ff_yuv2rgb_c_init_tables``): ``Y' = ((8 Y - 128) * 9539) >> 16``, ``U' = 8 U - 1024``, ``V' =
+8 V - 1024``, then ``R = Y' + (V' * 13075 >> 16)``, ``G = Y' + (U' * -3209 >> 16) + (V' * -6660 >> 16)``, ``B = Y' +
+(U' * 16525 >> 16)``, saturated to uint8 (``pmulhw`` is a floor of the high half). Equal to cv2.VideoCapture on
+every pixel of the sample videos and of synthetic even-sized ones (tests); odd sizes were not checked (PyAV
+cannot hand out their planes).
 
 ``resize_linear`` is ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on uint8 images as OpenCV computes it
 (``modules/imgproc/src/resize.cpp``): per output column ``fx = (dx + 0.5) * scale - 0.5`` in float32, ``sx =
@@ -18,6 +28,30 @@ from __future__ import annotations
 import torch
 
 COEF_SCALE = 2048  # 1 << INTER_RESIZE_COEF_BITS
+# swscale's 13-bit BT.601 limited-range coefficients: roundToInt16(c * 2^13) of ff_yuv2rgb_coeffs[SWS_CS_ITU601]
+Y_COEFF, Y_OFFSET, UV_OFFSET = 9539, 128, 1024  # 255/219 scale; 16 << 3; 128 << 3
+V_TO_R, U_TO_G, V_TO_G, U_TO_B = 13075, -3209, -6660, 16525
+
+
+def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """uint8 planes ``(N, H, W)``, ``(N, H/2, W/2)``, ``(N, H/2, W/2)`` -> uint8 RGB ``(N, H, W, 3)``, as
+    ``cv2.VideoCapture`` converts (see the module docstring)."""
+    h, w = y.shape[1:]
+    luma = (((y.to(torch.int32) << 3) - Y_OFFSET) * Y_COEFF) >> 16
+    u = ((u.to(torch.int32) << 3) - UV_OFFSET).repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
+    v = ((v.to(torch.int32) << 3) - UV_OFFSET).repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
+    red = luma + ((v * V_TO_R) >> 16)
+    green = luma + ((u * U_TO_G) >> 16) + ((v * V_TO_G) >> 16)
+    blue = luma + ((u * U_TO_B) >> 16)
+    return torch.stack([red, green, blue], dim=-1).clamp(0, 255).to(torch.uint8)
+
+
+def nv12_to_rgb(nv12: torch.Tensor) -> torch.Tensor:
+    """NV12 frames ``(N, 3H/2, W)`` (the luma plane, then U and V interleaved; NVDEC's native output) -> uint8 RGB
+    ``(N, H, W, 3)``."""
+    h = nv12.shape[1] * 2 // 3
+    chroma = nv12[:, h:]  # (N, H/2, W): U0 V0 U1 V1 ...
+    return yuv420_to_rgb(nv12[:, :h], chroma[:, :, 0::2], chroma[:, :, 1::2])
 
 
 def _taps(dst: int, src: int, clamp: bool, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
