@@ -147,6 +147,14 @@ def test_merged_report_equals_single_apart_from_timing(tmp_path):
     assert "merged from" in merged and "videos/s" in single
 
 
+def test_random_weights_are_named_as_such(tmp_path):
+    records = synthetic_records(classes=3, per_class=2, failures=0)
+    config = EvalConfig(list_file="/data/l.txt", root="/data", random_weights=True)
+    write_outputs(tmp_path, records, LABELS, config, {"wall_seconds": 1.0}, complete=True)
+    text = (tmp_path / "report.html").read_text()
+    assert "seeded random weights" in text and "published" not in text
+
+
 def test_class_rows_and_pairs_by_hand():
     scores = np.eye(400)[[1, 2, 2, 0, 2]]  # predictions 1, 2, 2, 0, 2
     truth = np.array([1, 1, 1, 2, 0])

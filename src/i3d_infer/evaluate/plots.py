@@ -39,6 +39,8 @@ def per_class_accuracy(names: list[str], accuracy: np.ndarray) -> bytes:
     plt, fig, ax = _figure(8, max(2.5, 0.22 * len(shown) + 1))
     y = np.arange(len(shown))
     ax.barh(y, accuracy[shown], color=["#3a7" if accuracy[i] >= 0.5 else "#c54" for i in shown])
+    for k, i in enumerate(shown):  # the value beside each bar: a class at 0 is still visibly there
+        ax.text(min(accuracy[i], 0.9) + 0.01, k, f"{100 * accuracy[i]:.0f}%", va="center", fontsize=7)
     ax.set_yticks(y, [names[i] for i in shown], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)

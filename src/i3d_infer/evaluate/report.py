@@ -162,7 +162,7 @@ def render(metrics: dict, rows: list[ClassRow], pairs, pngs: dict[str, bytes], r
         "backend": config.get("backend"),
         "engine": config.get("engine") or ("fast" if config.get("backend") == "torch" else "—"),
         "precision": config.get("precision"),
-        "checkpoint": Path(str(config["checkpoint"])).name if config.get("checkpoint") else "official",
+        "checkpoint": _checkpoint_name(config),
         "model": Path(str(config["model"])).name if config.get("model") else "—",
         "protocol": config.get("protocol"),
         "fusion": config.get("fusion"),
@@ -217,6 +217,14 @@ dl {{ display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }} 
 {SCRIPT}</script>
 </body></html>
 """
+
+
+def _checkpoint_name(config: dict) -> str:
+    if config.get("random_weights"):
+        return "none: seeded random weights (accuracy means nothing)"
+    if config.get("model"):
+        return "—"
+    return Path(str(config["checkpoint"])).name if config.get("checkpoint") else "official"
 
 
 def _run_facts(timing: dict, versions: dict) -> str:
