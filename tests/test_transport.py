@@ -342,3 +342,65 @@ def test_e2e_gpu_script_runs_on_cpu(tmp_path):
     assert json.loads((tmp_path / "e2e.json").read_text())["rows"] == record["rows"]
     assert record["checks"] == {"two_processes_max_abs_diff": 0.0}  # CPU: two fresh processes agree bit for bit
     assert record["errors"] == {}
+
+
+class _FakeEvent:
+    def __init__(self, enable_timing: bool = False) -> None:
+        self.recorded = False
+
+    def synchronize(self) -> None:
+        assert self.recorded, "waited for an event never recorded"
+
+    def elapsed_time(self, other) -> float:
+        return 1.0
+
+
+class _FakeStream:
+    def __init__(self, device=None) -> None:
+        self.waited = []
+
+    def record_event(self, event=None):
+        event = event or _FakeEvent()
+        event.recorded = True
+        return event
+
+    def wait_event(self, event) -> None:
+        assert event.recorded
+        self.waited.append(event)
+
+
+def test_device_path_logic_with_cuda_faked(videos, checkpoint_file, monkeypatch):
+    """The GPU path's Python (pinned staging offsets, side-stream events, record_stream, async logits) run on CPU
+    with CUDA's stream/event/pinned calls faked: same logits as the host path. Not a GPU test: the device
+    semantics themselves are checked by benchmarks/e2e_gpu.py on a GPU."""
+    import contextlib
+
+    from i3d_infer.model.checkpoint import load_model
+    from i3d_infer.runtime.torch_backend import TorchBackend
+    from i3d_infer.transport.batches import DeviceAssembler
+    from i3d_infer.transport.stream import ModelCall
+
+    empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: empty(*a, **k))
+    monkeypatch.setattr(torch.cuda, "Stream", _FakeStream)
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: _FakeStream())
+    monkeypatch.setattr(torch.Tensor, "record_stream", lambda self, stream: None)
+    backend = TorchBackend(load_model(checkpoint_file, SMALL))
+    cpu = torch.device("cpu")
+    for protocol in ("seed", "threecrop"):
+        dataset = dataset_of(videos, protocol)
+        stream = DecodeStream(dataset, [0, 1, 2, 3], workers=2, timeout=60, batch_size=2)
+        decoded = iter(stream)
+        device_assembler = DeviceAssembler(cpu, 1000)  # too small: grows for the first batch
+        for _ in range(2):
+            group = [next(decoded), next(decoded)]
+            host = HostAssembler()(group, lambda d: None)
+            batch = device_assembler(group, stream.release)
+            np.testing.assert_array_equal(batch.views.numpy(), host.views)
+            logits, seconds = ModelCall(backend, cpu)(batch).result()
+            np.testing.assert_array_equal(logits, backend(host.views))
+            assert batch.views is None and seconds == 0.001  # the call took the views; timing from the events (ms)
+        assert stream.slots.free == stream.slots.count
+        stream.close()
