@@ -179,10 +179,11 @@ def bench_e2e(
     """
     from tqdm import tqdm
 
+    from .evaluate.rundir import batches_of
     from .transport.stream import feed
 
     count = min(len(dataset), max_videos or len(dataset))
-    batches = [list(range(s, min(s + batch_size, count))) for s in range(0, count, batch_size)]
+    batches = batches_of(count, batch_size, (0, 1))
     if len(batches) <= warmup:
         raise ValueError(f"e2e needs more than {warmup} batch(es); got {count} videos at batch size {batch_size}")
     times, shape = [], (0,)

@@ -350,9 +350,7 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"i3d: {e}", file=sys.stderr)
             return 1
         width, height = result.size
-        print(f"{args.videos[0]}  ({result.prediction.num_frames} frames, protocol {result.prediction.protocol})")
-        for c in result.prediction.topk:
-            print(f"  {c.prob:7.4f}  {c.label}")
+        _print_prediction(args.videos[0], result.prediction)
         print(f"annotated: {result.path} ({result.frames} frames, {width}x{height})")
         return 0
     failed = 0
@@ -368,13 +366,17 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(prediction.to_json()), flush=True)
         else:
-            print(f"{video}  ({prediction.num_frames} frames, protocol {prediction.protocol})")
-            for c in prediction.topk:
-                print(f"  {c.prob:7.4f}  {c.label}")
-            sys.stdout.flush()
+            _print_prediction(video, prediction)
     if failed:
         print(f"i3d: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _print_prediction(video: str, prediction) -> None:
+    print(f"{video}  ({prediction.num_frames} frames, protocol {prediction.protocol})")
+    for c in prediction.topk:
+        print(f"  {c.prob:7.4f}  {c.label}")
+    sys.stdout.flush()
 
 
 def run_demo(args: argparse.Namespace) -> int:

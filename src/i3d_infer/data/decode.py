@@ -202,7 +202,7 @@ def read_sampled_frames(
     source: FrameSource,
     sample: Callable[[int], np.ndarray],
     transform: Callable[[np.ndarray], np.ndarray],
-    allocate: Callable[[tuple[int, ...]], np.ndarray] = lambda shape: np.empty(shape, np.uint8),
+    allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Decode a video once, converting and transforming only the sampled frames, each distinct frame once.
 
@@ -214,7 +214,8 @@ def read_sampled_frames(
         source: where the frames come from.
         sample: frame count -> ``(num_clips, clip_len)`` 0-based frame indices.
         transform: applied to each sampled uint8 RGB frame (resize).
-        allocate: shape -> the uint8 array the distinct frames are written into (e.g. a slot of shared memory).
+        allocate: shape -> the uint8 array the distinct frames are written into (e.g. a slot of shared memory);
+            None: a new array.
 
     Returns:
         ``(num_frames, indices, frames, table)``: the decodable frame count, the indices used, the uint8
@@ -224,6 +225,7 @@ def read_sampled_frames(
     Raises:
         VideoError: the file cannot be opened or has no decodable frame.
     """
+    allocate = allocate or (lambda shape: np.empty(shape, np.uint8))
     guess = source.frame_count_hint()
     for _ in range(2):
         planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted

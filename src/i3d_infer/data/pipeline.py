@@ -85,8 +85,7 @@ def read_frames(
     )
     source = open_source(path, decoder, num_frames)
     resize = partial(resize_frame, protocol=proto, size=pre.size)
-    extra = {} if allocate is None else {"allocate": allocate}
-    num_frames, indices, frames, table = read_sampled_frames(source, sample, resize, **extra)
+    num_frames, indices, frames, table = read_sampled_frames(source, sample, resize, allocate)
     crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], proto.crops, pre.size))
     return VideoFrames(str(path), num_frames, indices, proto.name, frames, table, crops, pre.size)
 

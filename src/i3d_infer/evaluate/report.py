@@ -111,7 +111,9 @@ def confused_pairs(
     ]
 
 
-def figures(scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, labels: list[str], rows) -> dict[str, bytes]:
+def figures(
+    scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, labels: list[str], rows: list[ClassRow], pairs
+) -> dict[str, bytes]:
     """The PNGs by file name: per-class accuracy, confusion matrix (few classes) or top confusions, confidence."""
     pred = np.argmax(scores, axis=1)
     result = {
@@ -125,7 +127,7 @@ def figures(scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, labels:
             matrix[position[t], position[p]] += 1
         result["confusion_matrix.png"] = plots.confusion_matrix([labels[c] for c in classes], matrix)
     else:
-        result["top_confusions.png"] = plots.top_confusions(confused_pairs(truth[readable], pred[readable], labels))
+        result["top_confusions.png"] = plots.top_confusions(pairs)
     result["confidence.png"] = plots.confidence(scores[readable].max(axis=1), pred[readable] == truth[readable])
     return result
 
@@ -262,7 +264,7 @@ def write_report(
     rows = class_rows(scores, truth, readable, labels)
     pred = np.argmax(scores, axis=1)
     pairs = confused_pairs(truth[readable], pred[readable], labels)
-    pngs = figures(scores, truth, readable, labels, rows)
+    pngs = figures(scores, truth, readable, labels, rows, pairs)
     for name in ("confusion_matrix.png", "top_confusions.png"):
         (out / name).unlink(missing_ok=True)  # only the one that fits this run's class count stays
     for name, data in pngs.items():

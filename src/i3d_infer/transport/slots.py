@@ -3,7 +3,7 @@
 The parent maps one anonymous shared region before it forks the decode workers (``mmap(-1, ...)`` is
 ``MAP_SHARED | MAP_ANONYMOUS``: parent and forked children see the same pages, and it does not count against a
 small ``/dev/shm`` as ``shm_open`` segments do). A task is ``(list index, slot)``: the worker writes the video's
-distinct sampled frames straight into its slot (``np.stack(..., out=slot)``) and the pipe carries only the
+distinct sampled frames straight into its slot, row by row as they are decoded, and the pipe carries only the
 metadata back (frame indices, the index table, crop offsets: a few kilobytes instead of ~63 MB of views). A video
 whose frames do not fit a slot travels through the pipe instead, as does everything where ``fork`` is missing.
 
@@ -137,19 +137,22 @@ class DecodeStream:
         if result.error is not None:  # timed out or crashed: the worker is dead, its slot free to reuse
             entry = self.dataset.entries[index]
             error = f"{self.dataset.root / entry.video_id}: {result.error}"
-            self.release(Decoded(None, slot))
+            self._free(slot)
             return Decoded(Sample(index, entry.video_id, entry.label, None, error))
         sample, shape = result.value
         if shape is None:  # an error, or frames too large for a slot: they came through the pipe
-            self.release(Decoded(None, slot))
+            self._free(slot)
             return Decoded(sample)
         frames = dataclasses.replace(sample.frames, frames=self.slots.array(slot, shape))
         return Decoded(dataclasses.replace(sample, frames=frames), slot)
 
     def release(self, decoded: Decoded) -> None:
         """Give the sample's slot back (its frames must not be read afterwards)."""
-        if decoded.slot is not None:
-            self.slots.release(decoded.slot)
+        self._free(decoded.slot)
+
+    def _free(self, slot: int | None) -> None:
+        if slot is not None:
+            self.slots.release(slot)
 
     def close(self) -> None:
         if self.slots is not None:
