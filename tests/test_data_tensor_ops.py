@@ -10,6 +10,7 @@ import torch
 
 from i3d_infer.data.tensor_ops import nv12_to_rgb, resize_linear, yuv420_to_rgb
 from videos import write_video
+from videos import yuv420_planes as planes
 
 RNG = np.random.default_rng(7)
 SIZES = [
@@ -37,14 +38,6 @@ def test_resize_linear_on_real_frames(sample_videos):
     capture.release()
     expected = np.stack([cv2.resize(f, (256, 256), interpolation=cv2.INTER_LINEAR) for f in frames])
     np.testing.assert_array_equal(resize_linear(torch.from_numpy(frames), 256, 256).numpy(), expected)
-
-
-def planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PyAV's yuv420p planes of a frame (FFmpeg's software decoder: what NVDEC outputs, by the standard)."""
-    h, w = frame.height, frame.width
-    data = frame.to_ndarray(format="yuv420p")
-    chroma = data[h:].reshape(2, h // 2, w // 2)
-    return data[:h], chroma[0], chroma[1]
 
 
 def opencv_frames(path, count: int) -> list[np.ndarray]:

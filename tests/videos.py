@@ -66,3 +66,12 @@ def opencv_rawframes(video: Path, out: Path, size: tuple[int, int] | None = (256
         if size:
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
         cv2.imwrite(str(out / f"img_{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+
+
+def yuv420_planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PyAV's yuv420p planes of an ``av.VideoFrame`` (FFmpeg's software decoder: what NVDEC outputs, by the
+    standard); PyAV refuses odd sizes."""
+    h, w = frame.height, frame.width
+    data = frame.to_ndarray(format="yuv420p")
+    chroma = data[h:].reshape(2, h // 2, w // 2)
+    return data[:h], chroma[0], chroma[1]

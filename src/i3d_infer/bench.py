@@ -169,13 +169,15 @@ def bench_e2e(
     max_videos: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    gpu_decoding=None,
 ) -> BenchRecord:
     """Time the evaluation's data path and model over the first ``max_videos`` videos of a ``VideoDataset``.
 
     The same overlapped pipeline as ``i3d eval`` (decode workers, shared memory, batches assembled ahead, the model,
     logits back): a figure per batch is the time between two batches' logits reaching the host; the first
     ``warmup`` batches are not timed. ``backend=None`` runs no model (``--decode-only``): decode, transport and
-    batching alone, and the copy to the GPU and the gather there when ``device`` is CUDA.
+    batching alone, and the copy to the GPU and the gather there when ``device`` is CUDA. ``gpu_decoding``
+    (:class:`i3d_infer.transport.gpu.GpuDecoding`): decode on the GPU, as ``i3d eval --decoder nvdec`` does.
     """
     from tqdm import tqdm
 
@@ -190,7 +192,7 @@ def bench_e2e(
     label = backend.name if backend is not None else "data path"
     with tqdm(total=count, desc=f"{label} e2e B={batch_size}", unit="video", delay=3, disable=not progress) as bar:
         start = time.perf_counter()
-        for k, pending in enumerate(feed(dataset, batches, backend, workers, device=device)):
+        for k, pending in enumerate(feed(dataset, batches, backend, workers, device=device, gpu_decoding=gpu_decoding)):
             pending.result()
             now = time.perf_counter()
             if k >= warmup:
@@ -202,8 +204,11 @@ def bench_e2e(
     return _record(backend, mode, batch_size, shape, times, None, device)
 
 
-def bench_decode_ceiling(dataset, workers: int, max_videos: int | None = None, progress: bool = True) -> BenchRecord:
-    """The decode ceiling: ``workers`` processes decoding (decode, sample, resize) and sending nothing back.
+def bench_decode_ceiling(
+    dataset, workers: int, max_videos: int | None = None, progress: bool = True, gpu_decoding=None, device=None
+) -> BenchRecord:
+    """The decode ceiling: ``workers`` processes decoding (decode, sample, resize) and sending nothing back; with
+    ``gpu_decoding``, its threads decoding into GPU memory (the frames dropped there).
 
     One figure per video (wall time / videos, as ms per video), so ``videos_per_s`` is comparable to
     :func:`bench_e2e`'s with ``backend=None``.
@@ -211,15 +216,22 @@ def bench_decode_ceiling(dataset, workers: int, max_videos: int | None = None, p
     from tqdm import tqdm
 
     from .data.workers import run_tasks
+    from .transport.gpu import GpuDecodeStream
 
     count = min(len(dataset), max_videos or len(dataset))
+    if gpu_decoding is not None:
+        decoders = GpuDecodeStream(dataset, list(range(count)), gpu_decoding, device, 1)
+        label = f"{gpu_decoding.threads} {gpu_decoding.decoder} threads"
+    else:
+        decoders = run_tasks(partial(_decode_nothing, dataset), range(count), workers, ordered=False)
+        label = f"{workers} processes"
     start = time.perf_counter()
-    with tqdm(total=count, desc=f"decode ceiling x{workers}", unit="video", delay=3, disable=not progress) as bar:
-        for _ in run_tasks(partial(_decode_nothing, dataset), range(count), workers, ordered=False):
+    with tqdm(total=count, desc=f"decode ceiling {label}", unit="video", delay=3, disable=not progress) as bar:
+        for _ in decoders:
             bar.update(1)
     per_video_ms = (time.perf_counter() - start) * 1000 / count
     record = _record(None, "decode-ceiling", 1, (0,), [per_video_ms], None)
-    return replace(record, backend=f"{workers} processes")
+    return replace(record, backend=label)
 
 
 def _decode_nothing(dataset, index: int) -> None:

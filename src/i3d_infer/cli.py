@@ -7,7 +7,7 @@ import json
 import sys
 
 from .data.annotations import VIDEO_EXTENSIONS
-from .data.decode import DECODERS, DEFAULT_DECODER
+from .data.decode import DECODERS, DEFAULT_DECODER, GPU_DECODERS
 from .data.transforms import PROTOCOLS
 from .errors import DownloadError, I3DError, VideoError
 from .evaluate.metrics import FUSIONS
@@ -201,7 +201,22 @@ def _add_eval(commands) -> None:
     evaluate.add_argument(
         "--workers", type=int, help="decode processes (default: cores - 1 on a GPU, else 1; 0: no processes)"
     )
-    evaluate.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS))
+    evaluate.add_argument(
+        "--decoder",
+        default=DEFAULT_DECODER,
+        choices=[*DECODERS, *GPU_DECODERS],
+        help="opencv, pyav: CPU workers; nvdec (video files), nvjpeg (rawframes): on the GPU, extra [gpu]. nvdec's "
+        "frames equal opencv's bit for bit; nvjpeg's pixels differ from OpenCV's libjpeg by a few levels (not "
+        "bit-identical: see benchmarks/RESULTS.md)",
+    )
+    evaluate.add_argument("--gpu-decoders", type=int, default=8, help="with nvdec/nvjpeg: decode threads (default 8)")
+    evaluate.add_argument(
+        "--cpu-share",
+        type=float,
+        default=0.0,
+        help="with nvdec/nvjpeg: the fraction of the list the --workers decode on the CPU beside the GPU "
+        "(a fixed assignment, kept on --resume; default 0)",
+    )
     evaluate.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
     evaluate.add_argument("--out", help="also write the seed's result.json here")
     evaluate.add_argument("--out-dir", required=True, help="run directory: results, metrics, plots")
@@ -558,13 +573,21 @@ def run_eval(args: argparse.Namespace) -> int:
         fusion=args.fusion,
         batch_size=args.batch_size,
         decoder=args.decoder,
+        cpu_share=args.cpu_share,
         label_map=args.label_map,
         shard=shard,
         engine=args.engine,
         precision=args.precision,
     )
+    if not 0 <= args.cpu_share <= 1:
+        raise I3DError(f"--cpu-share must be between 0 and 1, got {args.cpu_share}")
     options = RunOptions(
-        device=device, threads=args.threads or None, workers=args.workers, timeout=args.timeout, strict=args.strict
+        device=device,
+        threads=args.threads or None,
+        workers=args.workers,
+        gpu_decoders=args.gpu_decoders,
+        timeout=args.timeout,
+        strict=args.strict,
     )
     record = evaluate(config, out_dir, options, resume=args.resume, weights=weights.DEFAULT_WEIGHTS)
     if distributed:

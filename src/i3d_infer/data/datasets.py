@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import I3DError, VideoError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER
-from .pipeline import VideoFrames, VideoViews, read_frames, read_video
+from .pipeline import VideoFrames, VideoViews, read_frames, read_video, sampler, video_frames
 
 LIST_FORMATS = ("rawframes", "videos")
 
@@ -69,6 +69,7 @@ class Sample:
     views: VideoViews | None  # dataset[i]: the views; None when the video failed (or frames were asked for)
     error: str | None = None  # one line naming the file and the reason
     frames: VideoFrames | None = None  # dataset.frames(i): the sampled frames, each once
+    decoder: str | None = None  # what decoded the frames (GPU decoders: a CPU fallback says why)
 
 
 class VideoDataset:
@@ -118,8 +119,19 @@ class VideoDataset:
                 allocate,
             )
         except VideoError as e:
-            return Sample(index, entry.video_id, entry.label, None, str(e))
-        return Sample(index, entry.video_id, entry.label, None, frames=frames)
+            return Sample(index, entry.video_id, entry.label, None, str(e), decoder=self.decoder)
+        return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=self.decoder)
+
+    def read_with(self, index: int, reader) -> Sample:
+        """The sample's frames read by a GPU ``reader`` (:mod:`i3d_infer.data.gpu_decode`) into device memory."""
+        entry = self.entries[index]
+        path = self.root / entry.video_id
+        try:
+            read = reader.read(path, sampler(self.preprocessing), entry.total_frames)
+        except VideoError as e:
+            return Sample(index, entry.video_id, entry.label, None, str(e), decoder=reader.name)
+        frames = video_frames(path, reader.protocol, self.preprocessing.size, *read)
+        return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=reader.name)
 
     def __iter__(self) -> Iterator[Sample]:
         return (self[i] for i in range(len(self)))

@@ -185,6 +185,7 @@ class RawframeSource(FrameSource):
 
 
 DECODERS = {"pyav": PyAVSource, "opencv": OpenCVSource}
+GPU_DECODERS = ("nvdec", "nvjpeg")  # data.gpu_decode: video files, rawframe directories
 DEFAULT_DECODER = "opencv"  # faster here and what the reference extraction used: benchmarks/RESULTS.md
 
 

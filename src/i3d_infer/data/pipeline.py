@@ -11,13 +11,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER, open_source, read_sampled_frames
 from .sampling import sample_frame_indices
-from .transforms import crop_offsets, get_protocol, make_views, resize_frame
+from .transforms import Protocol, crop_offsets, get_protocol, make_views, resize_frame
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class VideoFrames:
     num_frames: int  # decodable frames (what sampling used)
     frame_indices: np.ndarray  # (num_clips, clip_len) 0-based frame indices
     protocol: str  # name of the view protocol
-    frames: np.ndarray | None  # uint8 (F, H, W, 3) RGB, resized, in frame order; None while in transport
+    frames: Any  # uint8 (F, H, W, 3) RGB, resized, in frame order: numpy, or torch on the GPU; None in transport
     table: np.ndarray  # int64 (num_clips, clip_len): the row of ``frames`` of every clip slot
     crops: tuple[tuple[int, int], ...]  # top-left (x, y) of each view's crop, mmaction2's order
     size: int  # side of a view
@@ -75,19 +76,28 @@ def read_frames(
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
     """
     proto = get_protocol(protocol)
+    source = open_source(path, decoder, num_frames)
+    resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
+    read = read_sampled_frames(source, sampler(preprocessing), resize, allocate)
+    return video_frames(path, proto, preprocessing.size, *read)
+
+
+def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
+    """frame count -> the ``(num_clips, clip_len)`` 0-based frame indices the checkpoint's sampling takes."""
     pre = preprocessing
-    sample = partial(
+    return partial(
         sample_frame_indices,
         clip_len=pre.clip_len,
         frame_interval=pre.frame_interval,
         num_clips=pre.num_clips,
         mode=pre.sampling,
     )
-    source = open_source(path, decoder, num_frames)
-    resize = partial(resize_frame, protocol=proto, size=pre.size)
-    num_frames, indices, frames, table = read_sampled_frames(source, sample, resize, allocate)
-    crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], proto.crops, pre.size))
-    return VideoFrames(str(path), num_frames, indices, proto.name, frames, table, crops, pre.size)
+
+
+def video_frames(path, protocol: Protocol, size: int, num_frames: int, indices, frames, table) -> VideoFrames:
+    """The :class:`VideoFrames` of a read (``frames`` a host array or a device tensor, ``(F, H, W, 3)``)."""
+    crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], protocol.crops, size))
+    return VideoFrames(str(path), num_frames, indices, protocol.name, frames, table, crops, size)
 
 
 def read_video(

@@ -42,10 +42,15 @@ def short_side_size(height: int, width: int, short: int) -> tuple[int, int]:
     return int(width * scale + 0.5), int(height * scale + 0.5)
 
 
+def resized_size(height: int, width: int, protocol: Protocol, size: int) -> tuple[int, int]:
+    """``(new_w, new_h)`` of a ``height x width`` frame after the protocol's resize."""
+    return (size, size) if protocol.squash else short_side_size(height, width, size)
+
+
 def resize_frame(frame: np.ndarray, protocol: Protocol, size: int) -> np.ndarray:
     """Resize one ``(H, W, 3)`` uint8 frame as the protocol says (``cv2.INTER_LINEAR``); a no-op when already there."""
     h, w = frame.shape[:2]
-    new_w, new_h = (size, size) if protocol.squash else short_side_size(h, w, size)
+    new_w, new_h = resized_size(h, w, protocol, size)
     if (new_w, new_h) == (w, h):
         return frame
     return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)

@@ -37,7 +37,8 @@ class EvalConfig:
     protocol: str = "seed"
     fusion: str = "prob"
     batch_size: int = 1  # videos per model call; also the unit of sharding and resuming
-    decoder: str = DEFAULT_DECODER
+    decoder: str = DEFAULT_DECODER  # opencv | pyav (CPU) | nvdec | nvjpeg (GPU)
+    cpu_share: float = 0.0  # GPU decoders: the fraction of the list the CPU workers decode (a fixed assignment)
     label_map: str | None = None
     shard: tuple[int, int] = (0, 1)  # (I, N): this process evaluates batches I, I+N, I+2N, ...
 

@@ -22,9 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from ..data.datasets import Sample, VideoDataset
+from ..data.decode import DEFAULT_DECODER, GPU_DECODERS
+from ..data.gpu_decode import check_gpu_decoder
 from ..errors import I3DError
 from ..model.weights import DEFAULT_WEIGHTS, Weights, read_labels
 from ..runtime import BackendSpec, make_backend
+from ..transport.gpu import GpuDecoding
 from ..transport.stream import OrderedWriter, Pending, feed
 from .metrics import fuse_clips
 from .outputs import RunRecord, write_outputs
@@ -40,6 +43,7 @@ class RunOptions:
     device: str = "cpu"
     threads: int | None = None
     workers: int = 1  # decode processes; 0 decodes in the assembler thread
+    gpu_decoders: int = 8  # with a GPU decoder: decode threads
     timeout: float = 600.0  # seconds a video's decoding may take
     strict: bool = False  # stop at the first unreadable video
     progress: bool = True
@@ -60,10 +64,16 @@ def evaluate(
     from tqdm import tqdm
 
     out = Path(out_dir)
+    gpu = config.decoder in GPU_DECODERS
+    cpu_decoder = DEFAULT_DECODER if gpu else config.decoder  # a GPU run's CPU side (its share and fallbacks)
     dataset = VideoDataset(
-        config.list_file, config.root, config.list_format, config.protocol, weights.preprocessing, config.decoder
+        config.list_file, config.root, config.list_format, config.protocol, weights.preprocessing, cpu_decoder
     )
     config = dataclasses.replace(config, list_format=dataset.list_format)
+    gpu_decoding = None
+    if gpu:
+        check_gpu_decoder(config.decoder, dataset.list_format)
+        gpu_decoding = GpuDecoding(config.decoder, options.gpu_decoders, config.cpu_share)
     labels = read_labels(config.label_map, weights)
     prepare_run_dir(out, config, resume)
     batches = batches_of(len(dataset), config.batch_size, config.shard)
@@ -86,7 +96,9 @@ def evaluate(
     total = sum(len(b) for b in batches)
     bar = tqdm(total=total, initial=len(done), unit="video", disable=not options.progress, dynamic_ncols=True)
     started = time.perf_counter()
-    launched = feed(dataset, todo, backend, options.workers, options.timeout, options.strict, options.device)
+    launched = feed(
+        dataset, todo, backend, options.workers, options.timeout, options.strict, options.device, gpu_decoding
+    )
     with (out / RESULTS).open("a", encoding="utf-8") as sink, contextlib.closing(launched):
         recorder = _Recorder(sink, config.fusion, bar, done)
         writer = OrderedWriter(recorder)
@@ -151,4 +163,4 @@ def _result_line(sample: Sample, score: np.ndarray | None) -> str:
     """One line of ``results.jsonl``: the video's fused scores (exact float repr) or why it failed."""
     scores = None if score is None else score.tolist()
     record = {"index": sample.index, "video": sample.video_id, "label": sample.label, "scores": scores}
-    return json.dumps({**record, "error": sample.error}) + "\n"
+    return json.dumps({**record, "error": sample.error, "decoder": sample.decoder}) + "\n"

@@ -99,10 +99,12 @@ class HostAssembler:
                 self.ring[self.turn] = np.empty(size, np.uint8)
             views = self.ring[self.turn][:size].reshape(batch.shape)
             self.turn = (self.turn + 1) % RING
-            needed = max(video.frames.size for video in videos)
+            needed = max(math.prod(video.frames.shape) for video in videos)
             if self.planes.size < needed:
                 self.planes = np.empty(needed, np.uint8)
             for k, video in enumerate(videos):
+                if torch.is_tensor(video.frames):  # decoded on the GPU for a backend that reads host memory
+                    video = replace(video, frames=video.frames.cpu().numpy())
                 gather_views_host(video, views[k * per_video : (k + 1) * per_video], self.planes)
             batch.views = views
         for d in decoded:
@@ -128,30 +130,36 @@ class DeviceAssembler:
 
     def __call__(self, decoded: list[Decoded], release) -> Batch:
         batch, videos = _start(decoded)
-        if not videos:
-            for d in decoded:
-                release(d)
-            return batch
-        if self.copied[self.turn] is not None:
-            self.copied[self.turn].synchronize()  # the copy that read this buffer last is done
-        sizes = [video.frames.nbytes for video in videos]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-        if offsets[-1] > self.staging[self.turn].numel():  # frames too large for slots came through the pipe
-            self.staging[self.turn] = torch.empty(offsets[-1], dtype=torch.uint8, pin_memory=True)
-        staging = self.staging[self.turn]
-        for video, start, end in zip(videos, offsets, offsets[1:], strict=False):
-            staging[start:end].copy_(torch.from_numpy(video.frames.reshape(-1)))
+        staged = [video for video in videos if not torch.is_tensor(video.frames)]  # decoded on the host
+        if staged:
+            if self.copied[self.turn] is not None:
+                self.copied[self.turn].synchronize()  # the copy that read this buffer last is done
+            offsets = np.concatenate([[0], np.cumsum([video.frames.nbytes for video in staged])]).tolist()
+            if offsets[-1] > self.staging[self.turn].numel():  # frames too large for slots came through the pipe
+                self.staging[self.turn] = torch.empty(offsets[-1], dtype=torch.uint8, pin_memory=True)
+            staging = self.staging[self.turn]
+            for video, start, end in zip(staged, offsets, offsets[1:], strict=False):
+                staging[start:end].copy_(torch.from_numpy(video.frames.reshape(-1)))
         for d in decoded:
-            release(d)  # the frames are in pinned memory now
+            release(d)  # the frames are in pinned memory (or were decoded on the GPU)
+        if not videos:
+            return batch
         per_video = batch.views_per_video
         with torch.cuda.stream(self.stream):
-            frames = staging[: offsets[-1]].to(self.device, non_blocking=True)
-            self.copied[self.turn] = self.stream.record_event()
+            if staged:
+                sent = staging[: offsets[-1]].to(self.device, non_blocking=True)
+                self.copied[self.turn] = self.stream.record_event()
+                self.turn ^= 1
             views = torch.empty(batch.shape, dtype=torch.uint8, device=self.device)
+            position = 0
             for k, video in enumerate(videos):
-                on_device = frames[offsets[k] : offsets[k + 1]].view(video.frames.shape)
-                gather_views(on_device, video, views[k * per_video : (k + 1) * per_video])
+                if torch.is_tensor(video.frames):  # decoded on the GPU, on another stream (complete by now)
+                    frames = video.frames
+                    frames.record_stream(self.stream)
+                else:
+                    frames = sent[offsets[position] : offsets[position + 1]].view(video.frames.shape)
+                    position += 1
+                gather_views(frames, video, views[k * per_video : (k + 1) * per_video])
             batch.ready = self.stream.record_event()
-        self.turn ^= 1
         batch.views = views
         return batch

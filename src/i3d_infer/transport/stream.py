@@ -20,7 +20,8 @@ import numpy as np
 from ..data.datasets import VideoDataset
 from ..errors import I3DError
 from .batches import Batch, DeviceAssembler, HostAssembler
-from .slots import DecodeStream, slot_bytes
+from .gpu import GpuDecoding, decode_stream
+from .slots import slot_bytes
 
 _DONE = object()
 
@@ -161,6 +162,15 @@ def device_of(backend, device: str):
     return torch.device(backend.device if backend is not None else device)
 
 
+def gpu_decoding_device(decoder: str):
+    """The GPU a GPU decoder runs on when the model is not on one (a host backend): the current CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise I3DError(f"--decoder {decoder} decodes on a GPU, and torch sees no CUDA device here")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
 def feed(
     dataset: VideoDataset,
     batches: list[list[int]],
@@ -169,18 +179,23 @@ def feed(
     timeout: float | None = None,
     strict: bool = False,
     device: str = "cpu",
+    gpu_decoding: GpuDecoding | None = None,
 ) -> Iterator[Pending]:
     """Launch the model on each batch of list indices in turn, decoding and assembling ahead of it.
 
     Yields one :class:`Pending` per batch, in order; ``backend=None`` measures the data path alone (views still
     gathered, on ``device``). With ``strict``, the first unreadable video raises :class:`I3DError` after the
-    batches before it.
+    batches before it. ``gpu_decoding``: decode on the GPU (all videos, or those ``on_cpu`` leaves it).
     """
     batch_size = max((len(b) for b in batches), default=1)
-    stream = DecodeStream(dataset, [i for b in batches for i in b], workers, timeout, batch_size)
-    gpu = device_of(backend, device)
-    assemble = DeviceAssembler(gpu, batch_size * slot_bytes(dataset)) if gpu is not None else HostAssembler()
-    call = ModelCall(backend, gpu)
+    target = device_of(backend, device)
+    decoding_device = None
+    if gpu_decoding is not None:
+        decoding_device = target or gpu_decoding_device(gpu_decoding.decoder)
+    indices = [i for b in batches for i in b]
+    stream = decode_stream(dataset, indices, workers, timeout, batch_size, gpu_decoding, decoding_device)
+    assemble = DeviceAssembler(target, batch_size * slot_bytes(dataset)) if target is not None else HostAssembler()
+    call = ModelCall(backend, target)
 
     def assembled() -> Iterator[Batch]:
         decoded = iter(stream)

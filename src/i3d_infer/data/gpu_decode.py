@@ -1,0 +1,197 @@
+"""Decoding on the GPU: NVDEC for video files (PyNvVideoCodec), nvJPEG for rawframe directories (torchvision).
+
+The frames never visit the host: the decoder's output is converted and resized on the GPU with OpenCV's own
+integer arithmetic (``tensor_ops``), and only the sampled frames are kept, each once, as the CPU path does.
+
+- ``nvdec``: PyNvVideoCodec's ``SimpleDecoder`` in its native NV12 output, read sequentially in batches (a decoded
+  frame is a view of a decoder surface that the next call reuses, so the sampled ones are copied out before it);
+  one decoder per thread, reused from video to video (``reconfigure_decoder``: creating one dominates a short
+  clip's cost). H.264 decoding is exact by the standard, so NVDEC's planes are FFmpeg's, and the NV12 -> RGB
+  conversion and the resize are OpenCV's bit for bit: the frames equal the CPU path's (measured on the GPU in
+  ``benchmarks/e2e_gpu.py``). PyNvVideoCodec's own RGB output is not OpenCV's (BT.709 for untagged streams, another
+  chroma scale), so it is not used.
+- ``nvjpeg``: ``torchvision.io.decode_jpeg(device="cuda")`` on the sampled frames' files (read by the calling
+  thread), a batch per video. nvJPEG's chroma upsampling is not libjpeg-turbo's: its pixels differ from
+  ``cv2.imread``'s by a few levels (the figures are in benchmarks/RESULTS.md), so it is not bit-identical to the
+  CPU path.
+
+A reader is not thread-safe: use one per thread (``transport.gpu`` does).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import I3DError, VideoError
+from .decode import GPU_DECODERS, RawframeSource
+from .tensor_ops import nv12_to_rgb, resize_linear
+from .transforms import Protocol, resized_size
+
+INSTALL_HINT = "pip install 'i3d-infer[gpu]'"
+NVDEC_BATCH = 32  # frames asked of the decoder at a time
+
+Nv12Batches = Callable[[str], tuple[int, Iterator[list[torch.Tensor]]]]  # path -> (count hint, NV12 frame batches)
+
+
+def check_gpu_decoder(decoder: str, list_format: str) -> None:
+    """A GPU decoder fits the list (nvdec: video files; nvjpeg: rawframes) and its library is installed."""
+    if (decoder == "nvjpeg") != (list_format == "rawframes"):
+        kind = "rawframe directories" if decoder == "nvjpeg" else "video files"
+        raise I3DError(f"--decoder {decoder} reads {kind}, but the list is a {list_format} list")
+    try:
+        if decoder == "nvdec":
+            import PyNvVideoCodec  # noqa: F401
+        else:
+            from torchvision.io import decode_jpeg  # noqa: F401
+    except ImportError as e:
+        raise I3DError(f"--decoder {decoder} needs {e.name} ({INSTALL_HINT})") from None
+
+
+class FrameReader:
+    """Reads one video's sampled frames into GPU memory, resized: ``(count, indices, frames, table)`` as
+    :func:`i3d_infer.data.decode.read_sampled_frames` returns them, ``frames`` a CUDA uint8 ``(F, H, W, 3)``."""
+
+    name = ""
+
+    def __init__(self, device: torch.device, protocol: Protocol, size: int) -> None:
+        self.device, self.protocol, self.size = device, protocol, size
+
+    def resize(self, rgb: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(K, H, W, 3)`` RGB -> the protocol's size, exactly as ``cv2.resize(INTER_LINEAR)``."""
+        new_w, new_h = resized_size(rgb.shape[1], rgb.shape[2], self.protocol, self.size)
+        return rgb if (new_w, new_h) == (rgb.shape[2], rgb.shape[1]) else resize_linear(rgb, new_w, new_h)
+
+    def read(self, path: str | os.PathLike, sample: Callable[[int], np.ndarray], num_frames: int | None):
+        raise NotImplementedError
+
+
+class NvdecReader(FrameReader):
+    """Video files through NVDEC; ``batches`` replaces PyNvVideoCodec (tests feed FFmpeg's planes through it)."""
+
+    name = "nvdec"
+
+    def __init__(self, device: torch.device, protocol: Protocol, size: int, batches: Nv12Batches | None = None):
+        super().__init__(device, protocol, size)
+        self.batches = batches or PyNvVideoCodecFrames(device)
+
+    def read(self, path, sample, num_frames=None):
+        """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong)."""
+        guess, batches = self.batches(str(path))
+        for attempt in range(2):
+            if attempt:
+                _, batches = self.batches(str(path))
+            planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted
+            frames, count = None, 0
+            for batch in batches:
+                rows = np.flatnonzero((planned >= count) & (planned < count + len(batch)))
+                if len(rows):
+                    nv12 = torch.stack([batch[int(planned[k]) - count] for k in rows])  # copied off the surfaces
+                    rgb = self.resize(nv12_to_rgb(nv12))
+                    if frames is None:
+                        frames = torch.empty((len(planned), *rgb.shape[1:]), dtype=torch.uint8, device=rgb.device)
+                    if rgb.shape[1:] != frames.shape[1:]:
+                        raise VideoError(f"{path}: frame {int(planned[rows[0]])} has another size than the ones before")
+                    frames[int(rows[0]) : int(rows[-1]) + 1] = rgb  # planned is sorted: the rows are consecutive
+                    _synchronize(rgb)  # the next batch may reuse the surfaces the copy read
+                count += len(batch)
+            if count == 0:
+                raise VideoError(f"{path}: no decodable frames")
+            indices = sample(count)
+            if frames is not None and np.array_equal(np.unique(indices), planned):
+                return count, indices, frames, np.searchsorted(planned, indices)
+            guess = count  # the header was wrong: a second pass with the exact count
+        raise VideoError(f"{path}: the frame count changed between two decoding passes")
+
+
+class NvjpegReader(FrameReader):
+    """Rawframe directories through nvJPEG: the sampled JPEG files, one batch per video."""
+
+    name = "nvjpeg"
+
+    def __init__(self, device: torch.device, protocol: Protocol, size: int) -> None:
+        super().__init__(device, protocol, size)
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        self.decode = lambda data: decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+
+    def read(self, path, sample, num_frames=None):
+        source = RawframeSource(path, num_frames)
+        count = source.frame_count_hint()
+        if count == 0:
+            raise VideoError(f"{path}: no decodable frames")
+        indices = sample(count)
+        planned = np.unique(indices)
+        data = []
+        for index in planned.tolist():
+            frame = source.frame_path(index)
+            try:
+                data.append(torch.from_numpy(np.fromfile(frame, dtype=np.uint8)))
+            except OSError as e:
+                raise VideoError(f"{frame}: cannot read frame ({e.strerror or e})") from e
+            if not len(data[-1]):
+                raise VideoError(f"{frame}: not a readable image")
+        try:
+            images = self.decode(data)
+        except RuntimeError as e:  # torchvision names no file
+            raise VideoError(f"{path}: a sampled frame is not a readable JPEG ({str(e).splitlines()[0]})") from e
+        if len({tuple(image.shape) for image in images}) > 1:
+            raise VideoError(f"{path}: its frames differ in size")
+        rgb = torch.stack(images).permute(0, 2, 3, 1)  # (K, 3, H, W) -> (K, H, W, 3)
+        return count, indices, self.resize(rgb).contiguous(), np.searchsorted(planned, indices)
+
+
+class PyNvVideoCodecFrames:
+    """``path -> (count hint, batches of NV12 frames)`` through one PyNvVideoCodec ``SimpleDecoder``, reused."""
+
+    def __init__(self, device: torch.device) -> None:
+        try:
+            import PyNvVideoCodec as nvc
+        except ImportError as e:
+            raise I3DError(f"--decoder nvdec needs PyNvVideoCodec ({INSTALL_HINT}): {e}") from e
+        self.nvc, self.gpu = nvc, device.index or 0
+        self.decoder = None
+        self.path = None
+
+    def _open(self, path: str):
+        if not Path(path).is_file():
+            raise VideoError(f"{path}: no such file")
+        try:
+            if self.decoder is None:
+                self.decoder = self.nvc.SimpleDecoder(
+                    path, gpu_id=self.gpu, use_device_memory=True, output_color_type=self.nvc.OutputColorType.NATIVE
+                )
+            else:
+                self.decoder.reconfigure_decoder(path)
+        except Exception as e:  # PyNvVideoCodec raises plain exceptions
+            self.decoder = None
+            raise VideoError(f"{path}: NVDEC cannot open it ({str(e).splitlines()[0] if str(e) else e!r})") from e
+        self.path = path
+
+    def __call__(self, path: str) -> tuple[int, Iterator[list[torch.Tensor]]]:
+        self._open(path)
+        return len(self.decoder), self._batches()
+
+    def _batches(self) -> Iterator[list[torch.Tensor]]:
+        while True:
+            frames = self.decoder.get_batch_frames(NVDEC_BATCH)
+            if not frames:
+                return
+            yield [torch.from_dlpack(frame) for frame in frames]  # (3H/2, W) NV12 views of decoder surfaces
+
+
+def _synchronize(tensor: torch.Tensor) -> None:
+    if tensor.is_cuda:
+        torch.cuda.current_stream(tensor.device).synchronize()
+
+
+def make_reader(decoder: str, device: torch.device, protocol: Protocol, size: int) -> FrameReader:
+    if decoder == "nvdec":
+        return NvdecReader(device, protocol, size)
+    if decoder == "nvjpeg":
+        return NvjpegReader(device, protocol, size)
+    raise ValueError(f"unknown GPU decoder {decoder!r}; choose one of {', '.join(GPU_DECODERS)}")

@@ -1,0 +1,192 @@
+"""GPU decoding's logic on CPU tensors: NVDEC replaced by FFmpeg's NV12 planes (the same bits, by the H.264
+standard), nvJPEG by OpenCV's decoder; the GPU itself is exercised by benchmarks/e2e_gpu.py.
+
+Checked here: the readers' frames equal the CPU pipeline's bit for bit; the decode threads keep list order, record
+which decoder read each video and fall back to the CPU (recorded) for a video the GPU decoder cannot take; the CPU
+and GPU split is a fixed assignment; ``i3d eval --decoder nvdec`` gives the CPU run's result.json bit for bit;
+the one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from i3d_infer.cli import main
+from i3d_infer.data import gpu_decode
+from i3d_infer.data.datasets import VideoDataset
+from i3d_infer.data.decode import RawframeSource
+from i3d_infer.data.gpu_decode import NvdecReader, NvjpegReader
+from i3d_infer.data.pipeline import read_frames, sampler
+from i3d_infer.data.transforms import get_protocol
+from i3d_infer.errors import VideoError
+from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
+from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.transport import gpu, stream
+from i3d_infer.transport.gpu import GpuDecodeStream, GpuDecoding, decode_stream, on_cpu
+from videos import opencv_rawframes, write_video, yuv420_planes
+
+PRE = Preprocessing(clip_len=8, num_clips=2, size=64)
+SMALL = replace(DEFAULT_WEIGHTS, preprocessing=PRE)
+CPU = torch.device("cpu")
+
+
+def ffmpeg_nv12(path: str, batch: int = 7):
+    """``(count hint, batches of NV12 frames)`` from FFmpeg's decoder: PyNvVideoCodec's contract, on the CPU."""
+    container = av.open(path)
+    hint = container.streams.video[0].frames
+
+    def batches():
+        try:
+            frames = []
+            for frame in container.decode(video=0):
+                y, u, v = yuv420_planes(frame)
+                chroma = np.stack([u, v], axis=-1).reshape(u.shape[0], -1)  # U0 V0 U1 V1 ...
+                frames.append(torch.from_numpy(np.concatenate([y, chroma])))
+                if len(frames) == batch:
+                    yield frames
+                    frames = []
+            if frames:
+                yield frames
+        finally:
+            container.close()
+
+    return hint, batches()
+
+
+def nvdec_on_cpu(protocol: str = "seed") -> NvdecReader:
+    return NvdecReader(CPU, get_protocol(protocol), PRE.size, batches=ffmpeg_nv12)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, sample_videos):
+    """Real videos, an odd-sized one (FFmpeg's planes of it are refused: the GPU reader fails and the CPU reads
+    it), and a file that is no video."""
+    root = tmp_path_factory.mktemp("gpu_decode")
+    for name, path in sample_videos.items():
+        (root / f"{name}.mp4").symlink_to(path)
+    write_video(root / "odd.mp4", list(range(30)), width=97, height=61)
+    (root / "broken.mp4").write_bytes(b"\x00" * 300)
+    names = ["bikes.mp4", "odd.mp4", "carphone_pristine.mp4", "broken.mp4", "bigbuckbunny.mp4", "bikes.mp4"]
+    (root / "list.txt").write_text("".join(f"{name} {k}\n" for k, name in enumerate(names)))
+    return root
+
+
+@pytest.mark.parametrize("protocol", ["seed", "threecrop"])
+def test_nvdec_reader_equals_the_cpu_pipeline(sample_videos, protocol):
+    """NV12 -> RGB -> resize in torch, sampled frames only, in batches: the CPU pipeline's frames bit for bit."""
+    reader = nvdec_on_cpu(protocol)
+    for path in sample_videos.values():
+        count, indices, frames, table = reader.read(path, sampler(PRE))
+        expected = read_frames(path, protocol, PRE)
+        assert count == expected.num_frames
+        np.testing.assert_array_equal(indices, expected.frame_indices)
+        np.testing.assert_array_equal(table, expected.table)
+        np.testing.assert_array_equal(frames.numpy(), expected.frames)
+
+
+def test_nvdec_reader_makes_a_second_pass_when_the_header_lies(sample_videos):
+    def lying(path):
+        _, batches = ffmpeg_nv12(path)
+        return 40, batches  # bikes.mp4 has 250 frames
+
+    reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, batches=lying)
+    _, indices, frames, _ = reader.read(sample_videos["bikes"], sampler(PRE))
+    expected = read_frames(sample_videos["bikes"], "seed", PRE)
+    np.testing.assert_array_equal(indices, expected.frame_indices)
+    np.testing.assert_array_equal(frames.numpy(), expected.frames)
+
+
+def test_nvjpeg_reader_logic_and_errors(tmp_path, sample_videos):
+    """Files of the sampled frames only, decoded in one batch, resized like the CPU path (OpenCV's decoder in
+    place of nvJPEG: its pixels are what benchmarks/e2e_gpu.py measures); missing or broken frames name the file."""
+    count = opencv_rawframes(sample_videos["bikes"], tmp_path / "bikes", size=(96, 80))
+    reader = NvjpegReader.__new__(NvjpegReader)
+    gpu_decode.FrameReader.__init__(reader, CPU, get_protocol("threecrop"), PRE.size)
+    decoded = []
+
+    def decode(data):
+        decoded.append(len(data))
+        images = [cv2.imdecode(d.numpy(), cv2.IMREAD_COLOR) for d in data]
+        return [torch.from_numpy(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)).permute(2, 0, 1) for i in images]
+
+    reader.decode = decode
+    _, indices, frames, table = reader.read(tmp_path / "bikes", sampler(PRE), count)
+    expected = read_frames(tmp_path / "bikes", "threecrop", PRE, num_frames=count)
+    assert decoded == [len(np.unique(indices))]
+    np.testing.assert_array_equal(frames.numpy(), expected.frames)
+    np.testing.assert_array_equal(table, expected.table)
+    missing = RawframeSource(tmp_path / "bikes").frame_path(int(indices[0, 0]))
+    missing.unlink()
+    with pytest.raises(VideoError, match=f"{missing}: cannot read frame"):
+        reader.read(tmp_path / "bikes", sampler(PRE), count)
+
+
+def test_gpu_stream_order_decoders_and_cpu_fallback(videos):
+    dataset = VideoDataset(videos / "list.txt", videos, preprocessing=PRE)
+    decoding = GpuDecoding("nvdec", threads=3)
+    samples = [d.sample for d in GpuDecodeStream(dataset, list(range(6)), decoding, CPU, 2, reader=nvdec_on_cpu)]
+    assert [s.index for s in samples] == list(range(6))
+    assert [s.decoder for s in samples[:3]] == [
+        "nvdec",
+        "opencv (nvdec failed: width has to be even for this format)",
+        "nvdec",
+    ]
+    assert samples[3].error.startswith(f"{videos / 'broken.mp4'}: cannot open as a video")  # the CPU's reason
+    for sample in samples:
+        if sample.error is None:
+            expected = dataset.frames(sample.index).frames.frames
+            np.testing.assert_array_equal(np.asarray(sample.frames.frames), expected)
+
+
+def test_cpu_share_is_a_fixed_even_assignment(videos):
+    assert [on_cpu(i, 0.25) for i in range(8)] == [False, False, False, True] * 2
+    assert not any(on_cpu(i, 0.0) for i in range(100)) and all(on_cpu(i, 1.0) for i in range(100))
+    assert sum(on_cpu(i, 0.3) for i in range(1000)) == 300
+    dataset = VideoDataset(videos / "list.txt", videos, preprocessing=PRE)
+    merged = decode_stream(dataset, list(range(6)), 1, 60, 2, GpuDecoding("nvdec", 2, 0.5), CPU, nvdec_on_cpu)
+    samples = [d.sample for d in merged]
+    merged.close()
+    assert [s.index for s in samples] == list(range(6))
+    assert [s.decoder for s in samples[1::2]] == ["opencv"] * 3  # 1, 3, 5 on the CPU workers
+    assert samples[4].decoder == "nvdec"
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """``--decoder nvdec`` runs here: CPU tensors, FFmpeg's planes for NVDEC's."""
+    monkeypatch.setattr("i3d_infer.evaluate.runner.check_gpu_decoder", lambda decoder, list_format: None)
+    monkeypatch.setattr(stream, "gpu_decoding_device", lambda decoder: CPU)
+    monkeypatch.setattr(gpu, "make_reader", lambda decoder, device, protocol, size: nvdec_on_cpu(protocol.name))
+
+
+@pytest.mark.parametrize("cpu_share", [0.0, 0.5])
+def test_eval_with_nvdec_equals_the_cpu_run(videos, tmp_path, checkpoint_file, fake_gpu, cpu_share):
+    config = EvalConfig(str(videos / "list.txt"), str(videos), checkpoint=str(checkpoint_file), batch_size=2)
+    options = RunOptions(workers=1, gpu_decoders=2, progress=False)
+    evaluate(config, tmp_path / "cpu", options, weights=SMALL)
+    gpu_config = replace(config, decoder="nvdec", cpu_share=cpu_share)
+    evaluate(gpu_config, tmp_path / "gpu", options, weights=SMALL)
+    assert (tmp_path / "gpu" / "result.json").read_bytes() == (tmp_path / "cpu" / "result.json").read_bytes()
+    lines = [json.loads(line) for line in (tmp_path / "gpu" / "results.jsonl").read_text().splitlines()]
+    expected = ["opencv" if on_cpu(i, cpu_share) else "nvdec" for i in range(6)]
+    expected[1] = "opencv" if cpu_share else "opencv (nvdec failed: width has to be even for this format)"
+    expected[3] = "opencv"  # broken.mp4: read by neither, the CPU's reason recorded
+    assert [line["decoder"] for line in lines] == expected
+
+
+def test_cli_gpu_decoder_errors(videos, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "PyNvVideoCodec", None)  # not installed
+    base = ["eval", "--list", str(videos / "list.txt"), "--root", str(videos), "--out-dir", str(tmp_path / "r")]
+    assert main([*base, "--decoder", "nvdec"]) != 0
+    assert "--decoder nvdec needs PyNvVideoCodec (pip install 'i3d-infer[gpu]')" in capsys.readouterr().err
+    assert main([*base, "--decoder", "nvjpeg"]) != 0
+    assert "--decoder nvjpeg reads rawframe directories, but the list is a videos list" in capsys.readouterr().err
+    assert main([*base, "--decoder", "nvdec", "--cpu-share", "2"]) != 0
+    assert "--cpu-share must be between 0 and 1" in capsys.readouterr().err
