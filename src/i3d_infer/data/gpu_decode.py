@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import I3DError, VideoError
+from ..runtime.torch_backend import CAPTURE_GATE
 from .decode import GPU_DECODERS, RawframeSource
 from .tensor_ops import nv12_to_rgb, resize_linear
 from .transforms import Protocol, resized_size
@@ -136,7 +137,8 @@ class NvjpegReader(FrameReader):
             if not len(data[-1]):
                 raise VideoError(f"{frame}: not a readable image")
         try:
-            images = self.decode(data)
+            with CAPTURE_GATE.decoding():
+                images = self.decode(data)
         except RuntimeError as e:  # torchvision names no file
             raise VideoError(f"{path}: a sampled frame is not a readable JPEG ({str(e).splitlines()[0]})") from e
         if len({tuple(image.shape) for image in images}) > 1:
@@ -173,14 +175,20 @@ class PyNvVideoCodecFrames:
         self.path = path
 
     def __call__(self, path: str) -> tuple[int, Iterator[list[torch.Tensor]]]:
-        self._open(path)
-        return len(self.decoder), self._batches()
+        with CAPTURE_GATE.decoding():
+            self._open(path)
+            count = len(self.decoder)
+        return count, self._batches(count)
 
-    def _batches(self) -> Iterator[list[torch.Tensor]]:
-        while True:
-            frames = self.decoder.get_batch_frames(NVDEC_BATCH)
+    def _batches(self, count: int) -> Iterator[list[torch.Tensor]]:
+        """Batches up to the stream's frame count: SimpleDecoder decodes no frame past it (it warns instead)."""
+        done = 0
+        while done < count:
+            with CAPTURE_GATE.decoding():
+                frames = self.decoder.get_batch_frames(min(NVDEC_BATCH, count - done))
             if not frames:
                 return
+            done += len(frames)
             yield [torch.from_dlpack(frame) for frame in frames]  # (3H/2, W) NV12 views of decoder surfaces
 
 

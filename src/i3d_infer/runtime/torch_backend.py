@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import numpy as np
 import torch
 
@@ -49,6 +52,48 @@ def default_epilogue(device: torch.device) -> str:
     return "cudnn" if fused else "torch"
 
 
+class CaptureGate:
+    """Keeps GPU decoders (NVDEC, nvJPEG) out of CUDA graph captures: they run side by side, never during one.
+
+    A decoder library's calls on the legacy default stream (or its synchronous copies) during another thread's
+    capture break the capture (CUDA_ERROR_STREAM_CAPTURE_ISOLATION, which PyNvVideoCodec turns into an abort; seen
+    on an H200). A capture waits for the decoder calls in flight (one batch of frames each) and holds new ones.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._capturing = False
+
+    @contextlib.contextmanager
+    def decoding(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._capturing)
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def capturing(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._capturing)
+            self._capturing = True
+            self._cond.wait_for(lambda: self._active == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._capturing = False
+                self._cond.notify_all()
+
+
+CAPTURE_GATE = CaptureGate()
+
+
 class CudaGraphs:
     """Replays one captured CUDA graph per input shape: no host synchronisation or kernel launches per call."""
 
@@ -69,7 +114,7 @@ class CudaGraphs:
             graph = torch.cuda.CUDAGraph()
             # thread_local: the evaluation's assembler thread keeps copying and allocating on its own stream
             # while this thread captures; only this thread's calls must be capture-safe.
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            with CAPTURE_GATE.capturing(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 static_out = self.module(static_in)
             self.graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self.graphs[key]

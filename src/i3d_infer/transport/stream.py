@@ -116,7 +116,8 @@ class Pending:
         """``(logits (n, classes) or None, model seconds)``."""
         if self.done is not None:
             self.done.synchronize()
-            return self.logits.numpy(), self.started.elapsed_time(self.done) / 1000
+            logits = self.logits.numpy() if self.logits is not None else None  # None: no model (data path alone)
+            return logits, self.started.elapsed_time(self.done) / 1000
         return self.logits, self.seconds
 
 
