@@ -137,7 +137,7 @@ class NvjpegReader(FrameReader):
             if not len(data[-1]):
                 raise VideoError(f"{frame}: not a readable image")
         try:
-            with CAPTURE_GATE.decoding():
+            with CAPTURE_GATE.work():
                 images = self.decode(data)
         except RuntimeError as e:  # torchvision names no file
             raise VideoError(f"{path}: a sampled frame is not a readable JPEG ({str(e).splitlines()[0]})") from e
@@ -175,7 +175,7 @@ class PyNvVideoCodecFrames:
         self.path = path
 
     def __call__(self, path: str) -> tuple[int, Iterator[list[torch.Tensor]]]:
-        with CAPTURE_GATE.decoding():
+        with CAPTURE_GATE.work():
             self._open(path)
             count = len(self.decoder)
         return count, self._batches(count)
@@ -184,7 +184,7 @@ class PyNvVideoCodecFrames:
         """Batches up to the stream's frame count: SimpleDecoder decodes no frame past it (it warns instead)."""
         done = 0
         while done < count:
-            with CAPTURE_GATE.decoding():
+            with CAPTURE_GATE.work():
                 frames = self.decoder.get_batch_frames(min(NVDEC_BATCH, count - done))
             if not frames:
                 return

@@ -53,11 +53,13 @@ def default_epilogue(device: torch.device) -> str:
 
 
 class CaptureGate:
-    """Keeps GPU decoders (NVDEC, nvJPEG) out of CUDA graph captures: they run side by side, never during one.
+    """Keeps other threads' GPU work (decoders, the batch assembler) out of CUDA graph captures: that work runs side
+    by side (``with CAPTURE_GATE.work():``), never during a capture (``capture()``).
 
-    A decoder library's calls on the legacy default stream (or its synchronous copies) during another thread's
-    capture break the capture (CUDA_ERROR_STREAM_CAPTURE_ISOLATION, which PyNvVideoCodec turns into an abort; seen
-    on an H200). A capture waits for the decoder calls in flight (one batch of frames each) and holds new ones.
+    Seen on an H200 even with ``capture_error_mode="thread_local"``: PyNvVideoCodec's calls during another thread's
+    capture abort the process (CUDA_ERROR_STREAM_CAPTURE_ISOLATION), and torch refuses the assembler's pageable
+    host-to-device copy of an index table. A capture waits for the work in flight (one decoder call or one
+    batch's gather) and holds new work until it ends; captures happen once per batch shape.
     """
 
     def __init__(self) -> None:
@@ -66,7 +68,7 @@ class CaptureGate:
         self._capturing = False
 
     @contextlib.contextmanager
-    def decoding(self):
+    def work(self):
         with self._cond:
             self._cond.wait_for(lambda: not self._capturing)
             self._active += 1
@@ -78,7 +80,7 @@ class CaptureGate:
                 self._cond.notify_all()
 
     @contextlib.contextmanager
-    def capturing(self):
+    def capture(self):
         with self._cond:
             self._cond.wait_for(lambda: not self._capturing)
             self._capturing = True
@@ -114,7 +116,7 @@ class CudaGraphs:
             graph = torch.cuda.CUDAGraph()
             # thread_local: the evaluation's assembler thread keeps copying and allocating on its own stream
             # while this thread captures; only this thread's calls must be capture-safe.
-            with CAPTURE_GATE.capturing(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            with CAPTURE_GATE.capture(), torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 static_out = self.module(static_in)
             self.graphs[key] = (graph, static_in, static_out)
         graph, static_in, static_out = self.graphs[key]

@@ -20,6 +20,7 @@ import torch
 
 from ..data.datasets import Sample
 from ..data.pipeline import VideoFrames
+from ..runtime.torch_backend import CAPTURE_GATE
 from .slots import Decoded
 
 RING = 3  # buffers in turn: the model reads one, one waits in the queue, one is being filled
@@ -145,7 +146,7 @@ class DeviceAssembler:
         if not videos:
             return batch
         per_video = batch.views_per_video
-        with torch.cuda.stream(self.stream):
+        with CAPTURE_GATE.work(), torch.cuda.stream(self.stream):
             if staged:
                 sent = staging[: offsets[-1]].to(self.device, non_blocking=True)
                 self.copied[self.turn] = self.stream.record_event()
