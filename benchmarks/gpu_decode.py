@@ -49,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=96)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--variants", action="store_true", help="readers only: NVDEC batch 32/64, own/default stream")
     args = parser.parse_args()
     import PyNvVideoCodec as nvc
     from torchvision.io import ImageReadMode, decode_jpeg
@@ -71,14 +72,20 @@ def main() -> None:
                 break
             done += len(frames)
 
-    def reader(local, kind: str, path, count=None):
-        if getattr(local, kind, None) is None:
-            cls = NvdecReader if kind == "nvdec" else NvjpegReader
-            setattr(local, kind, cls(device, seed, pre.size))
+    def reader(local, kind: str, path, count=None, batch=NVDEC_BATCH, own_stream=True):
+        key = f"{kind}{batch}{own_stream}"
+        if getattr(local, key, None) is None:
+            made = (
+                NvdecReader(device, seed, pre.size, batch=batch)
+                if kind == "nvdec"
+                else NvjpegReader(device, seed, pre.size)
+            )
+            setattr(local, key, made)
             local.stream = torch.cuda.Stream()
-        with torch.cuda.stream(local.stream):
-            getattr(local, kind).read(path, sampler(pre), count)
-        local.stream.synchronize()
+        stream = local.stream if own_stream else torch.cuda.current_stream()
+        with torch.cuda.stream(stream):
+            getattr(local, key).read(path, sampler(pre), count)
+        stream.synchronize()
 
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "source"
@@ -95,6 +102,27 @@ def main() -> None:
             decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
             torch.cuda.current_stream().synchronize()
 
+        if args.variants:
+            for threads in args.threads:
+                for own in (True, False):
+                    for batch in (32, 64):
+                        name = f"nvdec b{batch} {'own' if own else 'dflt'}"
+                        timed(
+                            name,
+                            threads,
+                            args.videos,
+                            total,
+                            lambda lo, b=batch, o=own: reader(lo, "nvdec", bikes, None, b, o),
+                        )
+                    name = f"nvjpeg {'own' if own else 'dflt'}"
+                    timed(
+                        name,
+                        threads,
+                        args.videos,
+                        len(planned),
+                        lambda lo, o=own: reader(lo, "nvjpeg", frames_dir, count, own_stream=o),
+                    )
+            return
         for threads in args.threads:
             timed("nvdec raw", threads, args.videos, total, lambda local: simple(local, True))
             timed("nvdec new", threads, args.videos, total, lambda local: simple(local, False))

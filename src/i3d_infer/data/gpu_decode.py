@@ -76,9 +76,11 @@ class NvdecReader(FrameReader):
 
     name = "nvdec"
 
-    def __init__(self, device: torch.device, protocol: Protocol, size: int, batches: Nv12Batches | None = None):
+    def __init__(
+        self, device: torch.device, protocol: Protocol, size: int, batches: Nv12Batches | None = None, batch=NVDEC_BATCH
+    ):
         super().__init__(device, protocol, size)
-        self.batches = batches or PyNvVideoCodecFrames(device)
+        self.batches = batches or PyNvVideoCodecFrames(device, batch)
 
     def read(self, path, sample, num_frames=None):
         """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong)."""
@@ -92,13 +94,15 @@ class NvdecReader(FrameReader):
                 rows = np.flatnonzero((planned >= count) & (planned < count + len(batch)))
                 if len(rows):
                     nv12 = torch.stack([batch[int(planned[k]) - count] for k in rows])  # copied off the surfaces
+                    copied = _event(nv12)
                     rgb = self.resize(nv12_to_rgb(nv12))
                     if frames is None:
                         frames = torch.empty((len(planned), *rgb.shape[1:]), dtype=torch.uint8, device=rgb.device)
                     if rgb.shape[1:] != frames.shape[1:]:
                         raise VideoError(f"{path}: frame {int(planned[rows[0]])} has another size than the ones before")
                     frames[int(rows[0]) : int(rows[-1]) + 1] = rgb  # planned is sorted: the rows are consecutive
-                    _synchronize(rgb)  # the next batch may reuse the surfaces the copy read
+                    if copied is not None:
+                        copied.synchronize()  # the next batch may reuse the surfaces the copy read
                 count += len(batch)
             if count == 0:
                 raise VideoError(f"{path}: no decodable frames")
@@ -150,7 +154,8 @@ class NvjpegReader(FrameReader):
 class PyNvVideoCodecFrames:
     """``path -> (count hint, batches of NV12 frames)`` through one PyNvVideoCodec ``SimpleDecoder``, reused."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, batch: int = NVDEC_BATCH) -> None:
+        self.batch = batch
         try:
             import PyNvVideoCodec as nvc
         except ImportError as e:
@@ -185,16 +190,20 @@ class PyNvVideoCodecFrames:
         done = 0
         while done < count:
             with CAPTURE_GATE.work():
-                frames = self.decoder.get_batch_frames(min(NVDEC_BATCH, count - done))
+                frames = self.decoder.get_batch_frames(min(self.batch, count - done))
             if not frames:
                 return
             done += len(frames)
             yield [torch.from_dlpack(frame) for frame in frames]  # (3H/2, W) NV12 views of decoder surfaces
 
 
-def _synchronize(tensor: torch.Tensor) -> None:
-    if tensor.is_cuda:
-        torch.cuda.current_stream(tensor.device).synchronize()
+def _event(tensor: torch.Tensor):
+    """A CUDA event recorded on the current stream after ``tensor`` was written (None on the CPU)."""
+    if not tensor.is_cuda:
+        return None
+    event = torch.cuda.Event()
+    event.record()
+    return event
 
 
 def make_reader(decoder: str, device: torch.device, protocol: Protocol, size: int) -> FrameReader:
