@@ -10,6 +10,7 @@ the one-line errors.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 import av
@@ -190,3 +191,35 @@ def test_cli_gpu_decoder_errors(videos, tmp_path, capsys, monkeypatch):
     assert "--decoder nvjpeg reads rawframe directories, but the list is a videos list" in capsys.readouterr().err
     assert main([*base, "--decoder", "nvdec", "--cpu-share", "2"]) != 0
     assert "--cpu-share must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_capture_gate_keeps_work_out_of_captures():
+    """A capture waits for the GPU work in flight, and new work waits for the capture (the H200's abort)."""
+    import threading
+
+    from i3d_infer.runtime.torch_backend import CaptureGate
+
+    gate, order = CaptureGate(), []
+
+    def capture():
+        with gate.capture():
+            order.append("capture starts")
+            time.sleep(0.2)
+            order.append("capture ends")
+
+    def work():
+        with gate.work():
+            order.append("late work")
+
+    with gate.work():
+        capturing = threading.Thread(target=capture)
+        capturing.start()
+        time.sleep(0.2)
+        order.append("work in flight ends")
+    while "capture starts" not in order:
+        time.sleep(0.01)
+    late = threading.Thread(target=work)
+    late.start()
+    capturing.join()
+    late.join()
+    assert order == ["work in flight ends", "capture starts", "capture ends", "late work"]

@@ -15,7 +15,8 @@ integer arithmetic (``tensor_ops``), and only the sampled frames are kept, each 
   ``cv2.imread``'s by a few levels (the figures are in benchmarks/RESULTS.md), so it is not bit-identical to the
   CPU path.
 
-A reader is not thread-safe: use one per thread (``transport.gpu`` does).
+A reader is not thread-safe: use one per thread, and keep its reads out of CUDA graph captures (``transport.gpu``
+does both).
 """
 
 from __future__ import annotations
@@ -28,15 +29,14 @@ import numpy as np
 import torch
 
 from ..errors import I3DError, VideoError
-from ..runtime.torch_backend import CAPTURE_GATE
 from .decode import GPU_DECODERS, RawframeSource
 from .tensor_ops import nv12_to_rgb, resize_linear
 from .transforms import Protocol, resized_size
 
 INSTALL_HINT = "pip install 'i3d-infer[gpu]'"
-NVDEC_BATCH = 32  # frames asked of the decoder at a time
+NVDEC_BATCH = 64  # frames asked of the decoder at a time (8 threads on an H200: 1.4x the videos/s of 32)
 
-Nv12Batches = Callable[[str], tuple[int, Iterator[list[torch.Tensor]]]]  # path -> (count hint, NV12 frame batches)
+Nv12Batches = Callable[[str], tuple[int, Iterator[list]]]  # path -> (count hint, batches of DLPack NV12 frames)
 
 
 def check_gpu_decoder(decoder: str, list_format: str) -> None:
@@ -93,7 +93,8 @@ class NvdecReader(FrameReader):
             for batch in batches:
                 rows = np.flatnonzero((planned >= count) & (planned < count + len(batch)))
                 if len(rows):
-                    nv12 = torch.stack([batch[int(planned[k]) - count] for k in rows])  # copied off the surfaces
+                    sampled = [torch.from_dlpack(batch[int(planned[k]) - count]) for k in rows]  # (3H/2, W) views
+                    nv12 = torch.stack(sampled)  # copied off the decoder's surfaces
                     copied = _event(nv12)
                     rgb = self.resize(nv12_to_rgb(nv12))
                     if frames is None:
@@ -141,8 +142,7 @@ class NvjpegReader(FrameReader):
             if not len(data[-1]):
                 raise VideoError(f"{frame}: not a readable image")
         try:
-            with CAPTURE_GATE.work():
-                images = self.decode(data)
+            images = self.decode(data)
         except RuntimeError as e:  # torchvision names no file
             raise VideoError(f"{path}: a sampled frame is not a readable JPEG ({str(e).splitlines()[0]})") from e
         if len({tuple(image.shape) for image in images}) > 1:
@@ -180,21 +180,19 @@ class PyNvVideoCodecFrames:
         self.path = path
 
     def __call__(self, path: str) -> tuple[int, Iterator[list[torch.Tensor]]]:
-        with CAPTURE_GATE.work():
-            self._open(path)
-            count = len(self.decoder)
+        self._open(path)
+        count = len(self.decoder)
         return count, self._batches(count)
 
     def _batches(self, count: int) -> Iterator[list[torch.Tensor]]:
         """Batches up to the stream's frame count: SimpleDecoder decodes no frame past it (it warns instead)."""
         done = 0
         while done < count:
-            with CAPTURE_GATE.work():
-                frames = self.decoder.get_batch_frames(min(self.batch, count - done))
+            frames = self.decoder.get_batch_frames(min(self.batch, count - done))
             if not frames:
                 return
             done += len(frames)
-            yield [torch.from_dlpack(frame) for frame in frames]  # (3H/2, W) NV12 views of decoder surfaces
+            yield frames  # DLPack views of decoder surfaces, valid until the next call
 
 
 def _event(tensor: torch.Tensor):

@@ -25,6 +25,8 @@ that are decoded on the GPU (NVDEC / nvJPEG), which must be resized there exactl
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 COEF_SCALE = 2048  # 1 << INTER_RESIZE_COEF_BITS
@@ -54,8 +56,10 @@ def nv12_to_rgb(nv12: torch.Tensor) -> torch.Tensor:
     return yuv420_to_rgb(nv12[:, :h], chroma[:, :, 0::2], chroma[:, :, 1::2])
 
 
+@functools.lru_cache(maxsize=64)
 def _taps(dst: int, src: int, clamp: bool, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source index pairs and their int weights for one axis, as OpenCV's resize computes them (float32)."""
+    """Source index pairs and their int weights for one axis, as OpenCV's resize computes them (float32); cached
+    per size and device (made once, read-only: no host-to-device copies per call)."""
     scale = src / dst
     f = ((torch.arange(dst, dtype=torch.float64) + 0.5) * scale - 0.5).to(torch.float32)  # (float)((d+0.5)*s-0.5)
     first = torch.floor(f).to(torch.int64)

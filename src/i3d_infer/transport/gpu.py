@@ -27,6 +27,7 @@ from ..data.datasets import Sample, VideoDataset
 from ..data.gpu_decode import FrameReader, make_reader
 from ..data.transforms import get_protocol
 from ..errors import I3DError, first_line
+from ..runtime.torch_backend import CAPTURE_GATE
 from .slots import Decoded, DecodeStream
 
 
@@ -67,23 +68,20 @@ class GpuDecodeStream:
         if not hasattr(local, "reader"):
             local.reader = self.make_reader()
             local.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        if local.stream is None:
-            return self._read(index, local.reader)
-        with torch.cuda.stream(local.stream):
-            sample = self._read(index, local.reader)
-        local.stream.synchronize()  # the frames are complete before another stream reads them
-        return sample
-
-    def _read(self, index: int, reader: FrameReader) -> Sample:
         try:
-            sample = self.dataset.read_with(index, reader)
+            with CAPTURE_GATE.work(), torch.cuda.stream(local.stream):  # a None stream changes nothing
+                sample = self.dataset.read_with(index, local.reader)
+                if local.stream is not None:
+                    local.stream.synchronize()  # the frames are complete before another stream reads them
         except I3DError:
             raise  # the decoder library is missing: the run stops with the install hint
         except Exception as e:  # the library's own failure (not a bad file) is recorded, and the CPU decodes it
             sample = Sample(index, "", 0, None, first_line(e))
-        if sample.error is None:
-            return sample
-        cpu = self.dataset.frames(index)
+        return self._fallback(sample, local.reader) if sample.error is not None else sample
+
+    def _fallback(self, sample: Sample, reader: FrameReader) -> Sample:
+        """The CPU decoder's sample of a video the GPU reader failed on, recording why (or the CPU's own error)."""
+        cpu = self.dataset.frames(sample.index)
         if cpu.error is not None:
             return cpu  # unreadable: the CPU decoder's one-line reason
         reason = sample.error.removeprefix(f"{self.dataset.root / cpu.video_id}: ")
