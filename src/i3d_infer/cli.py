@@ -217,6 +217,14 @@ def _add_eval(commands) -> None:
         help="with nvdec/nvjpeg: the fraction of the list the --workers decode on the CPU beside the GPU "
         "(a fixed assignment, kept on --resume; default 0)",
     )
+    evaluate.add_argument(
+        "--cluster",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: decode tasks and model actors on a Ray cluster (extra [ray]; --workers: concurrent decode tasks)",
+    )
+    evaluate.add_argument("--ray-address", help="with --cluster ray: join this cluster (default: start one here)")
+    evaluate.add_argument("--gpus", type=int, help="with --cluster ray: model actors, one GPU each (default: all)")
     evaluate.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
     evaluate.add_argument("--out", help="also write the seed's result.json here")
     evaluate.add_argument("--out-dir", required=True, help="run directory: results, metrics, plots")
@@ -581,11 +589,19 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     if not 0 <= args.cpu_share <= 1:
         raise I3DError(f"--cpu-share must be between 0 and 1, got {args.cpu_share}")
+    ray = None
+    if args.cluster == "ray":
+        from .transport.ray_data import RayOptions
+
+        ray = RayOptions(args.ray_address, args.gpus)
+    elif args.ray_address or args.gpus is not None:
+        raise I3DError("--ray-address and --gpus are for --cluster ray")
     options = RunOptions(
         device=device,
         threads=args.threads or None,
         workers=args.workers,
         gpu_decoders=args.gpu_decoders,
+        ray=ray,
         timeout=args.timeout,
         strict=args.strict,
     )

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from ..errors import I3DError
 from ..model.weights import DEFAULT_WEIGHTS, Weights, read_labels
 from ..runtime import BackendSpec, make_backend
 from ..transport.gpu import GpuDecoding
+from ..transport.ray_data import RayOptions
 from ..transport.stream import OrderedWriter, Pending, feed
 from .metrics import fuse_clips
 from .outputs import RunRecord, write_outputs
@@ -42,8 +44,9 @@ class RunOptions:
 
     device: str = "cpu"
     threads: int | None = None
-    workers: int = 1  # decode processes; 0 decodes in the assembler thread
+    workers: int = 1  # decode processes (Ray: concurrent decode tasks); 0 decodes in the assembler thread
     gpu_decoders: int = 8  # with a GPU decoder: decode threads
+    ray: RayOptions | None = None  # run on a Ray cluster (transport.ray_data) instead of this process's pool
     timeout: float = 600.0  # seconds a video's decoding may take
     strict: bool = False  # stop at the first unreadable video
     progress: bool = True
@@ -71,6 +74,8 @@ def evaluate(
     )
     config = dataclasses.replace(config, list_format=dataset.list_format)
     gpu_decoding = None
+    if gpu and options.ray is not None:
+        raise I3DError(f"--cluster ray decodes on the cluster's CPUs; --decoder {config.decoder} is for local runs")
     if gpu:
         check_gpu_decoder(config.decoder, dataset.list_format)
         gpu_decoding = GpuDecoding(config.decoder, options.gpu_decoders, config.cpu_share)
@@ -89,24 +94,15 @@ def evaluate(
         config.engine,
         config.precision,
     )
-    backend = make_backend(spec, weights)
-    if backend.num_classes != len(labels):
-        raise I3DError(f"the label map has {len(labels)} names but the model has {backend.num_classes} classes")
-
     total = sum(len(b) for b in batches)
     bar = tqdm(total=total, initial=len(done), unit="video", disable=not options.progress, dynamic_ncols=True)
     started = time.perf_counter()
-    launched = feed(
-        dataset, todo, backend, options.workers, options.timeout, options.strict, options.device, gpu_decoding
-    )
-    with (out / RESULTS).open("a", encoding="utf-8") as sink, contextlib.closing(launched):
+    with (out / RESULTS).open("a", encoding="utf-8") as sink:
         recorder = _Recorder(sink, config.fusion, bar, done)
-        writer = OrderedWriter(recorder)
-        try:
-            for pending in launched:
-                writer.submit(pending)
-        finally:
-            writer.close()  # every launched batch is on disk before an error goes on
+        if options.ray is not None:
+            device, extra = _run_on_ray(dataset, todo, spec, weights, config.fusion, options, recorder, len(labels))
+        else:
+            device, extra = _run_here(dataset, todo, spec, weights, options, gpu_decoding, recorder, len(labels))
     bar.close()
     wall = time.perf_counter() - started
     records = load_results(out / RESULTS, batches)
@@ -116,12 +112,58 @@ def evaluate(
         "waiting_for_data_seconds": recorder.waited,
         "videos_this_session": recorder.videos,
         "videos_per_s": recorder.videos / wall if wall and recorder.videos else None,
-        "device": backend.device,
+        "device": device,
         "workers": options.workers,
+        **extra,
     }
     return write_outputs(
         out, [records[i] for batch in batches for i in batch], labels, config, timing, complete=config.shard[1] == 1
     )
+
+
+def _run_here(dataset, todo, spec, weights, options, gpu_decoding, recorder, classes: int) -> tuple[str, dict]:
+    """This process: decode workers (or GPU decode threads), the model, a writer thread (``transport.stream``)."""
+    backend = make_backend(spec, weights)
+    if backend.num_classes != classes:
+        raise I3DError(f"the label map has {classes} names but the model has {backend.num_classes} classes")
+    launched = feed(
+        dataset, todo, backend, options.workers, options.timeout, options.strict, options.device, gpu_decoding
+    )
+    with contextlib.closing(launched):
+        writer = OrderedWriter(recorder)
+        try:
+            for pending in launched:
+                writer.submit(pending)
+        finally:
+            writer.close()  # every launched batch is on disk before an error goes on
+    return backend.device, {}
+
+
+def _run_on_ray(dataset, todo, spec, weights, fusion, options, recorder, classes: int) -> tuple[str, dict]:
+    """A Ray cluster through Ray Data (``transport.ray_data``); this process only appends the results."""
+    import torch
+
+    from ..transport.ray_data import connected, ray_batches
+
+    threads = options.threads or torch.get_num_threads()  # every actor computes with the same thread count
+    nodes, actors = Counter(), Counter()
+    with connected(options.ray) as ray:
+        for done in ray_batches(
+            dataset, todo, spec, weights, fusion, options.workers, options.timeout, threads, options.ray
+        ):
+            if done.scores and len(next(iter(done.scores.values()))) != classes:
+                width = len(next(iter(done.scores.values())))
+                raise I3DError(f"the label map has {classes} names but the model has {width} classes")
+            failed = [s for s in done.samples if s.error is not None]
+            if failed and options.strict:
+                raise I3DError(f"{failed[0].error} (--strict)")
+            nodes.update(done.nodes)
+            actors[done.actor] += 1
+            alive = sum(node["Alive"] for node in ray.nodes())
+            recorder.record(done.samples, done.scores, done.seconds, 0.0, nodes=alive, actors=len(actors))
+        alive = sum(node["Alive"] for node in ray.nodes())
+    extra = {"cluster": "ray", "decode_tasks_per_node": dict(nodes), "batches_per_actor": dict(actors)}
+    return f"ray ({alive} nodes, {len(actors)} model actors, {spec.device})", extra
 
 
 class _Recorder:
@@ -143,20 +185,25 @@ class _Recorder:
         if logits is not None:
             fused = fuse_clips(logits, batch.views_per_video, self.fusion)  # (B·V, classes) -> (B, classes)
             scores = {s.index: fused[k] for k, s in enumerate(batch.readable)}
-        self.sink.write("".join(_result_line(s, scores.get(s.index)) for s in batch.samples))
+        self.record(batch.samples, scores, seconds, pending.waited)
+
+    def record(self, samples: list[Sample], scores: dict[int, np.ndarray], seconds: float, waited: float, **shown):
+        """Append one batch (its readable videos' fused scores by list index), fsync, then count it as done;
+        ``shown``: more on the progress bar."""
+        self.sink.write("".join(_result_line(s, scores.get(s.index)) for s in samples))
         self.sink.flush()
         os.fsync(self.sink.fileno())
         self.model_seconds += seconds
-        self.waited += pending.waited
-        self.videos += len(batch.samples)
-        self.failures += len(batch.samples) - len(batch.readable)
+        self.waited += waited
+        self.videos += len(samples)
+        self.failures += sum(s.index not in scores for s in samples)
         self.hits += sum(
-            int(np.argmax(score)) == s.label for s in batch.readable if (score := scores.get(s.index)) is not None
+            int(np.argmax(score)) == s.label for s in samples if (score := scores.get(s.index)) is not None
         )
-        self.bar.update(len(batch.samples))
+        self.bar.update(len(samples))
         rate = self.videos / (time.perf_counter() - self.started)
         top1 = self.hits / (self.previous + self.videos)
-        self.bar.set_postfix(videos_per_s=f"{rate:.3g}", top1=f"{top1:.4f}", failed=self.failures)
+        self.bar.set_postfix(videos_per_s=f"{rate:.3g}", top1=f"{top1:.4f}", failed=self.failures, **shown)
 
 
 def _result_line(sample: Sample, score: np.ndarray | None) -> str:

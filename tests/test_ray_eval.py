@@ -1,0 +1,158 @@
+"""``i3d eval --cluster ray``: equal to the local run bit for bit, resumable after the driver is killed, decoding
+only on CPU nodes of a two-node cluster, finishing with every video once when a node is removed mid-run.
+
+One Ray instance per module (2 CPUs, a logical GPU so the model actors are scheduled as on a GPU cluster, with
+the CPU backend behind them); tiny synthetic videos and the reduced clip shape (2 clips x 8 frames at 64x64).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install 'i3d-infer[ray]')")
+pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'i3d-infer[ray]')")
+
+from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate  # noqa: E402
+from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing  # noqa: E402
+from i3d_infer.transport.ray_data import RayOptions  # noqa: E402
+from videos import write_video  # noqa: E402
+
+SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
+LAUNCHER = [sys.executable, str(Path(__file__).parent / "eval_launcher.py")]
+RAY_QUIET = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+OBJECT_STORE = 200 * 2**20
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, sample_videos):
+    """Small synthetic videos of several sizes and lengths, one real one, and a file that is no video."""
+    root = tmp_path_factory.mktemp("ray")
+    (root / "bikes.mp4").symlink_to(sample_videos["bikes"])
+    for k in range(6):
+        write_video(root / f"v{k}.mp4", list(range(20 + 7 * k)), width=64 + 16 * k, height=48)
+    (root / "broken.mp4").write_bytes(b"\x00" * 300)
+    names = ["v0.mp4", "bikes.mp4", "v1.mp4", "broken.mp4", "v2.mp4", "v3.mp4", "v4.mp4", "v5.mp4"]
+    (root / "list.txt").write_text("".join(f"{name} {k}\n" for k, name in enumerate(names)))
+    return root
+
+
+def run(videos, out, checkpoint, batch_size, cluster: bool, resume=False, threads=2, workers=2):
+    config = EvalConfig(str(videos / "list.txt"), str(videos), checkpoint=str(checkpoint), batch_size=batch_size)
+    options = RunOptions(threads=threads, workers=workers, progress=False, ray=RayOptions() if cluster else None)
+    return evaluate(config, out, options, resume=resume, weights=SMALL)
+
+
+def decoded_by(out: Path) -> list[str]:
+    return [json.loads(line)["decoder"] for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+class TestOneInstance:
+    @pytest.fixture(scope="class", autouse=True)
+    def instance(self):
+        ray.init(num_cpus=2, num_gpus=1, object_store_memory=OBJECT_STORE, **RAY_QUIET)
+        yield
+        ray.shutdown()
+
+    @pytest.mark.parametrize("batch_size", [1, 3])
+    def test_equals_the_local_run(self, videos, tmp_path, checkpoint_file, batch_size):
+        local = run(videos, tmp_path / "local", checkpoint_file, batch_size, cluster=False)
+        record = run(videos, tmp_path / "ray", checkpoint_file, batch_size, cluster=True)
+        assert (tmp_path / "ray" / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
+        local_lines = (tmp_path / "local" / "results.jsonl").read_text()
+        assert (tmp_path / "ray" / "results.jsonl").read_text() == local_lines  # failures and decoders too
+        timing = record.metrics["timing"]
+        assert timing["cluster"] == "ray" and sum(timing["decode_tasks_per_node"].values()) == 8
+        assert record.metrics["counts"] == local.metrics["counts"]
+
+    def test_killed_driver_then_resume(self, videos, tmp_path, checkpoint_file):
+        run(videos, tmp_path / "local", checkpoint_file, 2, cluster=False)
+        out = tmp_path / "killed"
+        command = [*LAUNCHER, "eval", "--list", str(videos / "list.txt"), "--root", str(videos)]
+        command += ["--checkpoint", str(checkpoint_file), "--batch-size", "2", "--workers", "2", "--threads", "2"]
+        command += ["--device", "cpu", "--out-dir", str(out), "--cluster", "ray"]
+        address = ray.get_runtime_context().gcs_address  # the driver joins this instance: killing it kills no node
+        process = subprocess.Popen(
+            [*command, "--ray-address", address],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 180
+        results = out / "results.jsonl"
+        while time.monotonic() < deadline and process.poll() is None:
+            if results.is_file() and results.read_text().count("\n") >= 2:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, process.stderr.read().decode()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        done = results.read_text().count("\n")
+        assert 2 <= done < 8, done  # killed part-way
+        run(videos, out, checkpoint_file, 2, cluster=True, resume=True)
+        assert (out / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
+        assert results.read_text().count("\n") == 8
+
+
+class TestCluster:
+    """Two simulated nodes: a 'GPU' head without CPUs (decode tasks cannot run there) and CPU nodes."""
+
+    @pytest.fixture(scope="class")
+    def cluster(self):
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 0, "num_gpus": 1, "object_store_memory": OBJECT_STORE},
+        )
+        cpu_node = cluster.add_node(num_cpus=2, object_store_memory=OBJECT_STORE)
+        ray.init(address=cluster.address, **RAY_QUIET)
+        yield cluster, cpu_node
+        ray.shutdown()
+        cluster.shutdown()
+
+    def test_decode_runs_only_on_the_cpu_node(self, cluster, videos, tmp_path, checkpoint_file):
+        cluster, cpu_node = cluster
+        record = run(videos, tmp_path / "ray", checkpoint_file, 2, cluster=True)
+        run(videos, tmp_path / "local", checkpoint_file, 2, cluster=False)
+        assert record.metrics["timing"]["decode_tasks_per_node"] == {cpu_node.node_id: 8}
+        assert (tmp_path / "ray" / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
+
+    def test_a_node_removed_mid_run(self, cluster, videos, tmp_path, checkpoint_file):
+        cluster, _ = cluster
+        doomed = cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
+        cluster.wait_for_nodes()
+        run(videos, tmp_path / "local", checkpoint_file, 1, cluster=False)
+        out = tmp_path / "ray"
+        outcome = {}
+
+        def evaluate_on_ray():
+            try:
+                outcome["record"] = run(videos, out, checkpoint_file, 1, cluster=True, workers=3)
+            except BaseException as e:  # raised in the test below
+                outcome["error"] = e
+
+        thread = threading.Thread(target=evaluate_on_ray)
+        thread.start()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and thread.is_alive():
+            if (out / "results.jsonl").is_file() and (out / "results.jsonl").read_text().count("\n") >= 1:
+                break
+            time.sleep(0.05)
+        written = (out / "results.jsonl").read_text().count("\n") if (out / "results.jsonl").is_file() else 0
+        cluster.remove_node(doomed)
+        thread.join(timeout=300)
+        assert written < 8, "the run ended before the node was removed"
+        assert "error" not in outcome, outcome.get("error")
+        lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        assert sorted(line["index"] for line in lines) == list(range(8))  # every video once
+        assert (out / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
