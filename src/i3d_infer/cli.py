@@ -188,7 +188,8 @@ def _add_eval(commands) -> None:
         "  i3d eval ... --out-dir runs/val --resume              # continue a killed run\n"
         "  i3d eval ... --shard 0/2 --out-dir runs/s0; i3d eval ... --shard 1/2 --out-dir runs/s1\n"
         "  i3d merge runs/s0 runs/s1 --out-dir runs/val\n"
-        "  torchrun --nproc-per-node 8 $(which i3d) eval ... --device cuda --out-dir runs/val",
+        "  torchrun --nproc-per-node 8 $(which i3d) eval ... --device cuda --out-dir runs/val\n"
+        "  i3d eval ... --cluster ray --ray-address auto --workers 480 --out-dir runs/val   # a Ray cluster",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     evaluate.add_argument("--list", required=True, help="list file (rawframes or videos format)")

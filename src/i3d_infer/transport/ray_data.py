@@ -86,6 +86,8 @@ def connected(options: RayOptions):
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # its execution notices would break the progress bar
     started = not ray.is_initialized()
     if started:
+        if options.address is None:  # our own instance: its workers at the caller's priority, not Ray's nice 15
+            os.environ.setdefault("RAY_worker_niceness", "0")
         try:
             ray.init(address=options.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -231,7 +233,9 @@ def ray_batches(
     context.execution_options.preserve_order = True  # batches keep the local composition; results in list order
     context.enable_progress_bars = False  # the evaluation has its own bar
     gpus = options.gpus if options.gpus is not None else int(ray.cluster_resources().get("GPU", 0))
-    actors, per_actor = (gpus, {"num_gpus": 1, "num_cpus": 0}) if gpus else (1, {"num_cpus": 1})
+    # A GPU actor reserves its GPU; a CPU actor reserves nothing, sharing its node's cores with the decode tasks as
+    # the local run's model shares the machine with its workers (reserving them would leave decoding none).
+    actors, per_actor = (gpus, {"num_gpus": 1, "num_cpus": 0}) if gpus else (1, {"num_cpus": 0})
     rows = [{"index": i, "batch": b, "size": len(batch)} for b, batch in enumerate(batches) for i in batch]
     pipeline = (
         ray.data.from_items(rows, override_num_blocks=len(rows))  # one video per decode task
