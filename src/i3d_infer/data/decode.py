@@ -243,13 +243,20 @@ def read_sampled_frames(
                     raise VideoError(f"{source.path}: frame {index} has another size than the frames before it")
                 frames[k] = frame  # straight into its row (e.g. shared memory): no list of frames, no stacking
             count = index + 1
-        if count == 0:
-            raise VideoError(f"{source.path}: no decodable frames")
-        indices = sample(count)
-        if frames is not None and np.array_equal(np.unique(indices), planned):
+        indices = pass_complete(source.path, count, sample, planned, frames)
+        if indices is not None:
             return count, indices, frames, np.searchsorted(planned, indices)
         guess = count  # the header was wrong: a second pass with the exact count
     raise VideoError(f"{source.path}: the frame count changed between two decoding passes")
+
+
+def pass_complete(path, count: int, sample, planned: np.ndarray, frames) -> np.ndarray | None:
+    """After a decoding pass planned for ``planned`` frames: the sampled indices if the pass holds exactly the frames
+    sampling ``count`` frames needs, else None (another pass, with the exact count, is needed)."""
+    if count == 0:
+        raise VideoError(f"{path}: no decodable frames")
+    indices = sample(count)
+    return indices if frames is not None and np.array_equal(np.unique(indices), planned) else None
 
 
 def _reason(error: Exception) -> str:

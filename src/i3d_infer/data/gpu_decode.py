@@ -12,8 +12,8 @@ integer arithmetic (``tensor_ops``), and only the sampled frames are kept, each 
   chroma scale), so it is not used.
 - ``nvjpeg``: ``torchvision.io.decode_jpeg(device="cuda")`` on the sampled frames' files (read by the calling
   thread), a batch per video. nvJPEG's chroma upsampling is not libjpeg-turbo's: its pixels differ from
-  ``cv2.imread``'s by a few levels (the figures are in benchmarks/RESULTS.md), so it is not bit-identical to the
-  CPU path.
+  ``cv2.imread``'s by up to 11 levels, up to 60 after the resize on the sample videos (benchmarks/RESULTS.md), so
+  it is not bit-identical to the CPU path.
 
 A reader is not thread-safe: use one per thread, and keep its reads out of CUDA graph captures (``transport.gpu``
 does both).
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import I3DError, VideoError
-from .decode import GPU_DECODERS, RawframeSource
+from .decode import GPU_DECODERS, RawframeSource, pass_complete
 from .tensor_ops import nv12_to_rgb, resize_linear
 from .transforms import Protocol, resized_size
 
@@ -105,10 +105,8 @@ class NvdecReader(FrameReader):
                     if copied is not None:
                         copied.synchronize()  # the next batch may reuse the surfaces the copy read
                 count += len(batch)
-            if count == 0:
-                raise VideoError(f"{path}: no decodable frames")
-            indices = sample(count)
-            if frames is not None and np.array_equal(np.unique(indices), planned):
+            indices = pass_complete(path, count, sample, planned, frames)
+            if indices is not None:
                 return count, indices, frames, np.searchsorted(planned, indices)
             guess = count  # the header was wrong: a second pass with the exact count
         raise VideoError(f"{path}: the frame count changed between two decoding passes")
