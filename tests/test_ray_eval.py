@@ -56,13 +56,31 @@ def decoded_by(out: Path) -> list[str]:
     return [json.loads(line)["decoder"] for line in (out / "results.jsonl").read_text().splitlines()]
 
 
-class TestOneInstance:
-    @pytest.fixture(scope="class", autouse=True)
-    def instance(self):
-        ray.init(num_cpus=2, num_gpus=1, object_store_memory=OBJECT_STORE, **RAY_QUIET)
-        yield
-        ray.shutdown()
+@pytest.fixture(scope="class")
+def one_instance():
+    ray.init(num_cpus=2, num_gpus=1, object_store_memory=OBJECT_STORE, **RAY_QUIET)
+    yield
+    ray.shutdown()
 
+
+@pytest.fixture(scope="class")
+def cluster():
+    """Two simulated nodes: a 'GPU' head without CPUs (decode tasks cannot run there) and a CPU node."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "num_gpus": 1, "object_store_memory": OBJECT_STORE},
+    )
+    cpu_node = cluster.add_node(num_cpus=2, object_store_memory=OBJECT_STORE)
+    ray.init(address=cluster.address, **RAY_QUIET)
+    yield cluster, cpu_node
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.mark.usefixtures("one_instance")
+class TestOneInstance:
     @pytest.mark.parametrize("batch_size", [1, 3])
     def test_equals_the_local_run(self, videos, tmp_path, checkpoint_file, batch_size):
         local = run(videos, tmp_path / "local", checkpoint_file, batch_size, cluster=False)
@@ -104,21 +122,7 @@ class TestOneInstance:
 
 
 class TestCluster:
-    """Two simulated nodes: a 'GPU' head without CPUs (decode tasks cannot run there) and CPU nodes."""
-
-    @pytest.fixture(scope="class")
-    def cluster(self):
-        from ray.cluster_utils import Cluster
-
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={"num_cpus": 0, "num_gpus": 1, "object_store_memory": OBJECT_STORE},
-        )
-        cpu_node = cluster.add_node(num_cpus=2, object_store_memory=OBJECT_STORE)
-        ray.init(address=cluster.address, **RAY_QUIET)
-        yield cluster, cpu_node
-        ray.shutdown()
-        cluster.shutdown()
+    """A two-node cluster (the ``cluster`` fixture), then a third node that is removed mid-run."""
 
     def test_decode_runs_only_on_the_cpu_node(self, cluster, videos, tmp_path, checkpoint_file):
         cluster, cpu_node = cluster
