@@ -191,6 +191,9 @@ def test_cli_gpu_decoder_errors(videos, tmp_path, capsys, monkeypatch):
     assert "--decoder nvjpeg reads rawframe directories, but the list is a videos list" in capsys.readouterr().err
     assert main([*base, "--decoder", "nvdec", "--cpu-share", "2"]) != 0
     assert "--cpu-share must be between 0 and 1" in capsys.readouterr().err
+    bench = ["bench", "--e2e", str(videos / "list.txt"), "--root", str(videos), "--decode-only", "--decoder", "nvdec"]
+    assert main(bench) != 0
+    assert "--decoder nvdec needs PyNvVideoCodec" in capsys.readouterr().err
 
 
 def test_capture_gate_keeps_work_out_of_captures():

@@ -168,6 +168,13 @@ def _add_bench(commands) -> None:
     bench.add_argument("--max-videos", type=int, help="with --e2e: stop after this many videos")
     bench.add_argument("--workers", type=int, help="with --e2e: decode processes (default: cores - 1 on a GPU, else 1)")
     bench.add_argument(
+        "--decoder",
+        choices=["cpu", *GPU_DECODERS],
+        default="cpu",
+        help="with --e2e: decode on the CPU workers (default) or on the GPU (nvdec: videos, nvjpeg: rawframes)",
+    )
+    bench.add_argument("--gpu-decoders", type=int, default=8, help="with --decoder nvdec/nvjpeg: decode threads")
+    bench.add_argument(
         "--decode-only",
         action="store_true",
         help="with --e2e: no model; the decode ceiling (workers sending nothing back), then the data path "
@@ -517,15 +524,28 @@ def run_bench(args: argparse.Namespace) -> int:
         dataset = VideoDataset(
             args.e2e, args.root, protocol=args.protocol, preprocessing=weights.DEFAULT_WEIGHTS.preprocessing
         )
+    gpu_decoding = None
+    if args.decoder != "cpu":
+        if dataset is None:
+            raise I3DError("--decoder is for --e2e")
+        from .data.gpu_decode import check_gpu_decoder
+        from .transport.gpu import GpuDecoding
+        from .transport.stream import gpu_decoding_device
+
+        check_gpu_decoder(args.decoder, dataset.list_format)
+        gpu_decoding = GpuDecoding(args.decoder, args.gpu_decoders)
     records = []
     print(HEADER)
     if args.decode_only:
-        records.append(bench_decode_ceiling(dataset, args.workers, args.max_videos))
+        device = gpu_decoding_device(args.decoder) if gpu_decoding else None
+        records.append(bench_decode_ceiling(dataset, args.workers, args.max_videos, True, gpu_decoding, device))
         print(records[-1].row(), flush=True)
     for batch in batch_sizes:
         if dataset is not None:
             warmup = min(args.warmup, 1)
-            record = bench_e2e(backend, dataset, batch, args.workers, warmup, args.max_videos, args.device)
+            record = bench_e2e(
+                backend, dataset, batch, args.workers, warmup, args.max_videos, args.device, True, gpu_decoding
+            )
         else:
             record = bench_inference(backend, batch, view_shape, args.warmup, args.iters, args.seconds)
         records.append(record)
