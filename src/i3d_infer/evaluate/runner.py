@@ -18,6 +18,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -148,22 +149,26 @@ def _run_on_ray(dataset, todo, spec, weights, fusion, options, recorder, classes
     threads = options.threads or torch.get_num_threads()  # every actor computes with the same thread count
     nodes, actors = Counter(), Counter()
     with connected(options.ray) as ray:
+
+        def alive() -> int:
+            return sum(node["Alive"] for node in ray.nodes())
+
+        fuse = partial(fuse_clips, fusion=fusion)
         for done in ray_batches(
-            dataset, todo, spec, weights, fusion, options.workers, options.timeout, threads, options.ray
+            dataset, todo, spec, weights, fuse, options.workers, options.timeout, threads, options.ray
         ):
-            if done.scores and len(next(iter(done.scores.values()))) != classes:
-                width = len(next(iter(done.scores.values())))
+            width = next((len(score) for score in done.scores.values()), classes)
+            if width != classes:
                 raise I3DError(f"the label map has {classes} names but the model has {width} classes")
             failed = [s for s in done.samples if s.error is not None]
             if failed and options.strict:
                 raise I3DError(f"{failed[0].error} (--strict)")
             nodes.update(done.nodes)
             actors[done.actor] += 1
-            alive = sum(node["Alive"] for node in ray.nodes())
-            recorder.record(done.samples, done.scores, done.seconds, 0.0, nodes=alive, actors=len(actors))
-        alive = sum(node["Alive"] for node in ray.nodes())
+            recorder.record(done.samples, done.scores, done.seconds, 0.0, nodes=alive(), actors=len(actors))
+        where = f"ray ({alive()} nodes, {len(actors)} model actors, {spec.device})"
     extra = {"cluster": "ray", "decode_tasks_per_node": dict(nodes), "batches_per_actor": dict(actors)}
-    return f"ray ({alive} nodes, {len(actors)} model actors, {spec.device})", extra
+    return where, extra
 
 
 class _Recorder:

@@ -31,7 +31,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +40,6 @@ from ..data.datasets import Sample, VideoDataset
 from ..data.pipeline import VideoFrames
 from ..data.transforms import get_protocol
 from ..errors import I3DError, VideoError
-from ..evaluate.metrics import fuse_clips
 from ..model.weights import Weights
 from ..runtime import BackendSpec, make_backend
 
@@ -149,13 +148,13 @@ def decode_row(row: dict, dataset: VideoDataset, timeout: float | None) -> dict:
 class ModelActor:
     """Holds the backend once; each call is one list batch of decoded videos in, fused probabilities out."""
 
-    def __init__(self, spec: BackendSpec, weights: Weights, fusion: str, protocol: str, threads: int | None) -> None:
+    def __init__(self, spec: BackendSpec, weights: Weights, fuse, protocol: str, threads: int | None) -> None:
         import torch
 
         if threads:
             torch.set_num_threads(threads)  # Ray set OMP_NUM_THREADS from the actor's CPUs; the driver's count wins
         self.backend = make_backend(spec, weights)
-        self.fusion, self.protocol, self.size = fusion, protocol, weights.preprocessing.size
+        self.fuse, self.protocol, self.size = fuse, protocol, weights.preprocessing.size
         self.on_gpu = self.backend.name == "torch" and self.backend.device.startswith("cuda")
         self.name = f"{os.uname().nodename}:{os.getpid()}"
 
@@ -170,7 +169,7 @@ class ModelActor:
         start = time.perf_counter()
         if readable:
             videos = [self._video(batch, k) for k in readable]
-            scores[readable] = fuse_clips(self._logits(videos), videos[0].num_views, self.fusion)
+            scores[readable] = self.fuse(self._logits(videos), videos[0].num_views)
         seconds = time.perf_counter() - start
         return {
             "index": batch["index"],
@@ -215,7 +214,7 @@ def ray_batches(
     batches: list[list[int]],
     spec: BackendSpec,
     weights: Weights,
-    fusion: str,
+    fuse: Callable[[np.ndarray, int], np.ndarray],
     workers: int,
     timeout: float | None,
     threads: int | None,
@@ -223,8 +222,9 @@ def ray_batches(
 ) -> Iterator[RayBatch]:
     """Run ``batches`` (lists of list indices) through Ray Data; yields each batch, done, in order.
 
-    Needs a connected Ray (:func:`connected`). ``workers``: concurrent decode tasks; ``threads``: the backend's CPU
-    threads in every actor.
+    Needs a connected Ray (:func:`connected`). ``fuse(logits, views per video)``: the clip fusion, run in the actors
+    (only the fused scores leave them); ``workers``: concurrent decode tasks; ``threads``: the backend's CPU threads
+    in every actor.
     """
     ray = require_ray()
     if not batches:
@@ -250,7 +250,7 @@ def ray_batches(
             fn_constructor_kwargs={
                 "spec": spec,
                 "weights": weights,
-                "fusion": fusion,
+                "fuse": fuse,
                 "protocol": dataset.protocol,
                 "threads": threads,
             },
