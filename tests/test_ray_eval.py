@@ -160,3 +160,28 @@ class TestCluster:
         lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
         assert sorted(line["index"] for line in lines) == list(range(8))  # every video once
         assert (out / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
+
+
+def test_a_hung_decode_is_timed_out():
+    """A decode task's --timeout (SIGALRM in the task's worker): a recorded failure naming the file."""
+    from i3d_infer.errors import VideoError
+    from i3d_infer.transport.ray_data import _deadline
+
+    start = time.monotonic()
+    with (
+        pytest.raises(VideoError, match=r"^v\.mp4: decoding took longer than 0\.3 s \(--timeout\)$"),
+        _deadline(0.3, "v.mp4"),
+    ):
+        time.sleep(10)
+    assert time.monotonic() - start < 5
+
+
+def test_cli_ray_errors(videos, tmp_path, capsys, monkeypatch):
+    from i3d_infer.cli import main
+
+    base = ["eval", "--list", str(videos / "list.txt"), "--root", str(videos), "--out-dir", str(tmp_path / "r")]
+    assert main([*base, "--ray-address", "auto"]) != 0
+    assert "--ray-address and --gpus are for --cluster ray" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # the extra not installed
+    assert main([*base, "--cluster", "ray", "--device", "cpu"]) != 0
+    assert "--cluster ray needs Ray Data (pip install 'i3d-infer[ray]')" in capsys.readouterr().err
