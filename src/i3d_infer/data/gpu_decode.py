@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import I3DError, VideoError
+from ..errors import I3DError, VideoError, first_line
 from .decode import GPU_DECODERS, RawframeSource, pass_complete
 from .tensor_ops import nv12_to_rgb, resize_linear
 from .transforms import Protocol, resized_size
@@ -142,7 +142,7 @@ class NvjpegReader(FrameReader):
         try:
             images = self.decode(data)
         except RuntimeError as e:  # torchvision names no file
-            raise VideoError(f"{path}: a sampled frame is not a readable JPEG ({str(e).splitlines()[0]})") from e
+            raise VideoError(f"{path}: a sampled frame is not a readable JPEG ({first_line(e)})") from e
         if len({tuple(image.shape) for image in images}) > 1:
             raise VideoError(f"{path}: its frames differ in size")
         rgb = torch.stack(images).permute(0, 2, 3, 1)  # (K, 3, H, W) -> (K, H, W, 3)
@@ -160,7 +160,6 @@ class PyNvVideoCodecFrames:
             raise I3DError(f"--decoder nvdec needs PyNvVideoCodec ({INSTALL_HINT}): {e}") from e
         self.nvc, self.gpu = nvc, device.index or 0
         self.decoder = None
-        self.path = None
 
     def _open(self, path: str):
         if not Path(path).is_file():
@@ -174,8 +173,7 @@ class PyNvVideoCodecFrames:
                 self.decoder.reconfigure_decoder(path)
         except Exception as e:  # PyNvVideoCodec raises plain exceptions
             self.decoder = None
-            raise VideoError(f"{path}: NVDEC cannot open it ({str(e).splitlines()[0] if str(e) else e!r})") from e
-        self.path = path
+            raise VideoError(f"{path}: NVDEC cannot open it ({first_line(e)})") from e
 
     def __call__(self, path: str) -> tuple[int, Iterator[list[torch.Tensor]]]:
         self._open(path)

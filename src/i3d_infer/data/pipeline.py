@@ -22,24 +22,26 @@ from .transforms import Protocol, crop_offsets, get_protocol, make_views, resize
 
 
 @dataclass(frozen=True)
-class VideoViews:
-    """The model input of one video."""
+class SampledVideo:
+    """What sampling made of one video (the fields its views and its frames share)."""
 
     path: str  # the video file or rawframe directory
     num_frames: int  # decodable frames (what sampling used)
     frame_indices: np.ndarray  # (num_clips, clip_len) 0-based frame indices
     protocol: str  # name of the view protocol
+
+
+@dataclass(frozen=True)
+class VideoViews(SampledVideo):
+    """The model input of one video."""
+
     views: np.ndarray  # uint8 (views, 3, clip_len, size, size), crop-major
 
 
 @dataclass(frozen=True)
-class VideoFrames:
+class VideoFrames(SampledVideo):
     """The sampled frames of one video, each once, and how its views are made of them."""
 
-    path: str  # the video file or rawframe directory
-    num_frames: int  # decodable frames (what sampling used)
-    frame_indices: np.ndarray  # (num_clips, clip_len) 0-based frame indices
-    protocol: str  # name of the view protocol
     frames: Any  # uint8 (F, H, W, 3) RGB, resized, in frame order: numpy, or torch on the GPU; None in transport
     table: np.ndarray  # int64 (num_clips, clip_len): the row of ``frames`` of every clip slot
     crops: tuple[tuple[int, int], ...]  # top-left (x, y) of each view's crop, mmaction2's order

@@ -125,8 +125,7 @@ def evaluate(
 def _run_here(dataset, todo, spec, weights, options, gpu_decoding, recorder, classes: int) -> tuple[str, dict]:
     """This process: decode workers (or GPU decode threads), the model, a writer thread (``transport.stream``)."""
     backend = make_backend(spec, weights)
-    if backend.num_classes != classes:
-        raise I3DError(f"the label map has {classes} names but the model has {backend.num_classes} classes")
+    _check_classes(classes, backend.num_classes)
     launched = feed(
         dataset, todo, backend, options.workers, options.timeout, options.strict, options.device, gpu_decoding
     )
@@ -157,9 +156,7 @@ def _run_on_ray(dataset, todo, spec, weights, fusion, options, recorder, classes
         for done in ray_batches(
             dataset, todo, spec, weights, fuse, options.workers, options.timeout, threads, options.ray
         ):
-            width = next((len(score) for score in done.scores.values()), classes)
-            if width != classes:
-                raise I3DError(f"the label map has {classes} names but the model has {width} classes")
+            _check_classes(classes, next((len(score) for score in done.scores.values()), classes))
             failed = [s for s in done.samples if s.error is not None]
             if failed and options.strict:
                 raise I3DError(f"{failed[0].error} (--strict)")
@@ -169,6 +166,11 @@ def _run_on_ray(dataset, todo, spec, weights, fusion, options, recorder, classes
         where = f"ray ({alive()} nodes, {len(actors)} model actors, {spec.device})"
     extra = {"cluster": "ray", "decode_tasks_per_node": dict(nodes), "batches_per_actor": dict(actors)}
     return where, extra
+
+
+def _check_classes(names: int, classes: int) -> None:
+    if classes != names:
+        raise I3DError(f"the label map has {names} names but the model has {classes} classes")
 
 
 class _Recorder:
