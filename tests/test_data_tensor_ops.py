@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from i3d_infer.data.tensor_ops import nv12_to_rgb, resize_linear, yuv420_to_rgb
+from i3d_infer.data.tensor_ops import colour_tables, nv12_to_rgb, resize_linear, yuv420_to_rgb
 from videos import write_video
 from videos import yuv420_planes as planes
 
@@ -67,6 +67,27 @@ def test_yuv420_to_rgb_on_even_sizes_not_multiples_of_16(tmp_path, width, height
     path = write_video(tmp_path / "v.mp4", list(range(6)), width=width, height=height)
     y, u, v = (torch.from_numpy(np.stack(p)) for p in zip(*decoded_planes(path, 6), strict=True))
     np.testing.assert_array_equal(yuv420_to_rgb(y, u, v).numpy(), np.stack(opencv_frames(path, 6)))
+
+
+def test_colour_tables_hold_swscale_terms_for_every_sample():
+    """The tables against the module docstring's formulas (swscale's x86 converter), every Y and every (U, V)."""
+    luma, chroma = colour_tables(torch.device("cpu"))
+    y = np.arange(256, dtype=np.int64)
+    np.testing.assert_array_equal(luma.numpy(), ((y * 8 - 128) * 9539) >> 16)
+    u, v = (c.ravel() * 8 - 1024 for c in np.meshgrid(y, y, indexing="ij"))  # entry U * 256 + V
+    terms = np.stack([(v * 13075) >> 16, ((u * -3209) >> 16) + ((v * -6660) >> 16), (u * 16525) >> 16], axis=-1)
+    np.testing.assert_array_equal(chroma.numpy(), terms)
+    assert chroma.dtype == luma.dtype == torch.int16
+
+
+def test_yuv420_to_rgb_on_odd_sizes_crops_the_even_result():
+    """Odd sizes (PyAV hands out no planes of them, so cv2 cannot be the reference here): the last chroma row and
+    column cover one luma row / column, so the frame equals the even-sized frame's top-left corner."""
+    y = torch.from_numpy(RNG.integers(0, 256, (2, 10, 14), dtype=np.uint8))
+    u, v = (torch.from_numpy(RNG.integers(0, 256, (2, 5, 7), dtype=np.uint8)) for _ in range(2))
+    even = yuv420_to_rgb(y, u, v)
+    for h, w in [(9, 13), (10, 13), (9, 14)]:
+        np.testing.assert_array_equal(yuv420_to_rgb(y[:, :h, :w], u, v).numpy(), even[:, :h, :w].numpy())
 
 
 def test_planes_to_model_frames_equal_the_cpu_pipeline(sample_videos):

@@ -13,7 +13,6 @@ import json
 import time
 from dataclasses import replace
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -31,34 +30,11 @@ from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
 from i3d_infer.transport import gpu, stream
 from i3d_infer.transport.gpu import GpuDecodeStream, GpuDecoding, decode_stream, on_cpu
-from videos import opencv_rawframes, write_video, yuv420_planes
+from videos import ffmpeg_nv12, opencv_rawframes, write_video
 
 PRE = Preprocessing(clip_len=8, num_clips=2, size=64)
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=PRE)
 CPU = torch.device("cpu")
-
-
-def ffmpeg_nv12(path: str, batch: int = 7):
-    """``(count hint, batches of NV12 frames)`` from FFmpeg's decoder: PyNvVideoCodec's contract, on the CPU."""
-    container = av.open(path)
-    hint = container.streams.video[0].frames
-
-    def batches():
-        try:
-            frames = []
-            for frame in container.decode(video=0):
-                y, u, v = yuv420_planes(frame)
-                chroma = np.stack([u, v], axis=-1).reshape(u.shape[0], -1)  # U0 V0 U1 V1 ...
-                frames.append(torch.from_numpy(np.concatenate([y, chroma])))
-                if len(frames) == batch:
-                    yield frames
-                    frames = []
-            if frames:
-                yield frames
-        finally:
-            container.close()
-
-    return hint, batches()
 
 
 def nvdec_on_cpu(protocol: str = "seed") -> NvdecReader:

@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import torch
 
 
 def frame_image(i: int, height: int = 48, width: int = 64) -> np.ndarray:
@@ -75,3 +76,26 @@ def yuv420_planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     data = frame.to_ndarray(format="yuv420p")
     chroma = data[h:].reshape(2, h // 2, w // 2)
     return data[:h], chroma[0], chroma[1]
+
+
+def ffmpeg_nv12(path: str, batch: int = 7):
+    """``(count hint, batches of NV12 frames)`` from FFmpeg's decoder: PyNvVideoCodec's contract, on the CPU."""
+    container = av.open(path)
+    hint = container.streams.video[0].frames
+
+    def batches():
+        try:
+            frames = []
+            for frame in container.decode(video=0):
+                y, u, v = yuv420_planes(frame)
+                chroma = np.stack([u, v], axis=-1).reshape(u.shape[0], -1)  # U0 V0 U1 V1 ...
+                frames.append(torch.from_numpy(np.concatenate([y, chroma])))
+                if len(frames) == batch:
+                    yield frames
+                    frames = []
+            if frames:
+                yield frames
+        finally:
+            container.close()
+
+    return hint, batches()

@@ -6,9 +6,11 @@ yuv420p -> BGR24 with its defaults: the BT.601 matrix whatever the stream's tags
 shared by its 2x2 block) with the arithmetic of swscale's x86 SIMD converter (``libswscale/x86/yuv_2_rgb.asm``,
 coefficients from ``ff_yuv2rgb_c_init_tables``): ``Y' = ((8 Y - 128) * 9539) >> 16``, ``U' = 8 U - 1024``, ``V' =
 8 V - 1024``, then ``R = Y' + (V' * 13075 >> 16)``, ``G = Y' + (U' * -3209 >> 16) + (V' * -6660 >> 16)``, ``B = Y' +
-(U' * 16525 >> 16)``, saturated to uint8 (``pmulhw`` is a floor of the high half). Equal to cv2.VideoCapture on
-every pixel of the sample videos and of synthetic even-sized ones (tests); odd sizes were not checked (PyAV
-cannot hand out their planes).
+(U' * 16525 >> 16)``, saturated to uint8 (``pmulhw`` is a floor of the high half). The terms are tabulated once
+per device (256 luma values, 65536 chroma pairs), so a batch of frames costs two lookups and a saturating add: few
+kernel launches from the decode threads. Equal to cv2.VideoCapture on every pixel of the sample videos and of
+synthetic even-sized ones (tests); odd sizes were checked only against the even result they crop (PyAV cannot hand
+out their planes).
 
 ``resize_linear`` is ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on uint8 images as OpenCV computes it
 (``modules/imgproc/src/resize.cpp``): per output column ``fx = (dx + 0.5) * scale - 0.5`` in float32, ``sx =
@@ -35,17 +37,36 @@ Y_COEFF, Y_OFFSET, UV_OFFSET = 9539, 128, 1024  # 255/219 scale; 16 << 3; 128 <<
 V_TO_R, U_TO_G, V_TO_G, U_TO_B = 13075, -3209, -6660, 16525
 
 
+@functools.lru_cache(maxsize=8)
+def colour_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """swscale's per-sample terms, tabulated once per device: the luma term ``(256,)`` and the (R, G, B) chroma terms
+    of every chroma pair ``(65536, 3)``, indexed by ``U * 256 + V``, both int16 (every term and sum fits)."""
+    sample = torch.arange(256, dtype=torch.int32)
+    luma = (((sample << 3) - Y_OFFSET) * Y_COEFF) >> 16
+    chroma = (sample << 3) - UV_OFFSET
+    u, v = chroma.repeat_interleave(256), chroma.repeat(256)  # (65536,): entry U * 256 + V
+    red = (v * V_TO_R) >> 16
+    green = ((u * U_TO_G) >> 16) + ((v * V_TO_G) >> 16)
+    blue = (u * U_TO_B) >> 16
+    terms = torch.stack([red, green, blue], dim=-1)  # (65536, 3)
+    return luma.to(torch.int16).to(device), terms.to(torch.int16).to(device)
+
+
 def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """uint8 planes ``(N, H, W)``, ``(N, H/2, W/2)``, ``(N, H/2, W/2)`` -> uint8 RGB ``(N, H, W, 3)``, as
-    ``cv2.VideoCapture`` converts (see the module docstring)."""
-    h, w = y.shape[1:]
-    luma = (((y.to(torch.int32) << 3) - Y_OFFSET) * Y_COEFF) >> 16
-    u = ((u.to(torch.int32) << 3) - UV_OFFSET).repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
-    v = ((v.to(torch.int32) << 3) - UV_OFFSET).repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :h, :w]
-    red = luma + ((v * V_TO_R) >> 16)
-    green = luma + ((u * U_TO_G) >> 16) + ((v * V_TO_G) >> 16)
-    blue = luma + ((u * U_TO_B) >> 16)
-    return torch.stack([red, green, blue], dim=-1).clamp(0, 255).to(torch.uint8)
+    ``cv2.VideoCapture`` converts (see the module docstring): the luma term and the chroma block's three terms are
+    looked up (swscale's own C converter is table-driven too), summed and saturated; nine tensor operations."""
+    n, h, w = y.shape
+    hc, wc = u.shape[1:]
+    luma_table, chroma_table = colour_tables(y.device)
+    luma = luma_table.index_select(0, y.reshape(-1).int()).view(n, h, w, 1)
+    pairs = u.int() * 256 + v  # (N, H/2, W/2)
+    terms = chroma_table.index_select(0, pairs.view(-1)).view(n, hc, 1, wc, 1, 3)
+    if (h, w) == (2 * hc, 2 * wc):  # each chroma term added to its 2x2 luma block without copying it out
+        rgb = luma.view(n, hc, 2, wc, 2, 1) + terms  # (N, H/2, 2, W/2, 2, 3)
+    else:  # odd sizes: the last chroma row / column covers one luma row / column
+        rgb = luma + terms.expand(n, hc, 2, wc, 2, 3).reshape(n, 2 * hc, 2 * wc, 3)[:, :h, :w]
+    return rgb.view(n, h, w, 3).clamp_(0, 255).to(torch.uint8)
 
 
 def nv12_to_rgb(nv12: torch.Tensor) -> torch.Tensor:
@@ -57,9 +78,9 @@ def nv12_to_rgb(nv12: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _taps(dst: int, src: int, clamp: bool, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source index pairs and their int weights for one axis, as OpenCV's resize computes them (float32); cached
-    per size and device (made once, read-only: no host-to-device copies per call)."""
+def _taps(dst: int, src: int, clamp: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The source indices ``(2 * dst,)`` (first taps, then second taps) and int32 weights ``(2, dst)`` of one axis,
+    as OpenCV's resize computes them (float32); cached per size and device (no host-to-device copy per call)."""
     scale = src / dst
     f = ((torch.arange(dst, dtype=torch.float64) + 0.5) * scale - 0.5).to(torch.float32)  # (float)((d+0.5)*s-0.5)
     first = torch.floor(f).to(torch.int64)
@@ -70,8 +91,8 @@ def _taps(dst: int, src: int, clamp: bool, device) -> tuple[torch.Tensor, torch.
         first = torch.where(low, torch.zeros_like(first), torch.where(high, torch.full_like(first, src - 1), first))
     w0 = torch.round((1 - frac) * COEF_SCALE).to(torch.int32)  # saturate_cast<short>: round half to even
     w1 = torch.round(frac * COEF_SCALE).to(torch.int32)
-    i0, i1 = first.clamp(0, src - 1), (first + 1).clamp(0, src - 1)
-    return i0.to(device), i1.to(device), w0.to(device), w1.to(device)
+    taps = torch.cat([first.clamp(0, src - 1), (first + 1).clamp(0, src - 1)]).to(torch.int32)
+    return taps.to(device), torch.stack([w0, w1]).to(device)
 
 
 def resize_linear(images: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -82,10 +103,15 @@ def resize_linear(images: torch.Tensor, width: int, height: int) -> torch.Tensor
     if w == 2 * width and h == 2 * height:  # OpenCV resizes an exact 2x reduction with INTER_AREA
         blocks = images.view(n, height, 2, width, 2, c).to(torch.int32).sum(dim=(2, 4))
         return ((blocks + 2) >> 2).to(torch.uint8)
-    x0, x1, a0, a1 = _taps(width, w, True, images.device)
-    y0, y1, b0, b1 = _taps(height, h, False, images.device)
-    source = images.to(torch.int32)
-    rows = source[:, :, x0] * a0[None, None, :, None] + source[:, :, x1] * a1[None, None, :, None]  # (N, h, width, C)
-    top, bottom = rows[:, y0] >> 4, rows[:, y1] >> 4  # (N, height, width, C)
-    mixed = ((top * b0[None, :, None, None]) >> 16) + ((bottom * b1[None, :, None, None]) >> 16)
-    return ((mixed + 2) >> 2).clamp(0, 255).to(torch.uint8)
+    columns, a = _taps(width, w, True, images.device)
+    rows, b = _taps(height, h, False, images.device)
+    pairs = images.index_select(2, columns).view(n, h, 2, width, c)  # both taps of every column, uint8
+    across = (pairs * a[:, :, None]).sum(dim=2, dtype=torch.int32)  # (N, h, width, C): exact integers
+    stacked = across.index_select(1, rows).view(n, 2, height, width, c)  # both source rows of every output row
+    stacked >>= 4
+    stacked *= b[:, :, None, None]
+    stacked >>= 16
+    mixed = stacked.sum(dim=1, dtype=torch.int32)  # (N, height, width, C)
+    mixed += 2
+    mixed >>= 2
+    return mixed.clamp_(0, 255).to(torch.uint8)
