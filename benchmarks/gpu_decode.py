@@ -6,9 +6,15 @@ Usage (GPU machine with PyNvVideoCodec and torchvision; about a minute):
 Rows, each a number of threads decoding --videos copies of bikes.mp4 (or of its rawframes) one video per task:
   nvdec raw       SimpleDecoder(NATIVE) reconfigured per video, every frame fetched in batches, nothing else
   nvdec new       the same with a new SimpleDecoder per video (what reuse saves)
-  nvdec reader    data.gpu_decode.NvdecReader: + the sampled frames' NV12 -> RGB and resize, seed protocol
-  nvjpeg raw      decode_jpeg(device="cuda") of the video's sampled frames, one batch per video
-  nvjpeg reader   data.gpu_decode.NvjpegReader (file reading + decode + resize)
+  nvdec copy      raw + the sampled frames wrapped (DLPack) and copied off the decoder's surfaces per batch, as the
+                  reader does, without the conversion: tells the wrapping's cost from the conversion's
+  nvdec copy cai  the same, frames wrapped through __cuda_array_interface__ (torch.as_tensor) instead of DLPack
+  nvdec reader bN data.gpu_decode.NvdecReader asking the decoder for N frames at a time (--nvdec-batches): + the
+                  sampled frames' NV12 -> RGB and resize, seed protocol
+  nvjpeg raw      decode_jpeg(device="cuda") of one video's sampled frames per call
+  nvjpeg raw x8   the same with 8 videos' frames per call (what batching across videos can give)
+  nvjpeg reader   data.gpu_decode.NvjpegReader, one for all threads (file reading + decode of the videos of all
+                  waiting threads in one call + resize); the mean videos per call is printed
 Prints videos/s and frames/s per row.
 """
 
@@ -16,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +40,18 @@ from i3d_infer.data.transforms import get_protocol
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
 
 
-def timed(name: str, threads: int, videos: int, frames_per_video: int, work) -> None:
-    local = __import__("threading").local()
+def timed(name: str, threads: int, tasks: int, frames_per_video: int, work, videos_per_task: int = 1) -> None:
+    """``work(local)`` ``tasks`` times from ``threads`` threads (``local``: the thread's own state), after one
+    warm-up task per thread."""
+    local = threading.local()
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda _: work(local), range(threads)))  # warm-up: one video per thread, decoders made
+        list(pool.map(lambda _: work(local), range(threads)))  # warm-up: decoders, streams, tables made
         start = time.perf_counter()
-        list(pool.map(lambda _: work(local), range(videos)))
+        list(pool.map(lambda _: work(local), range(tasks)))
         seconds = time.perf_counter() - start
+    videos = tasks * videos_per_task
     print(
-        f"{name:<14} {threads:>3} threads {videos / seconds:8.1f} videos/s "
+        f"{name:<17} {threads:>3} threads {videos / seconds:8.1f} videos/s "
         f"{videos * frames_per_video / seconds:9.0f} frames/s"
     )
 
@@ -49,42 +60,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=96)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--variants", action="store_true", help="readers only: NVDEC batch 32/64, own/default stream")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--nvdec-batches", type=int, nargs="+", default=[NVDEC_BATCH, 128, 256])
     args = parser.parse_args()
     import PyNvVideoCodec as nvc
     from torchvision.io import ImageReadMode, decode_jpeg
 
     bikes = str(next(p for p in sample_videos() if p.stem == "bikes"))
-    device, pre, seed = torch.device("cuda"), DEFAULT_WEIGHTS.preprocessing, get_protocol("seed")
+    device, pre, seed = torch.device(args.device), DEFAULT_WEIGHTS.preprocessing, get_protocol("seed")
     total = 250
+    planned_video = np.unique(sampler(pre)(total))
+    cai = partial(torch.as_tensor, device=device)  # through __cuda_array_interface__
 
-    def simple(local, reuse: bool):
+    def own_stream(local) -> torch.cuda.Stream:
+        if getattr(local, "stream", None) is None:
+            local.stream = torch.cuda.Stream(device)
+        return local.stream
+
+    def simple(local, reuse: bool, wrap=None):
         if reuse and getattr(local, "decoder", None) is not None:
             local.decoder.reconfigure_decoder(bikes)
         else:
             local.decoder = nvc.SimpleDecoder(
                 bikes, use_device_memory=True, output_color_type=nvc.OutputColorType.NATIVE
             )
-        done = 0
-        while done < total:
-            frames = local.decoder.get_batch_frames(min(NVDEC_BATCH, total - done))
-            if not frames:
-                break
-            done += len(frames)
-
-    def reader(local, kind: str, path, count=None, batch=NVDEC_BATCH, own_stream=True):
-        key = f"{kind}{batch}{own_stream}"
-        if getattr(local, key, None) is None:
-            made = (
-                NvdecReader(device, seed, pre.size, batch=batch)
-                if kind == "nvdec"
-                else NvjpegReader(device, seed, pre.size)
-            )
-            setattr(local, key, made)
-            local.stream = torch.cuda.Stream()
-        stream = local.stream if own_stream else torch.cuda.current_stream()
+        done, stream = 0, own_stream(local)
         with torch.cuda.stream(stream):
-            getattr(local, key).read(path, sampler(pre), count)
+            while done < total:
+                frames = local.decoder.get_batch_frames(min(NVDEC_BATCH, total - done))
+                if not frames:
+                    break
+                if wrap is not None:
+                    rows = planned_video[(planned_video >= done) & (planned_video < done + len(frames))]
+                    if len(rows):
+                        torch.stack([wrap(frames[int(k) - done]) for k in rows])
+                        stream.synchronize()
+                done += len(frames)
+
+    def nvdec_reader(local, batch: int):
+        if getattr(local, f"nvdec{batch}", None) is None:
+            setattr(local, f"nvdec{batch}", NvdecReader(device, seed, pre.size, batch=batch))
+        stream = own_stream(local)
+        with torch.cuda.stream(stream):
+            getattr(local, f"nvdec{batch}").read(bikes, sampler(pre))
         stream.synchronize()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,40 +115,31 @@ def main() -> None:
         planned = np.unique(sampler(pre)(count))
         files = [frames_dir / f"img_{i + 1:05d}.jpg" for i in planned]
 
-        def jpeg_raw(local):
-            data = [torch.from_numpy(np.fromfile(f, np.uint8)) for f in files]
-            decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
-            torch.cuda.current_stream().synchronize()
+        def jpeg_raw(local, videos: int = 1):
+            data = [torch.from_numpy(np.fromfile(f, np.uint8)) for f in files] * videos
+            with torch.cuda.stream(own_stream(local)):
+                decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+            local.stream.synchronize()
 
-        if args.variants:
-            for threads in args.threads:
-                for own in (True, False):
-                    for batch in (32, 64):
-                        name = f"nvdec b{batch} {'own' if own else 'dflt'}"
-                        timed(
-                            name,
-                            threads,
-                            args.videos,
-                            total,
-                            lambda lo, b=batch, o=own: reader(lo, "nvdec", bikes, None, b, o),
-                        )
-                    name = f"nvjpeg {'own' if own else 'dflt'}"
-                    timed(
-                        name,
-                        threads,
-                        args.videos,
-                        len(planned),
-                        lambda lo, o=own: reader(lo, "nvjpeg", frames_dir, count, own_stream=o),
-                    )
-            return
+        def jpeg_reader(shared: NvjpegReader, local):
+            stream = own_stream(local)
+            with torch.cuda.stream(stream):
+                shared.read(frames_dir, sampler(pre), count)
+            stream.synchronize()
+
         for threads in args.threads:
             timed("nvdec raw", threads, args.videos, total, lambda local: simple(local, True))
             timed("nvdec new", threads, args.videos, total, lambda local: simple(local, False))
-            timed("nvdec reader", threads, args.videos, total, lambda local: reader(local, "nvdec", bikes))
+            timed("nvdec copy", threads, args.videos, total, lambda lo: simple(lo, True, torch.from_dlpack))
+            timed("nvdec copy cai", threads, args.videos, total, lambda lo: simple(lo, True, cai))
+            for batch in args.nvdec_batches:
+                timed(f"nvdec reader b{batch}", threads, args.videos, total, lambda lo, b=batch: nvdec_reader(lo, b))
             timed("nvjpeg raw", threads, args.videos, len(planned), jpeg_raw)
-            timed(
-                "nvjpeg reader", threads, args.videos, len(planned), lambda lo: reader(lo, "nvjpeg", frames_dir, count)
-            )
+            timed("nvjpeg raw x8", threads, max(1, args.videos // 8), len(planned), lambda lo: jpeg_raw(lo, 8), 8)
+            shared = NvjpegReader(device, seed, pre.size, most=max(threads, 1))
+            timed("nvjpeg reader", threads, args.videos, len(planned), lambda lo, r=shared: jpeg_reader(r, lo))
+            sizes = shared.decoded.sizes
+            print(f"{'':<17} nvjpeg reader: {sum(sizes) / len(sizes):.1f} videos per decode call")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ the one-line errors.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import cv2
@@ -80,29 +82,129 @@ def test_nvdec_reader_makes_a_second_pass_when_the_header_lies(sample_videos):
     np.testing.assert_array_equal(frames.numpy(), expected.frames)
 
 
-def test_nvjpeg_reader_logic_and_errors(tmp_path, sample_videos):
-    """Files of the sampled frames only, decoded in one batch, resized like the CPU path (OpenCV's decoder in
-    place of nvJPEG: its pixels are what benchmarks/e2e_gpu.py measures); missing or broken frames name the file."""
-    count = opencv_rawframes(sample_videos["bikes"], tmp_path / "bikes", size=(96, 80))
-    reader = NvjpegReader.__new__(NvjpegReader)
-    gpu_decode.FrameReader.__init__(reader, CPU, get_protocol("threecrop"), PRE.size)
-    decoded = []
+def opencv_jpeg(calls: list[int]):
+    """nvJPEG's contract with OpenCV's decoder (its pixels are what benchmarks/e2e_gpu.py measures); records the
+    number of files of every call."""
 
     def decode(data):
-        decoded.append(len(data))
+        calls.append(len(data))
         images = [cv2.imdecode(d.numpy(), cv2.IMREAD_COLOR) for d in data]
+        if any(i is None for i in images):
+            raise RuntimeError("Error while decoding JPEG images: nvjpegDecode failed")
         return [torch.from_numpy(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)).permute(2, 0, 1) for i in images]
 
-    reader.decode = decode
+    return decode
+
+
+def test_nvjpeg_reader_logic_and_errors(tmp_path, sample_videos):
+    """Files of the sampled frames only, decoded in one call, resized like the CPU path; missing or broken frames
+    name the file or the video."""
+    count = opencv_rawframes(sample_videos["bikes"], tmp_path / "bikes", size=(96, 80))
+    calls = []
+    reader = NvjpegReader(CPU, get_protocol("threecrop"), PRE.size, decode=opencv_jpeg(calls))
     _, indices, frames, table = reader.read(tmp_path / "bikes", sampler(PRE), count)
     expected = read_frames(tmp_path / "bikes", "threecrop", PRE, num_frames=count)
-    assert decoded == [len(np.unique(indices))]
+    assert calls == [len(np.unique(indices))]
     np.testing.assert_array_equal(frames.numpy(), expected.frames)
     np.testing.assert_array_equal(table, expected.table)
-    missing = RawframeSource(tmp_path / "bikes").frame_path(int(indices[0, 0]))
-    missing.unlink()
-    with pytest.raises(VideoError, match=f"{missing}: cannot read frame"):
+    first = RawframeSource(tmp_path / "bikes").frame_path(int(indices[0, 0]))
+    first.write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(VideoError, match=f"{tmp_path / 'bikes'}: a sampled frame is not a readable JPEG"):
         reader.read(tmp_path / "bikes", sampler(PRE), count)
+    first.unlink()
+    with pytest.raises(VideoError, match=f"{first}: cannot read frame"):
+        reader.read(tmp_path / "bikes", sampler(PRE), count)
+
+
+def test_coalesced_runs_the_waiting_calls_of_all_threads_as_one():
+    """A group commit: the first caller runs alone; the callers that arrive meanwhile are answered by one call,
+    each with its own answer or its own exception."""
+    started, release, groups = threading.Event(), threading.Event(), []
+
+    def group(items):
+        groups.append(items)
+        if len(groups) == 1:
+            started.set()
+            release.wait(10)
+        return [ValueError(f"bad {i}") if i == 3 else i * 10 for i in items]
+
+    coalesced = gpu_decode.Coalesced(group, most=8)
+    answers = {}
+
+    def call(i):
+        try:
+            answers[i] = coalesced(i)
+        except ValueError as e:
+            answers[i] = str(e)
+
+    threads = [threading.Thread(target=call, args=(0,))]
+    threads[0].start()
+    assert started.wait(10)
+    for i in (1, 2, 3, 4):
+        threads.append(threading.Thread(target=call, args=(i,)))
+        threads[-1].start()
+        while len(coalesced.waiting) < i:  # queued behind the running group, in arrival order
+            time.sleep(0.001)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert groups == [[0], [1, 2, 3, 4]] and coalesced.sizes == [1, 4]
+    assert answers == {0: 0, 1: 10, 2: 20, 3: "bad 3", 4: 40}
+
+
+def test_nvjpeg_threads_share_calls_and_a_broken_video_fails_alone(tmp_path, sample_videos):
+    """Four threads on one shared reader: fewer decode calls than videos, every video's frames as the CPU path's,
+    and a video with a broken file fails alone (its group is retried video by video)."""
+    root = tmp_path / "frames"
+    names = []
+    for k, (name, path) in enumerate(sorted(sample_videos.items()) * 3):
+        names.append(f"{name}{k}")
+        count = opencv_rawframes(path, root / names[-1], size=(96, 80))
+        if k == 4:
+            broken = RawframeSource(root / names[-1]).frame_path(int(sampler(PRE)(count)[0, 0]))
+    broken.write_bytes(b"\xff\xd8 broken")
+    calls = []
+    reader = NvjpegReader(CPU, get_protocol("seed"), PRE.size, decode=opencv_jpeg(calls))
+    barrier = threading.Barrier(4, timeout=30)
+
+    def read(name):
+        barrier.wait() if name in names[:4] else None  # the first four arrive together
+        try:
+            return reader.read(root / name, sampler(PRE))[2].numpy()
+        except VideoError as e:
+            return str(e)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(read, names))
+    assert (
+        results[4] == f"{root / names[4]}: a sampled frame is not a readable JPEG (Error while decoding JPEG "
+        "images: nvjpegDecode failed)"
+    )
+    for name, frames in zip(names, results, strict=True):
+        if name != names[4]:
+            np.testing.assert_array_equal(frames, read_frames(root / name, "seed", PRE).frames)
+    assert max(reader.decoded.sizes) > 1 and len(reader.decoded.sizes) < len(names)
+
+
+def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(tmp_path, sample_videos):
+    lines = []
+    for k, (name, path) in enumerate(sorted(sample_videos.items()) * 2):
+        count = opencv_rawframes(path, tmp_path / f"{name}{k}", size=(96, 80))
+        lines.append(f"{name}{k} {count} {k}\n")
+    (tmp_path / "list.txt").write_text("".join(lines))
+    dataset = VideoDataset(tmp_path / "list.txt", tmp_path, "rawframes", preprocessing=PRE)
+    made = []
+
+    def reader():
+        made.append(NvjpegReader(CPU, get_protocol("seed"), PRE.size, decode=opencv_jpeg([])))
+        return made[-1]
+
+    decoding = GpuDecoding("nvjpeg", threads=3)
+    samples = [d.sample for d in GpuDecodeStream(dataset, list(range(6)), decoding, CPU, 2, reader=reader)]
+    assert len(made) == 1 and sum(made[0].decoded.sizes) == 6
+    assert [s.decoder for s in samples] == ["nvjpeg"] * 6
+    for sample in samples:
+        np.testing.assert_array_equal(sample.frames.frames.numpy(), dataset.frames(sample.index).frames.frames)
 
 
 def test_gpu_stream_order_decoders_and_cpu_fallback(videos):

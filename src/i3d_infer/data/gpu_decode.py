@@ -11,17 +11,18 @@ integer arithmetic (``tensor_ops``), and only the sampled frames are kept, each 
   ``benchmarks/e2e_gpu.py``). PyNvVideoCodec's own RGB output is not OpenCV's (BT.709 for untagged streams, another
   chroma scale), so it is not used.
 - ``nvjpeg``: ``torchvision.io.decode_jpeg(device="cuda")`` on the sampled frames' files (read by the calling
-  thread), a batch per video. nvJPEG's chroma upsampling is not libjpeg-turbo's: its pixels differ from
-  ``cv2.imread``'s by up to 11 levels, up to 60 after the resize on the sample videos (benchmarks/RESULTS.md), so
-  it is not bit-identical to the CPU path.
+  thread), the videos of all threads waiting at the time in one call (a group commit, ``Coalesced``). nvJPEG's
+  chroma upsampling is not libjpeg-turbo's: its pixels differ from ``cv2.imread``'s by up to 11 levels, up to 60
+  after the resize on the sample videos (benchmarks/RESULTS.md), so it is not bit-identical to the CPU path.
 
-A reader is not thread-safe: use one per thread, and keep its reads out of CUDA graph captures (``transport.gpu``
-does both).
+An NVDEC reader is not thread-safe: use one per thread; the nvJPEG reader is one for all threads (``shared``).
+Keep reads out of CUDA graph captures (``transport.gpu`` does both).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class FrameReader:
     :func:`i3d_infer.data.decode.read_sampled_frames` returns them, ``frames`` a CUDA uint8 ``(F, H, W, 3)``."""
 
     name = ""
+    shared = False  # True: one reader serves every decode thread (else one per thread)
 
     def __init__(self, device: torch.device, protocol: Protocol, size: int) -> None:
         self.device, self.protocol, self.size = device, protocol, size
@@ -113,15 +115,23 @@ class NvdecReader(FrameReader):
 
 
 class NvjpegReader(FrameReader):
-    """Rawframe directories through nvJPEG: the sampled JPEG files, one batch per video."""
+    """Rawframe directories through nvJPEG: the sampled JPEG files, read by the calling thread, and decoded together
+    with the other threads' videos in one call (``Coalesced``: nvJPEG's batched decoder is fast on large batches,
+    and torchvision serialises its calls behind one lock anyway). One reader serves every decode thread."""
 
     name = "nvjpeg"
+    shared = True
 
-    def __init__(self, device: torch.device, protocol: Protocol, size: int) -> None:
+    def __init__(self, device: torch.device, protocol: Protocol, size: int, decode=None, most: int = 16) -> None:
         super().__init__(device, protocol, size)
-        from torchvision.io import ImageReadMode, decode_jpeg
+        if decode is None:
+            from torchvision.io import ImageReadMode, decode_jpeg
 
-        self.decode = lambda data: decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+            def decode(data):
+                return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+
+        self.decode = decode  # list of uint8 file contents -> list of (3, H, W) images
+        self.decoded = Coalesced(self._decode_group, most)
 
     def read(self, path, sample, num_frames=None):
         source = RawframeSource(path, num_frames)
@@ -139,14 +149,73 @@ class NvjpegReader(FrameReader):
                 raise VideoError(f"{frame}: cannot read frame ({e.strerror or e})") from e
             if not len(data[-1]):
                 raise VideoError(f"{frame}: not a readable image")
+        return count, indices, self.decoded((path, data)), np.searchsorted(planned, indices)
+
+    def _decode_group(self, videos: list[tuple[str, list[torch.Tensor]]]) -> list[torch.Tensor | Exception]:
+        """Several videos' files in one decode call; each video's frames stacked and resized (on this thread's
+        stream, complete before the other threads take them). A failed call is retried video by video, so a broken
+        file fails its own video only."""
         try:
-            images = self.decode(data)
+            images = self.decode([data for _, files in videos for data in files])
         except RuntimeError as e:  # torchvision names no file
-            raise VideoError(f"{path}: a sampled frame is not a readable JPEG ({first_line(e)})") from e
-        if len({tuple(image.shape) for image in images}) > 1:
-            raise VideoError(f"{path}: its frames differ in size")
-        rgb = torch.stack(images).permute(0, 2, 3, 1)  # (K, 3, H, W) -> (K, H, W, 3)
-        return count, indices, self.resize(rgb).contiguous(), np.searchsorted(planned, indices)
+            if len(videos) > 1:
+                return [self._decode_group([video])[0] for video in videos]
+            return [VideoError(f"{videos[0][0]}: a sampled frame is not a readable JPEG ({first_line(e)})")]
+        frames, start = [], 0
+        for path, files in videos:
+            mine, start = images[start : start + len(files)], start + len(files)
+            if len({tuple(image.shape) for image in mine}) > 1:
+                frames.append(VideoError(f"{path}: its frames differ in size"))
+                continue
+            rgb = torch.stack(mine).permute(0, 2, 3, 1)  # (K, 3, H, W) -> (K, H, W, 3)
+            frames.append(self.resize(rgb).contiguous())
+        if self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()
+        return frames
+
+
+class Coalesced:
+    """Calls from many threads answered by one call of ``group``: a caller that finds no group running takes its
+    own item and every item waiting (up to ``most``), runs them and hands each thread its answer (a group commit).
+    ``group`` returns one answer per item, an exception instance for an item that failed (raised in its thread)."""
+
+    def __init__(self, group: Callable[[list], list], most: int) -> None:
+        self.group, self.most = group, most
+        self.cond = threading.Condition()
+        self.waiting: list[_Call] = []
+        self.running = False
+        self.sizes: list[int] = []  # items per group call, for benchmarks and tests
+
+    def __call__(self, item):
+        call = _Call(item)
+        with self.cond:
+            self.waiting.append(call)
+            while self.running and not call.done:
+                self.cond.wait()
+            if not call.done:  # nobody runs a group: this thread runs one, its own item first
+                self.waiting.remove(call)
+                calls = [call, *self.waiting[: self.most - 1]]
+                del self.waiting[: self.most - 1]
+                self.running = True
+        if not call.done:
+            try:
+                answers = self.group([c.item for c in calls])
+            except BaseException as e:
+                answers = [e] * len(calls)
+            with self.cond:
+                for c, answer in zip(calls, answers, strict=True):
+                    c.answer, c.done = answer, True
+                self.sizes.append(len(calls))
+                self.running = False
+                self.cond.notify_all()
+        if isinstance(call.answer, BaseException):
+            raise call.answer
+        return call.answer
+
+
+class _Call:
+    def __init__(self, item) -> None:
+        self.item, self.answer, self.done = item, None, False
 
 
 class PyNvVideoCodecFrames:

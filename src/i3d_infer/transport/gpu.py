@@ -1,9 +1,10 @@
 """GPU decoding in the data path: decode threads that leave the frames in GPU memory, and the split of a list
 between them and the CPU workers.
 
-``GpuDecodeStream`` runs ``threads`` readers (:mod:`i3d_infer.data.gpu_decode`), each with its own decoder and CUDA
-stream (NVDEC's decode call releases the GIL, so threads in this process suffice), and yields the samples in list
-order, at most ``threads + batch_size`` ahead. A video the GPU decoder cannot take is read by the CPU decoder in
+``GpuDecodeStream`` runs ``threads`` threads, each with its own CUDA stream and reader
+(:mod:`i3d_infer.data.gpu_decode`; NVDEC: a decoder session per thread, its decode call releases the GIL; nvJPEG:
+one reader that decodes the threads' videos together), and yields the samples in list order, at most ``threads +
+batch_size`` ahead. A video the GPU decoder cannot take is read by the CPU decoder in
 the same thread, and its sample records that (``decoder``: ``"opencv (nvdec failed: ...)"``); a video neither can
 read is a failure with the CPU decoder's reason. ``MergedStream`` interleaves a CPU :class:`DecodeStream` and a
 GPU stream by a fixed assignment (:func:`on_cpu`), so every video is decoded by the same decoder in every run, a
@@ -61,12 +62,22 @@ class GpuDecodeStream:
         self.prefetch = gpu.threads + batch_size
         protocol, size = get_protocol(dataset.protocol), dataset.preprocessing.size
         self.make_reader = reader or (lambda: make_reader(gpu.decoder, device, protocol, size))
-        self.local = threading.local()
+        self.local, self.lock, self.shared = threading.local(), threading.Lock(), None
+
+    def _reader(self) -> FrameReader:
+        """This thread's reader: its own, or the one every thread shares (nvJPEG's, which decodes them together)."""
+        with self.lock:
+            if self.shared is not None:
+                return self.shared
+            reader = self.make_reader()
+            if reader.shared:
+                self.shared = reader
+            return reader
 
     def _work(self, index: int) -> Sample:
         local = self.local
         if not hasattr(local, "reader"):
-            local.reader = self.make_reader()
+            local.reader = self._reader()
             local.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
             with CAPTURE_GATE.work(), torch.cuda.stream(local.stream):  # a None stream changes nothing
