@@ -10,7 +10,8 @@ Rows, each a number of threads decoding --videos copies of bikes.mp4 (or of its 
                   reader does, without the conversion: tells the wrapping's cost from the conversion's
   nvdec copy cai  the same, frames wrapped through __cuda_array_interface__ (torch.as_tensor) instead of DLPack
   nvdec reader bN data.gpu_decode.NvdecReader asking the decoder for N frames at a time (--nvdec-batches): + the
-                  sampled frames' NV12 -> RGB and resize, seed protocol
+                  sampled frames' NV12 -> RGB and resize (the fused Triton kernel), seed protocol
+  nvdec torch ops the reader, batches of 64, converting with the torch ops instead of the fused kernel
   nvjpeg raw      decode_jpeg(device="cuda") of one video's sampled frames per call
   nvjpeg raw x8   the same with 8 videos' frames per call (what batching across videos can give)
   nvjpeg reader   data.gpu_decode.NvjpegReader, one for all threads (file reading + decode of the videos of all
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from i3d_infer.data import fused_nv12
 from i3d_infer.data.decode import count_rawframes
 from i3d_infer.data.extract import ExtractOptions, extract_all
 from i3d_infer.data.gpu_decode import NVDEC_BATCH, NvdecReader, NvjpegReader
@@ -70,6 +72,7 @@ def main() -> None:
     device, pre, seed = torch.device(args.device), DEFAULT_WEIGHTS.preprocessing, get_protocol("seed")
     total = 250
     planned_video = np.unique(sampler(pre)(total))
+    print(f"fused NV12 kernel: {fused_nv12.unavailable(device) or 'used'}")
     cai = partial(torch.as_tensor, device=device)  # through __cuda_array_interface__
 
     def own_stream(local) -> torch.cuda.Stream:
@@ -97,12 +100,13 @@ def main() -> None:
                         stream.synchronize()
                 done += len(frames)
 
-    def nvdec_reader(local, batch: int):
-        if getattr(local, f"nvdec{batch}", None) is None:
-            setattr(local, f"nvdec{batch}", NvdecReader(device, seed, pre.size, batch=batch))
+    def nvdec_reader(local, batch: int, fused: bool | None = None):
+        key = f"nvdec{batch}{fused}"
+        if getattr(local, key, None) is None:
+            setattr(local, key, NvdecReader(device, seed, pre.size, batch=batch, fused=fused))
         stream = own_stream(local)
         with torch.cuda.stream(stream):
-            getattr(local, f"nvdec{batch}").read(bikes, sampler(pre))
+            getattr(local, key).read(bikes, sampler(pre))
         stream.synchronize()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,6 +138,7 @@ def main() -> None:
             timed("nvdec copy cai", threads, args.videos, total, lambda lo: simple(lo, True, cai))
             for batch in args.nvdec_batches:
                 timed(f"nvdec reader b{batch}", threads, args.videos, total, lambda lo, b=batch: nvdec_reader(lo, b))
+            timed("nvdec torch ops", threads, args.videos, total, lambda lo: nvdec_reader(lo, NVDEC_BATCH, False))
             timed("nvjpeg raw", threads, args.videos, len(planned), jpeg_raw)
             timed("nvjpeg raw x8", threads, max(1, args.videos // 8), len(planned), lambda lo: jpeg_raw(lo, 8), 8)
             shared = NvjpegReader(device, seed, pre.size, most=max(threads, 1))

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import I3DError, VideoError, first_line
+from . import fused_nv12
 from .decode import GPU_DECODERS, RawframeSource, pass_complete
 from .tensor_ops import nv12_to_rgb, resize_linear
 from .transforms import Protocol, resized_size
@@ -74,15 +75,26 @@ class FrameReader:
 
 
 class NvdecReader(FrameReader):
-    """Video files through NVDEC; ``batches`` replaces PyNvVideoCodec (tests feed FFmpeg's planes through it)."""
+    """Video files through NVDEC; ``batches`` replaces PyNvVideoCodec (tests feed FFmpeg's planes through it).
+
+    Each decoder batch's sampled frames are converted and resized by one fused Triton kernel
+    (:mod:`i3d_infer.data.fused_nv12`) where Triton is there (``fused``; default: when it runs on this device), else
+    by the torch ops of :mod:`i3d_infer.data.tensor_ops`: the same integers either way."""
 
     name = "nvdec"
 
     def __init__(
-        self, device: torch.device, protocol: Protocol, size: int, batches: Nv12Batches | None = None, batch=NVDEC_BATCH
+        self,
+        device: torch.device,
+        protocol: Protocol,
+        size: int,
+        batches: Nv12Batches | None = None,
+        batch=NVDEC_BATCH,
+        fused: bool | None = None,
     ):
         super().__init__(device, protocol, size)
         self.batches = batches or PyNvVideoCodecFrames(device, batch)
+        self.fused = fused_nv12.available(device) if fused is None else fused
 
     def read(self, path, sample, num_frames=None):
         """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong)."""
@@ -98,12 +110,12 @@ class NvdecReader(FrameReader):
                     sampled = [torch.from_dlpack(batch[int(planned[k]) - count]) for k in rows]  # (3H/2, W) views
                     nv12 = torch.stack(sampled)  # copied off the decoder's surfaces
                     copied = _event(nv12)
-                    rgb = self.resize(nv12_to_rgb(nv12))
+                    new_w, new_h = resized_size(nv12.shape[1] * 2 // 3, nv12.shape[2], self.protocol, self.size)
                     if frames is None:
-                        frames = torch.empty((len(planned), *rgb.shape[1:]), dtype=torch.uint8, device=rgb.device)
-                    if rgb.shape[1:] != frames.shape[1:]:
+                        frames = torch.empty((len(planned), new_h, new_w, 3), dtype=torch.uint8, device=nv12.device)
+                    if (new_h, new_w) != frames.shape[1:3]:
                         raise VideoError(f"{path}: frame {int(planned[rows[0]])} has another size than the ones before")
-                    frames[int(rows[0]) : int(rows[-1]) + 1] = rgb  # planned is sorted: the rows are consecutive
+                    self.convert(nv12, frames[int(rows[0]) : int(rows[-1]) + 1])  # sorted: the rows are consecutive
                     if copied is not None:
                         copied.synchronize()  # the next batch may reuse the surfaces the copy read
                 count += len(batch)
@@ -112,6 +124,13 @@ class NvdecReader(FrameReader):
                 return count, indices, frames, np.searchsorted(planned, indices)
             guess = count  # the header was wrong: a second pass with the exact count
         raise VideoError(f"{path}: the frame count changed between two decoding passes")
+
+    def convert(self, nv12: torch.Tensor, out: torch.Tensor) -> None:
+        """NV12 ``(K, 3H/2, W)`` -> the protocol's size, written into ``out`` ``(K, height, width, 3)``."""
+        if self.fused:
+            fused_nv12.nv12_resize(nv12, out)
+        else:
+            out.copy_(self.resize(nv12_to_rgb(nv12)))
 
 
 class NvjpegReader(FrameReader):
