@@ -106,6 +106,7 @@ def check_gpu_decoders(device: str, weights, precision: str, extracted: Path) ->
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    from i3d_infer.data import fused_nv12
     from i3d_infer.data.gpu_decode import NvdecReader, NvjpegReader
     from i3d_infer.data.pipeline import read_frames, sampler, video_frames
     from i3d_infer.data.transforms import get_protocol
@@ -113,14 +114,19 @@ def check_gpu_decoders(device: str, weights, precision: str, extracted: Path) ->
 
     pre, gpu = weights.preprocessing, torch.device(device)
     backend = make_backend(BackendSpec("torch", device=device, random_weights=True, precision=precision), weights)
-    report: dict = {}
+    report: dict = {"fused_nv12": fused_nv12.unavailable(gpu) or "used"}
+    print(f"  fused NV12 kernel: {report['fused_nv12']}", flush=True)
     cpu_probs, gpu_probs = [], []
     for protocol in ("seed", "threecrop"):
         proto = get_protocol(protocol)
-        readers = {"nvdec": NvdecReader(gpu, proto, pre.size), "nvjpeg": NvjpegReader(gpu, proto, pre.size)}
+        readers = {
+            "nvdec": NvdecReader(gpu, proto, pre.size),  # the fused kernel where it runs
+            "nvdec torch-ops": NvdecReader(gpu, proto, pre.size, fused=False),
+            "nvjpeg": NvjpegReader(gpu, proto, pre.size),
+        }
         for path in sample_videos():
             for name, reader in readers.items():
-                source = path if name == "nvdec" else extracted / path.stem
+                source = extracted / path.stem if name == "nvjpeg" else path
                 frames_count = count_rawframes(source) if name == "nvjpeg" else None
                 cpu = read_frames(source, protocol, pre, num_frames=frames_count)
                 start = time.perf_counter()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One device run that checks and times the GPU decoders (about 5 minutes on an H100/H200 with 16 cores):
+# where their time goes (gpu_decode.py), then the whole table with the exactness checks (e2e_gpu.py).
+#
+# The lent GPU image has torch, torchvision and OpenCV but neither PyNvVideoCodec nor the sample videos. Here, once:
+#   mkdir -p .samples .whl && cp $(i3d samples) .samples/
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+#       -d .whl PyNvVideoCodec==2.2.4
+#   printf '/.samples/\n/.whl/\n' >> .git/info/exclude
+# then run this script there with .samples and .whl carried; results land in $OUT (or ./gpu_session).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu_session}"
+mkdir -p "$out"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+export PYTHONPATH="/tmp/site:$PWD/src" I3D_INFER_SAMPLES="$PWD/.samples" PYTHONUNBUFFERED=1
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+    python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+    command -v cc gcc || echo "no C compiler (Triton builds its launcher with one)"
+} 2>&1 | tee "$out/machine.txt"
+python3 benchmarks/gpu_decode.py --videos 64 --threads 1 8 16 2>&1 | grep -v "INVALID INDEX" | tee "$out/gpu_decode.txt"
+python3 benchmarks/e2e_gpu.py --videos 320 --determinism 32 --json "$out/e2e.json" 2>&1 | grep -v "INVALID INDEX" \
+    | tee "$out/e2e.log"
