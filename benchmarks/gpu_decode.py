@@ -22,6 +22,7 @@ Prints videos/s and frames/s per row.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import threading
 import time
@@ -42,7 +43,7 @@ from i3d_infer.data.transforms import get_protocol
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
 
 
-def timed(name: str, threads: int, tasks: int, frames_per_video: int, work, videos_per_task: int = 1) -> None:
+def time_row(name: str, threads: int, tasks: int, frames_per_video: int, work, videos_per_task: int = 1) -> None:
     """``work(local)`` ``tasks`` times from ``threads`` threads (``local``: the thread's own state), after one
     warm-up task per thread."""
     local = threading.local()
@@ -64,7 +65,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--nvdec-batches", type=int, nargs="+", default=[NVDEC_BATCH, 128, 256])
+    parser.add_argument("--rows", nargs="+", help="only the rows whose names start with one of these")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval (s): how long a thread back from a GIL-free "
+        "call waits for the GIL at most before asking for it (Python's default 0.005)",
+    )
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    print(f"GIL switch interval {sys.getswitchinterval() * 1e3:.2f} ms")
+
+    def timed(name: str, *rest, **more) -> None:
+        if not args.rows or any(name.startswith(prefix) for prefix in args.rows):
+            time_row(name, *rest, **more)
+
     import PyNvVideoCodec as nvc
     from torchvision.io import ImageReadMode, decode_jpeg
 
@@ -143,8 +159,8 @@ def main() -> None:
             timed("nvjpeg raw x8", threads, max(1, args.videos // 8), len(planned), lambda lo: jpeg_raw(lo, 8), 8)
             shared = NvjpegReader(device, seed, pre.size, most=max(threads, 1))
             timed("nvjpeg reader", threads, args.videos, len(planned), lambda lo, r=shared: jpeg_reader(r, lo))
-            sizes = shared.decoded.sizes
-            print(f"{'':<17} nvjpeg reader: {sum(sizes) / len(sizes):.1f} videos per decode call")
+            if sizes := shared.decoded.sizes:
+                print(f"{'':<17} nvjpeg reader: {sum(sizes) / len(sizes):.1f} videos per decode call")
 
 
 if __name__ == "__main__":

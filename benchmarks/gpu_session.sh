@@ -20,5 +20,8 @@ export PYTHONPATH="/tmp/site:$PWD/src" I3D_INFER_SAMPLES="$PWD/.samples" PYTHONU
     command -v cc gcc || echo "no C compiler (Triton builds its launcher with one)"
 } 2>&1 | tee "$out/machine.txt"
 python3 benchmarks/gpu_decode.py --videos 64 --threads 1 8 16 2>&1 | grep -v "INVALID INDEX" | tee "$out/gpu_decode.txt"
+# the same readers with a 10x shorter GIL switch interval: do threads back from decode calls wait for the GIL?
+python3 benchmarks/gpu_decode.py --videos 64 --threads 8 16 --rows "nvdec copy" "nvdec reader b64" "nvjpeg reader" \
+    --switch-interval 0.0005 2>&1 | grep -v "INVALID INDEX" | tee "$out/gpu_decode_switch.txt"
 python3 benchmarks/e2e_gpu.py --videos 320 --determinism 32 --json "$out/e2e.json" 2>&1 | grep -v "INVALID INDEX" \
     | tee "$out/e2e.log"
