@@ -43,12 +43,13 @@ from pathlib import Path
 
 import numpy as np
 
-from i3d_infer.bench import bench_decode_ceiling, bench_e2e, bench_inference, versions
+from i3d_infer.bench import bench_decode_ceiling, bench_e2e, bench_inference
 from i3d_infer.data.datasets import VideoDataset
 from i3d_infer.data.decode import count_rawframes
 from i3d_infer.data.extract import ExtractOptions, extract_all
 from i3d_infer.data.samples import sample_videos
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
+from i3d_infer.machine import versions
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
 from i3d_infer.runtime import BackendSpec, make_backend
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import ray
 import torch
 
-from i3d_infer.bench import versions
 from i3d_infer.data.samples import sample_videos
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
+from i3d_infer.machine import versions
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
 from i3d_infer.transport.ray_data import RayOptions
 

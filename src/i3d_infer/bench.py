@@ -5,14 +5,13 @@ Throughput is the seed's definition: ``1000 · B / mean ms`` videos/s, one video
 
 from __future__ import annotations
 
-import contextlib
-import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 
 import numpy as np
 
+from .machine import versions
 from .runtime.base import Backend
 
 
@@ -50,28 +49,6 @@ HEADER = (
     f"{'backend':<18} {'device':<7} {'mode':<9} {'B':>3} {'mean ms':>10} {'median ms':>10} {'min ms':>10} "
     f"{'max ms':>10} {'p99 ms':>10} {'prep ms':>9} {'videos/s':>9}"
 )
-
-
-def versions() -> dict:
-    """Library versions and the machine, for the JSON record."""
-    import cv2
-    import torch
-
-    found = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-    }
-    for module in ("onnxruntime", "openvino", "av"):
-        with contextlib.suppress(ImportError):
-            found[module] = __import__(module).__version__
-    if torch.cuda.is_available():
-        found["cuda"] = torch.version.cuda
-        found["cudnn"] = torch.backends.cudnn.version()
-        found["gpu"] = torch.cuda.get_device_name()
-    found["cpu"] = platform.processor() or platform.machine()
-    return found
 
 
 def _sync(backend: Backend) -> None:

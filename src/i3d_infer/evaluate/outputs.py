@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bench import versions
 from ..errors import I3DError
+from ..machine import versions
 from ..model.weights import DEFAULT_WEIGHTS
 from .metrics import mean_class_accuracy, top_k_accuracy
 from .report import write_report

@@ -62,16 +62,16 @@ class GpuDecodeStream:
         self.prefetch = gpu.threads + batch_size
         protocol, size = get_protocol(dataset.protocol), dataset.preprocessing.size
         self.make_reader = reader or (lambda: make_reader(gpu.decoder, device, protocol, size))
-        self.local, self.lock, self.shared = threading.local(), threading.Lock(), None
+        self.local, self.lock, self.shared_reader = threading.local(), threading.Lock(), None
 
     def _reader(self) -> FrameReader:
         """This thread's reader: its own, or the one every thread shares (nvJPEG's, which decodes them together)."""
         with self.lock:
-            if self.shared is not None:
-                return self.shared
+            if self.shared_reader is not None:
+                return self.shared_reader
             reader = self.make_reader()
             if reader.shared:
-                self.shared = reader
+                self.shared_reader = reader
             return reader
 
     def _work(self, index: int) -> Sample:
