@@ -31,7 +31,7 @@ from ..model.weights import DEFAULT_WEIGHTS, Weights, read_labels
 from ..runtime import BackendSpec, make_backend
 from ..transport.gpu import GpuDecoding
 from ..transport.ray_data import RayOptions
-from ..transport.stream import OrderedWriter, Pending, feed
+from ..transport.stream import OrderedWriter, Pending, feed, refuse_failures
 from .metrics import fuse_clips
 from .outputs import RunRecord, write_outputs
 from .rundir import RESULTS, EvalConfig, batches_of, load_results, prepare_run_dir
@@ -157,9 +157,8 @@ def _run_on_ray(dataset, todo, spec, weights, fusion, options, recorder, classes
             dataset, todo, spec, weights, fuse, options.workers, options.timeout, threads, options.ray
         ):
             _check_classes(classes, next((len(score) for score in done.scores.values()), classes))
-            failed = [s for s in done.samples if s.error is not None]
-            if failed and options.strict:
-                raise I3DError(f"{failed[0].error} (--strict)")
+            if options.strict:
+                refuse_failures(done.samples)
             nodes.update(done.nodes)
             actors[done.actor] += 1
             recorder.record(done.samples, done.scores, done.seconds, 0.0, nodes=alive(), actors=len(actors))

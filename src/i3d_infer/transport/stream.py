@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.datasets import VideoDataset
+from ..data.datasets import Sample, VideoDataset
 from ..errors import I3DError
 from .batches import Batch, DeviceAssembler, HostAssembler
 from .gpu import GpuDecoding, decode_stream
@@ -172,6 +172,13 @@ def gpu_decoding_device(decoder: str):
     return torch.device("cuda", torch.cuda.current_device())
 
 
+def refuse_failures(samples: list[Sample]) -> None:
+    """``--strict``: the first unreadable video of a batch stops the run, with its one-line reason."""
+    failed = next((s for s in samples if s.error is not None), None)
+    if failed is not None:
+        raise I3DError(f"{failed.error} (--strict)")
+
+
 def feed(
     dataset: VideoDataset,
     batches: list[list[int]],
@@ -202,11 +209,13 @@ def feed(
         decoded = iter(stream)
         for batch in batches:
             group = [next(decoded) for _ in batch]
-            failed = [d.sample for d in group if d.sample.error is not None]
-            if failed and strict:
-                for d in group:
-                    stream.release(d)
-                raise I3DError(f"{failed[0].error} (--strict)")
+            if strict:
+                try:
+                    refuse_failures([d.sample for d in group])
+                except I3DError:
+                    for d in group:
+                        stream.release(d)
+                    raise
             yield assemble(group, stream.release)
 
     batches_ready = background(assembled)
