@@ -153,7 +153,9 @@ if triton is not None:
         mixed = (((top >> 4) * w0) >> 16) + (((bottom >> 4) * w1) >> 16)
         return tl.minimum(tl.maximum((mixed + 2) >> 2, 0), 255)
 
-    @triton.jit
+    # sizes and strides are not specialised on (Triton would compile a variant per divisibility pattern, i.e. for
+    # many video sizes): one compiled kernel per MODE
+    @triton.jit(do_not_specialize=["h", "src_frame", "src_row", "dst_frame", "dst_row", "width", "height", "tiles"])
     def _nv12_resize_kernel(
         src,
         dst,
