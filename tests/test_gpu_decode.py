@@ -260,6 +260,37 @@ def test_eval_with_nvdec_equals_the_cpu_run(videos, tmp_path, checkpoint_file, f
     assert [line["decoder"] for line in lines] == expected
 
 
+def test_eval_with_nvjpeg_shares_decode_calls_and_equals_the_cpu_run(
+    tmp_path, sample_videos, checkpoint_file, monkeypatch
+):
+    """``--decoder nvjpeg`` through the whole evaluation with OpenCV's JPEG decoder standing in for nvJPEG (so the
+    pixels are libjpeg's and result.json must equal the opencv run's): one reader for the three decode threads,
+    every video decoded once, every line recorded as nvjpeg."""
+    lines = []
+    for k, (name, path) in enumerate(sorted(sample_videos.items()) * 3):
+        count = opencv_rawframes(path, tmp_path / "frames" / f"{name}{k}", size=(96, 80))
+        lines.append(f"{name}{k} {count} {k % 3}\n")
+    (tmp_path / "list.txt").write_text("".join(lines))
+    readers = []
+
+    def reader(decoder, device, protocol, size):
+        readers.append(NvjpegReader(device, protocol, size, decode=opencv_jpeg([])))
+        return readers[-1]
+
+    monkeypatch.setattr("i3d_infer.evaluate.runner.check_gpu_decoder", lambda decoder, list_format: None)
+    monkeypatch.setattr(stream, "gpu_decoding_device", lambda decoder: CPU)
+    monkeypatch.setattr(gpu, "make_reader", reader)
+    config = EvalConfig(str(tmp_path / "list.txt"), str(tmp_path / "frames"), checkpoint=str(checkpoint_file))
+    config = replace(config, batch_size=3)
+    options = RunOptions(workers=1, gpu_decoders=3, progress=False)
+    evaluate(config, tmp_path / "cpu", options, weights=SMALL)
+    evaluate(replace(config, decoder="nvjpeg"), tmp_path / "gpu", options, weights=SMALL)
+    assert (tmp_path / "gpu" / "result.json").read_bytes() == (tmp_path / "cpu" / "result.json").read_bytes()
+    assert len(readers) == 1 and sum(readers[0].decoded.sizes) == 9
+    results = [json.loads(line) for line in (tmp_path / "gpu" / "results.jsonl").read_text().splitlines()]
+    assert [r["decoder"] for r in results] == ["nvjpeg"] * 9
+
+
 def test_cli_gpu_decoder_errors(videos, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "PyNvVideoCodec", None)  # not installed
     base = ["eval", "--list", str(videos / "list.txt"), "--root", str(videos), "--out-dir", str(tmp_path / "r")]
