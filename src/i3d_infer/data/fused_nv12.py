@@ -28,7 +28,7 @@ except ImportError:
     triton = None
 
 from ..errors import first_line
-from .tensor_ops import U_TO_B, U_TO_G, UV_OFFSET, V_TO_G, V_TO_R, Y_COEFF, Y_OFFSET, _taps
+from .tensor_ops import U_TO_B, U_TO_G, UV_OFFSET, V_TO_G, V_TO_R, Y_COEFF, Y_OFFSET, resize_taps
 
 BLOCK_H, BLOCK_W = 8, 128  # output rows x columns per program
 COPY, LINEAR, AREA = 0, 1, 2  # how the converted frame is resized
@@ -81,8 +81,8 @@ def nv12_resize(nv12: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         nv12 = nv12.contiguous()
     mode = COPY if (w, h) == (width, height) else AREA if (w, h) == (2 * width, 2 * height) else LINEAR
     if mode == LINEAR:
-        columns, column_weights = _taps(width, w, True, nv12.device)
-        rows, row_weights = _taps(height, h, False, nv12.device)
+        columns, column_weights = resize_taps(width, w, True, nv12.device)
+        rows, row_weights = resize_taps(height, h, False, nv12.device)
     else:  # unused by the kernel; any int32 tensors on the device will do
         columns = column_weights = rows = row_weights = _placeholder(nv12.device)
     tiles = (height + BLOCK_H - 1) // BLOCK_H

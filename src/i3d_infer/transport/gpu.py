@@ -77,8 +77,9 @@ class GpuDecodeStream:
     def _work(self, index: int) -> Sample:
         local = self.local
         if not hasattr(local, "reader"):
-            local.reader = self._reader()
-            local.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+            with CAPTURE_GATE.work():  # the fused kernel's first-launch check runs on the GPU: never in a capture
+                local.reader = self._reader()
+                local.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
             with CAPTURE_GATE.work(), torch.cuda.stream(local.stream):  # a None stream changes nothing
                 sample = self.dataset.read_with(index, local.reader)
