@@ -30,6 +30,7 @@ from i3d_infer.data.transforms import get_protocol
 from i3d_infer.errors import VideoError
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.runtime.torch_backend import CAPTURE_GATE
 from i3d_infer.transport import gpu, stream
 from i3d_infer.transport.gpu import GpuDecodeStream, GpuDecoding, decode_stream, on_cpu
 from videos import ffmpeg_nv12, opencv_rawframes, write_video
@@ -193,15 +194,16 @@ def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(tmp_path, sampl
         lines.append(f"{name}{k} {count} {k}\n")
     (tmp_path / "list.txt").write_text("".join(lines))
     dataset = VideoDataset(tmp_path / "list.txt", tmp_path, "rawframes", preprocessing=PRE)
-    made = []
+    made, in_gate = [], []
 
     def reader():
+        in_gate.append(CAPTURE_GATE._active > 0)  # its first-launch checks must never meet a graph capture
         made.append(NvjpegReader(CPU, get_protocol("seed"), PRE.size, decode=opencv_jpeg([])))
         return made[-1]
 
     decoding = GpuDecoding("nvjpeg", threads=3)
     samples = [d.sample for d in GpuDecodeStream(dataset, list(range(6)), decoding, CPU, 2, reader=reader)]
-    assert len(made) == 1 and sum(made[0].decoded.sizes) == 6
+    assert len(made) == 1 and sum(made[0].decoded.sizes) == 6 and in_gate == [True]
     assert [s.decoder for s in samples] == ["nvjpeg"] * 6
     for sample in samples:
         np.testing.assert_array_equal(sample.frames.frames.numpy(), dataset.frames(sample.index).frames.frames)
