@@ -59,6 +59,20 @@ def gather_views_host(video: VideoFrames, out: np.ndarray, planes: np.ndarray) -
                 view[:, t] = crop[f]
 
 
+def gather_batch_host(videos: list[VideoFrames], views: np.ndarray, planes: np.ndarray) -> np.ndarray:
+    """Every video's views into ``views`` (uint8 ``(videos * views per video, 3, T, size, size)``), in order, with
+    :func:`gather_views_host`; returns the ``planes`` scratch, grown if a video needed more."""
+    needed = max(math.prod(video.frames.shape) for video in videos)
+    if planes.size < needed:
+        planes = np.empty(needed, np.uint8)
+    per_video = len(views) // len(videos)
+    for k, video in enumerate(videos):
+        if torch.is_tensor(video.frames):  # decoded on the GPU for a backend that reads host memory
+            video = replace(video, frames=video.frames.cpu().numpy())
+        gather_views_host(video, views[k * per_video : (k + 1) * per_video], planes)
+    return planes
+
+
 @dataclass
 class Batch:
     """One model call's worth of consecutive list entries."""
@@ -95,18 +109,12 @@ class HostAssembler:
     def __call__(self, decoded: list[Decoded], release) -> Batch:
         batch, videos = _start(decoded)
         if videos:
-            size, per_video = math.prod(batch.shape), batch.views_per_video
+            size = math.prod(batch.shape)
             if self.ring[self.turn] is None or self.ring[self.turn].size < size:
                 self.ring[self.turn] = np.empty(size, np.uint8)
             views = self.ring[self.turn][:size].reshape(batch.shape)
             self.turn = (self.turn + 1) % RING
-            needed = max(math.prod(video.frames.shape) for video in videos)
-            if self.planes.size < needed:
-                self.planes = np.empty(needed, np.uint8)
-            for k, video in enumerate(videos):
-                if torch.is_tensor(video.frames):  # decoded on the GPU for a backend that reads host memory
-                    video = replace(video, frames=video.frames.cpu().numpy())
-                gather_views_host(video, views[k * per_video : (k + 1) * per_video], self.planes)
+            self.planes = gather_batch_host(videos, views, self.planes)
             batch.views = views
         for d in decoded:
             release(d)

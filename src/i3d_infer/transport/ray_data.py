@@ -189,7 +189,7 @@ class ModelActor:
 
     def _logits(self, videos: list[VideoFrames]) -> np.ndarray:
         """The batch's views gathered where the model runs (the local assemblers' code), then the model."""
-        from .batches import gather_views, gather_views_host
+        from .batches import gather_batch_host, gather_views
 
         per_video = videos[0].num_views
         shape = (len(videos) * per_video, 3, videos[0].table.shape[1], self.size, self.size)
@@ -203,9 +203,7 @@ class ModelActor:
                 gather_views(frames, video, views[k * per_video : (k + 1) * per_video])
             return self.backend.forward(views).cpu().numpy()
         views = np.empty(shape, np.uint8)
-        planes = np.empty(max(video.frames.size for video in videos), np.uint8)
-        for k, video in enumerate(videos):
-            gather_views_host(video, views[k * per_video : (k + 1) * per_video], planes)
+        gather_batch_host(videos, views, np.empty(0, np.uint8))
         return self.backend.compute(self.backend.prepare(views))
 
 
