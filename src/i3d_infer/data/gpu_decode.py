@@ -211,12 +211,13 @@ class Coalesced:
             self.waiting.append(call)
             while self.running and not call.done:
                 self.cond.wait()
-            if not call.done:  # nobody runs a group: this thread runs one, its own item first
+            leads = not call.done  # nobody runs a group: this thread runs one, its own item first
+            if leads:
                 self.waiting.remove(call)
                 calls = [call, *self.waiting[: self.most - 1]]
                 del self.waiting[: self.most - 1]
                 self.running = True
-        if not call.done:
+        if leads:
             try:
                 answers = self.group([c.item for c in calls])
             except BaseException as e:
