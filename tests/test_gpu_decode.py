@@ -10,6 +10,7 @@ the one-line errors.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,18 @@ def videos(tmp_path_factory, sample_videos):
     (root / "broken.mp4").write_bytes(b"\x00" * 300)
     names = ["bikes.mp4", "odd.mp4", "carphone_pristine.mp4", "broken.mp4", "bigbuckbunny.mp4", "bikes.mp4"]
     (root / "list.txt").write_text("".join(f"{name} {k}\n" for k, name in enumerate(names)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def rawframes(tmp_path_factory, sample_videos):
+    """Rawframes (96x80 JPEGs) of the three sample videos, each three times, and their list (``list.txt``)."""
+    root = tmp_path_factory.mktemp("rawframes")
+    lines = []
+    for k, (name, path) in enumerate(sorted(sample_videos.items()) * 3):
+        count = opencv_rawframes(path, root / f"{name}{k}", size=(96, 80))
+        lines.append(f"{name}{k} {count} {k % 3}\n")
+    (root / "list.txt").write_text("".join(lines))
     return root
 
 
@@ -153,16 +166,14 @@ def test_coalesced_runs_the_waiting_calls_of_all_threads_as_one():
     assert answers == {0: 0, 1: 10, 2: 20, 3: "bad 3", 4: 40}
 
 
-def test_nvjpeg_threads_share_calls_and_a_broken_video_fails_alone(tmp_path, sample_videos):
+def test_nvjpeg_threads_share_calls_and_a_broken_video_fails_alone(tmp_path, rawframes):
     """Four threads on one shared reader: fewer decode calls than videos, every video's frames as the CPU path's,
     and a video with a broken file fails alone (its group is retried video by video)."""
     root = tmp_path / "frames"
-    names = []
-    for k, (name, path) in enumerate(sorted(sample_videos.items()) * 3):
-        names.append(f"{name}{k}")
-        count = opencv_rawframes(path, root / names[-1], size=(96, 80))
-        if k == 4:
-            broken = RawframeSource(root / names[-1]).frame_path(int(sampler(PRE)(count)[0, 0]))
+    shutil.copytree(rawframes, root)
+    names = [line.split()[0] for line in (root / "list.txt").read_text().splitlines()]
+    count = RawframeSource(root / names[4]).frame_count_hint()
+    broken = RawframeSource(root / names[4]).frame_path(int(sampler(PRE)(count)[0, 0]))
     broken.write_bytes(b"\xff\xd8 broken")
     calls = []
     reader = NvjpegReader(CPU, get_protocol("seed"), PRE.size, decode=opencv_jpeg(calls))
@@ -187,13 +198,8 @@ def test_nvjpeg_threads_share_calls_and_a_broken_video_fails_alone(tmp_path, sam
     assert max(reader.decoded.sizes) > 1 and len(reader.decoded.sizes) < len(names)
 
 
-def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(tmp_path, sample_videos):
-    lines = []
-    for k, (name, path) in enumerate(sorted(sample_videos.items()) * 2):
-        count = opencv_rawframes(path, tmp_path / f"{name}{k}", size=(96, 80))
-        lines.append(f"{name}{k} {count} {k}\n")
-    (tmp_path / "list.txt").write_text("".join(lines))
-    dataset = VideoDataset(tmp_path / "list.txt", tmp_path, "rawframes", preprocessing=PRE)
+def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(rawframes):
+    dataset = VideoDataset(rawframes / "list.txt", rawframes, "rawframes", preprocessing=PRE)
     made, in_gate = [], []
 
     def reader():
@@ -263,26 +269,19 @@ def test_eval_with_nvdec_equals_the_cpu_run(videos, tmp_path, checkpoint_file, f
 
 
 def test_eval_with_nvjpeg_shares_decode_calls_and_equals_the_cpu_run(
-    tmp_path, sample_videos, checkpoint_file, monkeypatch
+    tmp_path, rawframes, checkpoint_file, fake_gpu, monkeypatch
 ):
     """``--decoder nvjpeg`` through the whole evaluation with OpenCV's JPEG decoder standing in for nvJPEG (so the
     pixels are libjpeg's and result.json must equal the opencv run's): one reader for the three decode threads,
     every video decoded once, every line recorded as nvjpeg."""
-    lines = []
-    for k, (name, path) in enumerate(sorted(sample_videos.items()) * 3):
-        count = opencv_rawframes(path, tmp_path / "frames" / f"{name}{k}", size=(96, 80))
-        lines.append(f"{name}{k} {count} {k % 3}\n")
-    (tmp_path / "list.txt").write_text("".join(lines))
     readers = []
 
     def reader(decoder, device, protocol, size):
         readers.append(NvjpegReader(device, protocol, size, decode=opencv_jpeg([])))
         return readers[-1]
 
-    monkeypatch.setattr("i3d_infer.evaluate.runner.check_gpu_decoder", lambda decoder, list_format: None)
-    monkeypatch.setattr(stream, "gpu_decoding_device", lambda decoder: CPU)
-    monkeypatch.setattr(gpu, "make_reader", reader)
-    config = EvalConfig(str(tmp_path / "list.txt"), str(tmp_path / "frames"), checkpoint=str(checkpoint_file))
+    monkeypatch.setattr(gpu, "make_reader", reader)  # in place of fake_gpu's NVDEC stand-in
+    config = EvalConfig(str(rawframes / "list.txt"), str(rawframes), checkpoint=str(checkpoint_file))
     config = replace(config, batch_size=3)
     options = RunOptions(workers=1, gpu_decoders=3, progress=False)
     evaluate(config, tmp_path / "cpu", options, weights=SMALL)
