@@ -31,6 +31,18 @@ def test_decoders_agree_on_pixels(sample_videos):
 
 
 @pytest.mark.parametrize("source", SOURCES)
+def test_decoding_threads_change_no_pixel(sample_videos, source):
+    """A decode worker's one thread (``worker_threads``) decodes the same frames as FFmpeg's thread per core."""
+    for path in sample_videos.values():
+        for i, (a, b) in enumerate(zip(source(path, threads=1).frames(), source(path).frames(), strict=True)):
+            if i % 5 == 0:
+                assert np.array_equal(a(), b()), (path.name, i)
+    capture = OpenCVSource(sample_videos["bikes"], threads=1)._open()
+    assert capture.get(cv2.CAP_PROP_N_THREADS) == 1
+    capture.release()
+
+
+@pytest.mark.parametrize("source", SOURCES)
 def test_only_sampled_frames_are_converted(sample_videos, source):
     """One pass; the conversion runs once per distinct sampled frame, never for the others; each kept once."""
     path = sample_videos["bikes"]  # 250 frames, 10 clips x 32 at stride 2 from offsets 9..177

@@ -20,7 +20,7 @@ import torch
 
 from i3d_infer import Predictor
 from i3d_infer.cli import apply_machine_defaults, build_parser, main
-from i3d_infer.data.datasets import VideoDataset
+from i3d_infer.data.datasets import Sample, VideoDataset
 from i3d_infer.data.pipeline import read_frames, read_video
 from i3d_infer.errors import I3DError
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
@@ -121,16 +121,16 @@ def test_frames_too_large_for_a_slot_take_the_pipe(videos, monkeypatch):
 _frames = VideoDataset.frames
 
 
-def _dies_on_bikes(self, index, allocate=None):
+def _dies_on_bikes(self, index, allocate=None, threads=0):
     if self.entries[index].video_id == "bikes.mp4":
         os._exit(3)  # a decoder crash mid-video
-    return _frames(self, index, allocate)
+    return _frames(self, index, allocate, threads)
 
 
-def _hangs_on_carphone(self, index, allocate=None):
+def _hangs_on_carphone(self, index, allocate=None, threads=0):
     if self.entries[index].video_id == "carphone_pristine.mp4":
         time.sleep(60)
-    return _frames(self, index, allocate)
+    return _frames(self, index, allocate, threads)
 
 
 @pytest.mark.parametrize(
@@ -153,6 +153,21 @@ def test_crashed_or_hung_decoder_is_a_failure_and_a_fresh_worker(videos, monkeyp
     errors = {s.video_id: s.error for s in samples if s.error}
     assert set(errors) == {video, "broken.mp4"} and errors[video].endswith(reason)
     assert sum(s.frames is not None for s in samples) == 4  # the others, decoded by fresh workers
+
+
+def _says_its_threads(self, index, allocate=None, threads=0):
+    entry = self.entries[index]
+    return Sample(index, entry.video_id, entry.label, None, f"threads={threads}")
+
+
+@pytest.mark.parametrize(("cores", "workers", "threads"), [(16, 15, 1), (16, 4, 4), (2, 2, 1), (2, 3, 1)])
+def test_decode_workers_share_the_cores(videos, monkeypatch, cores, workers, threads):
+    """Each worker's video decoder gets its share of the cores instead of one thread per core in every worker."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(VideoDataset, "frames", _says_its_threads)  # workers are forked: they see it
+    stream = DecodeStream(dataset_of(videos), [0, 1], workers=workers, timeout=60, batch_size=1)
+    assert {decoded.sample.error for decoded in stream} == {f"threads={threads}"}
+    stream.close()
 
 
 def test_host_assembler_reuses_its_buffers(videos):

@@ -192,6 +192,7 @@ def bench_decode_ceiling(
     """
     from tqdm import tqdm
 
+    from .data.decode import worker_threads
     from .data.workers import run_tasks
     from .transport.gpu import GpuDecodeStream
 
@@ -200,7 +201,8 @@ def bench_decode_ceiling(
         decoders = GpuDecodeStream(dataset, list(range(count)), gpu_decoding, device, 1)
         label = f"{gpu_decoding.threads} {gpu_decoding.decoder} threads"
     else:
-        decoders = run_tasks(partial(_decode_nothing, dataset), range(count), workers, ordered=False)
+        threads = worker_threads(workers)  # as the evaluation's workers decode
+        decoders = run_tasks(partial(_decode_nothing, dataset, threads=threads), range(count), workers, ordered=False)
         label = f"{workers} processes"
     start = time.perf_counter()
     with tqdm(total=count, desc=f"decode ceiling {label}", unit="video", delay=3, disable=not progress) as bar:
@@ -211,8 +213,8 @@ def bench_decode_ceiling(
     return replace(record, backend=label)
 
 
-def _decode_nothing(dataset, index: int) -> None:
-    dataset.frames(index)
+def _decode_nothing(dataset, index: int, threads: int) -> None:
+    dataset.frames(index, threads=threads)
 
 
 def to_json(records: list[BenchRecord]) -> list[dict]:

@@ -106,8 +106,11 @@ class VideoDataset:
             return Sample(index, entry.video_id, entry.label, None, str(e))
         return Sample(index, entry.video_id, entry.label, views)
 
-    def frames(self, index: int, allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None) -> Sample:
-        """The sample's frames (what the evaluation's workers send), written into ``allocate(shape)`` if given."""
+    def frames(
+        self, index: int, allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None, threads: int = 0
+    ) -> Sample:
+        """The sample's frames (what the evaluation's workers send), written into ``allocate(shape)`` if given, the
+        video decoded with ``threads`` threads (0: one per core)."""
         entry = self.entries[index]
         try:
             frames = read_frames(
@@ -117,6 +120,7 @@ class VideoDataset:
                 self.decoder,
                 entry.total_frames,
                 allocate,
+                threads,
             )
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=self.decoder)

@@ -45,8 +45,17 @@ class FrameSource(ABC):
         """Every decodable frame in order, as a callable that converts it; valid until the next frame is taken."""
 
 
+def worker_threads(workers: int) -> int:
+    """FFmpeg decoding threads for each of ``workers`` processes decoding at once: the cores shared out, at least one.
+
+    FFmpeg's own choice is a thread per core in every process; with a process per core, its frame threading adds
+    only hand-overs between threads (bikes.mp4, 2 workers on 2 cores: about 20% more videos/s with one thread each,
+    benchmarks/RESULTS.md). The decoded frames are the same whatever the thread count."""
+    return max(1, len(os.sched_getaffinity(0)) // max(workers, 1))
+
+
 class PyAVSource(FrameSource):
-    """A video file decoded with PyAV (FFmpeg), frame-threaded."""
+    """A video file decoded with PyAV (FFmpeg), frame-threaded (``threads``: 0 is FFmpeg's choice, one per core)."""
 
     name = "pyav"
 
@@ -103,14 +112,20 @@ class PyAVSource(FrameSource):
 
 
 class OpenCVSource(FrameSource):
-    """A video file decoded with ``cv2.VideoCapture`` (what mmaction2's frame extraction uses)."""
+    """A video file decoded with ``cv2.VideoCapture`` (what mmaction2's frame extraction uses); ``threads``: its
+    FFmpeg decoding threads (0: OpenCV's choice, one per core)."""
 
     name = "opencv"
+
+    def __init__(self, path: str | os.PathLike, threads: int = 0) -> None:
+        super().__init__(path)
+        self.threads = threads
 
     def _open(self) -> cv2.VideoCapture:
         if not self.path.is_file():
             raise VideoError(f"{self.path}: no such file")
-        capture = cv2.VideoCapture(str(self.path))
+        params = [cv2.CAP_PROP_N_THREADS, self.threads] if self.threads > 0 else []
+        capture = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, params)
         if not capture.isOpened():
             PyAVSource(self.path)._open().close()  # OpenCV gives no reason; FFmpeg via PyAV names one
             raise VideoError(f"{self.path}: cannot open as a video (OpenCV could not open it)")
@@ -189,12 +204,15 @@ GPU_DECODERS = ("nvdec", "nvjpeg")  # data.gpu_decode: video files, rawframe dir
 DEFAULT_DECODER = "opencv"  # faster here and what the reference extraction used: benchmarks/RESULTS.md
 
 
-def open_source(path: str | os.PathLike, decoder: str = DEFAULT_DECODER, num_frames: int | None = None) -> FrameSource:
-    """A frame source for a video file (with ``decoder``) or a rawframe directory (``num_frames``: its stated count)."""
+def open_source(
+    path: str | os.PathLike, decoder: str = DEFAULT_DECODER, num_frames: int | None = None, threads: int = 0
+) -> FrameSource:
+    """A frame source for a video file (with ``decoder`` and its ``threads``, 0: one per core) or a rawframe
+    directory (``num_frames``: its stated count)."""
     if num_frames is not None or Path(path).is_dir():
         return RawframeSource(path, num_frames)
     try:
-        return DECODERS[decoder](path)
+        return DECODERS[decoder](path, threads)
     except KeyError:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}") from None
 

@@ -67,18 +67,20 @@ def read_frames(
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
     allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
+    threads: int = 0,
 ) -> VideoFrames:
     """Decode a video file or rawframe directory into its sampled, resized frames (each once).
 
     ``num_frames`` is a rawframe list's ``total_frames``: when given, the path is a rawframe directory and that count
     is used for sampling as is (mmaction2 does the same); otherwise frames are counted. ``allocate(shape)`` gives
-    the array the frames are written into (default: a new one).
+    the array the frames are written into (default: a new one). ``threads``: the video decoder's threads (0: one
+    per core; a decode worker beside others takes :func:`i3d_infer.data.decode.worker_threads`).
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
     """
     proto = get_protocol(protocol)
-    source = open_source(path, decoder, num_frames)
+    source = open_source(path, decoder, num_frames, threads)
     resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
     read = read_sampled_frames(source, sampler(preprocessing), resize, allocate)
     return video_frames(path, proto, preprocessing.size, *read)

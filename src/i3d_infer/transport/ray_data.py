@@ -124,7 +124,7 @@ def decode_row(row: dict, dataset: VideoDataset, timeout: float | None) -> dict:
     index = int(row["index"])
     try:
         with _deadline(timeout, str(dataset.root / dataset.entries[index].video_id)):
-            sample = dataset.frames(index)
+            sample = dataset.frames(index, threads=1)  # the task holds one CPU (num_cpus=1)
     except VideoError as e:
         entry = dataset.entries[index]
         sample = Sample(index, entry.video_id, entry.label, None, str(e), decoder=dataset.decoder)

@@ -27,6 +27,7 @@ from functools import partial
 import numpy as np
 
 from ..data.datasets import Sample, VideoDataset
+from ..data.decode import worker_threads
 from ..data.transforms import get_protocol
 from ..data.workers import TaskResult, run_tasks
 
@@ -94,12 +95,12 @@ class _SlotWriter:
         return self.slots.array(self.slot, shape) if self.used else np.empty(shape, np.uint8)
 
 
-def _decode(task: tuple[int, int | None], dataset: VideoDataset, slots: FrameSlots | None):
-    """Worker side: decode into the slot; return the sample without its frames (and their shape) when they are
-    there, or with them when they did not fit."""
+def _decode(task: tuple[int, int | None], dataset: VideoDataset, slots: FrameSlots | None, threads: int):
+    """Worker side: decode into the slot (with ``threads`` decoding threads); return the sample without its frames
+    (and their shape) when they are there, or with them when they did not fit."""
     index, slot = task
     writer = _SlotWriter(slots, slot)
-    sample = dataset.frames(index, writer)
+    sample = dataset.frames(index, writer, threads)
     if sample.frames is None or not writer.used:
         return sample, None
     frames = sample.frames
@@ -110,7 +111,8 @@ class DecodeStream:
     """The samples of ``indices`` in order, decoded by ``workers`` processes into shared memory.
 
     Iterate once; :meth:`release` each :class:`Decoded` once its frames are copied. ``workers == 0`` decodes in
-    the calling thread. A task that exceeds ``timeout`` seconds or whose worker dies becomes a sample error.
+    the calling thread. A task that exceeds ``timeout`` seconds or whose worker dies becomes a sample error. Each
+    worker decodes with its share of the cores (:func:`i3d_infer.data.decode.worker_threads`).
     """
 
     def __init__(
@@ -128,7 +130,7 @@ class DecodeStream:
                 yield Decoded(self.dataset.frames(index))
             return
         tasks = ((index, self.slots.acquire() if self.slots else None) for index in self.indices)
-        decode = partial(_decode, dataset=self.dataset, slots=self.slots)
+        decode = partial(_decode, dataset=self.dataset, slots=self.slots, threads=worker_threads(self.workers))
         for result in run_tasks(decode, tasks, self.workers, self.timeout, True, self.prefetch):
             yield self._receive(result)
 
