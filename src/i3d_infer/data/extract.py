@@ -20,7 +20,7 @@ import cv2
 
 from ..errors import I3DError, VideoError
 from .annotations import VIDEO_EXTENSIONS, find_items
-from .decode import OpenCVSource, worker_threads
+from .decode import OpenCVSource
 from .transforms import short_side_size
 from .workers import run_tasks
 
@@ -49,11 +49,8 @@ class ExtractOptions:
         return frame if target == (w, h) else cv2.resize(frame, target, interpolation=cv2.INTER_LINEAR)
 
 
-def extract_video(
-    video: str | os.PathLike, out_dir: str | os.PathLike, options: ExtractOptions, threads: int = 0
-) -> int:
-    """Write every frame of ``video`` (decoded with ``threads`` threads, 0: one per core) into ``out_dir``
-    (created); returns the frame count.
+def extract_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: ExtractOptions) -> int:
+    """Write every frame of ``video`` into ``out_dir`` (created); returns the frame count.
 
     Raises:
         VideoError: the video cannot be opened, has no decodable frame, or a frame cannot be written.
@@ -62,7 +59,7 @@ def extract_video(
     out.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, options.quality]
     count = 0
-    for count, frame in enumerate(OpenCVSource(video, threads).bgr_frames(), start=1):
+    for count, frame in enumerate(OpenCVSource(video).bgr_frames(), start=1):
         path = out / f"img_{count:05d}.jpg"
         if not cv2.imwrite(str(path), options.resize(frame), params):
             raise VideoError(f"{video}: cannot write {path}")
@@ -76,13 +73,13 @@ def output_dir(out_root: Path, relative_video: Path) -> Path:
     return out_root / relative_video.parent / relative_video.stem
 
 
-def _extract_task(task: tuple[Path, Path, ExtractOptions, int]) -> int:
+def _extract_task(task: tuple[Path, Path, ExtractOptions]) -> int:
     """Extract one video into a temporary directory beside its final place, then rename it there."""
-    video, final, options, threads = task
+    video, final, options = task
     tmp = _tmp_dir(final)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        frames = extract_video(video, tmp, options, threads)
+        frames = extract_video(video, tmp, options)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -181,7 +178,7 @@ def extract_all(
         )
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     start = time.monotonic()
-    tasks = [(video, final, options, worker_threads(workers)) for video, final in todo]
+    tasks = [(video, final, options) for video, final in todo]
     results = run_tasks(
         _extract_task,
         tasks,
