@@ -5,13 +5,17 @@ Usage (GPU machine with PyNvVideoCodec and torchvision; about a minute):
 
 Rows, each a number of threads decoding --videos copies of bikes.mp4 (or of its rawframes) one video per task:
   nvdec raw       SimpleDecoder(NATIVE) reconfigured per video, every frame fetched in batches, nothing else
-  nvdec new       the same with a new SimpleDecoder per video (what reuse saves)
+  nvdec raw own   the same, the decoder writing on the thread's own stream (cuda_stream=...) instead of the default
+                  stream, which NVIDIA's decoder synchronises after every frame
+  nvdec new       the same as raw with a new SimpleDecoder per video (what reuse saves)
   nvdec copy      raw + the sampled frames wrapped (DLPack) and copied off the decoder's surfaces per batch, as the
                   reader does, without the conversion: tells the wrapping's cost from the conversion's
   nvdec copy cai  the same, frames wrapped through __cuda_array_interface__ (torch.as_tensor) instead of DLPack
   nvdec reader bN data.gpu_decode.NvdecReader asking the decoder for N frames at a time (--nvdec-batches): + the
                   sampled frames' NV12 -> RGB and resize (the fused Triton kernel), seed protocol
   nvdec torch ops the reader, batches of 64, converting with the torch ops instead of the fused kernel
+  nvdec reader dflt the reader, batches of 64, its decoder on the default stream (a wait on the host per batch):
+                  what the decoder on the thread's stream saves
   nvjpeg raw      decode_jpeg(device="cuda") of one video's sampled frames per call
   nvjpeg raw x8   the same with 8 videos' frames per call (what batching across videos can give)
   nvjpeg reader   data.gpu_decode.NvjpegReader, one for all threads (file reading + decode of the videos of all
@@ -36,7 +40,7 @@ import torch
 from i3d_infer.data import fused_nv12
 from i3d_infer.data.decode import count_rawframes
 from i3d_infer.data.extract import ExtractOptions, extract_all
-from i3d_infer.data.gpu_decode import NVDEC_BATCH, NvdecReader, NvjpegReader
+from i3d_infer.data.gpu_decode import NVDEC_BATCH, NvdecReader, NvjpegReader, PyNvVideoCodecFrames
 from i3d_infer.data.pipeline import sampler
 from i3d_infer.data.samples import sample_videos
 from i3d_infer.data.transforms import get_protocol
@@ -96,17 +100,25 @@ def main() -> None:
             local.stream = torch.cuda.Stream(device)
         return local.stream
 
-    def simple(local, reuse: bool, wrap=None):
-        if reuse and getattr(local, "decoder", None) is not None:
-            local.decoder.reconfigure_decoder(bikes)
+    def simple(local, reuse: bool, wrap=None, on_stream: bool = False):
+        key = f"decoder{on_stream}"
+        if reuse and getattr(local, key, None) is not None:
+            getattr(local, key).reconfigure_decoder(bikes)
         else:
-            local.decoder = nvc.SimpleDecoder(
-                bikes, use_device_memory=True, output_color_type=nvc.OutputColorType.NATIVE
+            setattr(
+                local,
+                key,
+                nvc.SimpleDecoder(
+                    bikes,
+                    cuda_stream=own_stream(local).cuda_stream if on_stream else 0,
+                    use_device_memory=True,
+                    output_color_type=nvc.OutputColorType.NATIVE,
+                ),
             )
-        done, stream = 0, own_stream(local)
+        decoder, done, stream = getattr(local, key), 0, own_stream(local)
         with torch.cuda.stream(stream):
             while done < total:
-                frames = local.decoder.get_batch_frames(min(NVDEC_BATCH, total - done))
+                frames = decoder.get_batch_frames(min(NVDEC_BATCH, total - done))
                 if not frames:
                     break
                 if wrap is not None:
@@ -116,10 +128,11 @@ def main() -> None:
                         stream.synchronize()
                 done += len(frames)
 
-    def nvdec_reader(local, batch: int, fused: bool | None = None):
-        key = f"nvdec{batch}{fused}"
+    def nvdec_reader(local, batch: int, fused: bool | None = None, on_stream: bool = True):
+        key = f"nvdec{batch}{fused}{on_stream}"
         if getattr(local, key, None) is None:
-            setattr(local, key, NvdecReader(device, seed, pre.size, batch=batch, fused=fused))
+            frames = PyNvVideoCodecFrames(device, batch, on_stream)
+            setattr(local, key, NvdecReader(device, seed, pre.size, frames, fused=fused))
         stream = own_stream(local)
         with torch.cuda.stream(stream):
             getattr(local, key).read(bikes, sampler(pre))
@@ -149,12 +162,15 @@ def main() -> None:
 
         for threads in args.threads:
             timed("nvdec raw", threads, args.videos, total, lambda local: simple(local, True))
+            timed("nvdec raw own", threads, args.videos, total, lambda local: simple(local, True, on_stream=True))
             timed("nvdec new", threads, args.videos, total, lambda local: simple(local, False))
             timed("nvdec copy", threads, args.videos, total, lambda lo: simple(lo, True, torch.from_dlpack))
             timed("nvdec copy cai", threads, args.videos, total, lambda lo: simple(lo, True, cai))
             for batch in args.nvdec_batches:
                 timed(f"nvdec reader b{batch}", threads, args.videos, total, lambda lo, b=batch: nvdec_reader(lo, b))
             timed("nvdec torch ops", threads, args.videos, total, lambda lo: nvdec_reader(lo, NVDEC_BATCH, False))
+            dflt = partial(nvdec_reader, batch=NVDEC_BATCH, on_stream=False)
+            timed("nvdec reader dflt", threads, args.videos, total, dflt)
             timed("nvjpeg raw", threads, args.videos, len(planned), jpeg_raw)
             timed("nvjpeg raw x8", threads, max(1, args.videos // 8), len(planned), lambda lo: jpeg_raw(lo, 8), 8)
             shared = NvjpegReader(device, seed, pre.size, most=max(threads, 1))

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from types import SimpleNamespace
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -94,6 +97,50 @@ def test_nvdec_reader_makes_a_second_pass_when_the_header_lies(sample_videos):
     expected = read_frames(sample_videos["bikes"], "seed", PRE)
     np.testing.assert_array_equal(indices, expected.frame_indices)
     np.testing.assert_array_equal(frames.numpy(), expected.frames)
+
+
+class FakeSimpleDecoder:
+    """PyNvVideoCodec's ``SimpleDecoder`` contract on FFmpeg's planes; ``streams``: those decoders were made with."""
+
+    streams: ClassVar[list[int]] = []
+
+    def __init__(self, path, gpu_id=0, cuda_stream=0, use_device_memory=True, output_color_type=0):
+        self.streams.append(cuda_stream)
+        self.reconfigure_decoder(path)
+
+    def reconfigure_decoder(self, path):
+        self.count, batches = ffmpeg_nv12(path, 1)
+        self.frames = (batch[0] for batch in batches)
+
+    def __len__(self):
+        return self.count
+
+    def get_batch_frames(self, n):
+        return [frame for _, frame in zip(range(n), self.frames, strict=False)]
+
+
+@pytest.mark.parametrize("on_stream", [True, False])
+def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, on_stream):
+    """The decoder is made on the thread's current stream: that stream then orders each batch's copy before the
+    next batch reuses the decoder's surfaces, so the reader never waits on the host (on the default stream, where
+    NVIDIA's decoder synchronises after every frame, it waits once per batch, as before). Same frames either way."""
+    fake = type(sys)("PyNvVideoCodec")
+    fake.SimpleDecoder, fake.OutputColorType = FakeSimpleDecoder, type("OutputColorType", (), {"NATIVE": 0})
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", fake)
+    current = [SimpleNamespace(cuda_stream=7)]  # the decode thread's stream (handles are raw pointers)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current[0])
+    waits = []
+    monkeypatch.setattr(gpu_decode, "_event", lambda nv12: waits.append(1) or SimpleNamespace(synchronize=bool))
+    monkeypatch.setattr(FakeSimpleDecoder, "streams", [])
+    frames = gpu_decode.PyNvVideoCodecFrames(CPU, batch=64, on_stream=on_stream)
+    reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, frames, fused=False)
+    _, _, decoded, _ = reader.read(sample_videos["bikes"], sampler(PRE))
+    np.testing.assert_array_equal(decoded.numpy(), read_frames(sample_videos["bikes"], "seed", PRE).frames)
+    assert FakeSimpleDecoder.streams == [7 if on_stream else 0]
+    batches = len(np.unique(np.unique(sampler(PRE)(250)) // 64))  # decoder batches holding sampled frames
+    assert frames.in_order() == on_stream and len(waits) == (0 if on_stream else batches) and batches > 1
+    current[0] = SimpleNamespace(cuda_stream=8)  # read from another stream: no order to rely on
+    assert not frames.in_order()
 
 
 def opencv_jpeg(calls: list[int]):

@@ -6,10 +6,12 @@ integer arithmetic (``tensor_ops``), and only the sampled frames are kept, each 
 - ``nvdec``: PyNvVideoCodec's ``SimpleDecoder`` in its native NV12 output, read sequentially in batches (a decoded
   frame is a view of a decoder surface that the next call reuses, so the sampled ones are copied out before it);
   one decoder per thread, reused from video to video (``reconfigure_decoder``: creating one dominates a short
-  clip's cost). H.264 decoding is exact by the standard, so NVDEC's planes are FFmpeg's, and the NV12 -> RGB
-  conversion and the resize are OpenCV's bit for bit: the frames equal the CPU path's (measured on the GPU in
-  ``benchmarks/e2e_gpu.py``). PyNvVideoCodec's own RGB output is not OpenCV's (BT.709 for untagged streams, another
-  chroma scale), so it is not used.
+  clip's cost), writing its frames on the thread's CUDA stream (on the default stream, NVIDIA's decoder
+  synchronises that stream after every frame, and so waits for whatever else runs there, e.g. the model). H.264
+  decoding is exact by the standard, so NVDEC's planes are FFmpeg's, and the NV12 -> RGB conversion and the resize
+  are OpenCV's bit for bit: the frames equal the CPU path's (measured on the GPU in ``benchmarks/e2e_gpu.py``).
+  PyNvVideoCodec's own RGB output is not OpenCV's (BT.709 for untagged streams, another chroma scale), so it is not
+  used.
 - ``nvjpeg``: ``torchvision.io.decode_jpeg(device="cuda")`` on the sampled frames' files (read by the calling
   thread), the videos of all threads waiting at the time in one call (a group commit, ``Coalesced``). nvJPEG's
   chroma upsampling is not libjpeg-turbo's: its pixels differ from ``cv2.imread``'s by up to 11 levels, up to 60
@@ -99,6 +101,7 @@ class NvdecReader(FrameReader):
     def read(self, path, sample, num_frames=None):
         """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong)."""
         guess, batches = self.batches(str(path))
+        in_order = isinstance(self.batches, PyNvVideoCodecFrames) and self.batches.in_order()
         for attempt in range(2):
             if attempt:
                 _, batches = self.batches(str(path))
@@ -109,15 +112,15 @@ class NvdecReader(FrameReader):
                 if len(rows):
                     sampled = [torch.from_dlpack(batch[int(planned[k]) - count]) for k in rows]  # (3H/2, W) views
                     nv12 = torch.stack(sampled)  # copied off the decoder's surfaces
-                    copied = _event(nv12)
+                    copied = None if in_order else _event(nv12)
                     new_w, new_h = resized_size(nv12.shape[1] * 2 // 3, nv12.shape[2], self.protocol, self.size)
                     if frames is None:
                         frames = torch.empty((len(planned), new_h, new_w, 3), dtype=torch.uint8, device=nv12.device)
                     if (new_h, new_w) != frames.shape[1:3]:
                         raise VideoError(f"{path}: frame {int(planned[rows[0]])} has another size than the ones before")
                     self.convert(nv12, frames[int(rows[0]) : int(rows[-1]) + 1])  # sorted: the rows are consecutive
-                    if copied is not None:
-                        copied.synchronize()  # the next batch may reuse the surfaces the copy read
+                    if copied is not None:  # the next batch may reuse the surfaces the copy read
+                        copied.synchronize()  # (in order: the decoder writes them on this stream, after the copy)
                 count += len(batch)
             indices = pass_complete(path, count, sample, planned, frames)
             if indices is not None:
@@ -239,24 +242,37 @@ class _Call:
 
 
 class PyNvVideoCodecFrames:
-    """``path -> (count hint, batches of NV12 frames)`` through one PyNvVideoCodec ``SimpleDecoder``, reused."""
+    """``path -> (count hint, batches of NV12 frames)`` through one PyNvVideoCodec ``SimpleDecoder``, reused.
 
-    def __init__(self, device: torch.device, batch: int = NVDEC_BATCH) -> None:
-        self.batch = batch
+    The decoder is made on the first call and writes its frames on the CUDA stream current then (``on_stream``; False:
+    the default stream, which NVIDIA's decoder synchronises after every frame: the old behaviour, for benchmarks)."""
+
+    def __init__(self, device: torch.device, batch: int = NVDEC_BATCH, on_stream: bool = True) -> None:
+        self.batch, self.device, self.on_stream = batch, device, on_stream
         try:
             import PyNvVideoCodec as nvc
         except ImportError as e:
             raise I3DError(f"--decoder nvdec needs PyNvVideoCodec ({INSTALL_HINT}): {e}") from e
         self.nvc, self.gpu = nvc, device.index or 0
-        self.decoder = None
+        self.decoder, self.stream = None, 0  # stream: the raw handle the decoder writes on (0: the default stream)
+
+    def in_order(self) -> bool:
+        """Whether the decoder writes its frames on the current stream (not the default one): then that stream
+        orders a batch's reads before the next batch's writes to the same surfaces, with no wait on the host."""
+        return self.stream != 0 and self.stream == torch.cuda.current_stream(self.device).cuda_stream
 
     def _open(self, path: str):
         if not Path(path).is_file():
             raise VideoError(f"{path}: no such file")
         try:
             if self.decoder is None:
+                self.stream = torch.cuda.current_stream(self.device).cuda_stream if self.on_stream else 0
                 self.decoder = self.nvc.SimpleDecoder(
-                    path, gpu_id=self.gpu, use_device_memory=True, output_color_type=self.nvc.OutputColorType.NATIVE
+                    path,
+                    gpu_id=self.gpu,
+                    cuda_stream=self.stream,
+                    use_device_memory=True,
+                    output_color_type=self.nvc.OutputColorType.NATIVE,
                 )
             else:
                 self.decoder.reconfigure_decoder(path)
