@@ -8,8 +8,8 @@ Rows, each a number of threads decoding --videos copies of bikes.mp4 (or of its 
   nvdec raw own   the same, the decoder writing on the thread's own stream (cuda_stream=...) instead of the default
                   stream, which NVIDIA's decoder synchronises after every frame
   nvdec new       the same as raw with a new SimpleDecoder per video (what reuse saves)
-  nvdec copy      raw + the sampled frames wrapped (DLPack) and copied off the decoder's surfaces per batch, as the
-                  reader does, without the conversion: tells the wrapping's cost from the conversion's
+  nvdec copy      raw own + the sampled frames wrapped (DLPack) and copied off the decoder's surfaces per batch, as
+                  the reader does, without the conversion: tells the wrapping's cost from the conversion's
   nvdec copy cai  the same, frames wrapped through __cuda_array_interface__ (torch.as_tensor) instead of DLPack
   nvdec reader bN data.gpu_decode.NvdecReader asking the decoder for N frames at a time (--nvdec-batches): + the
                   sampled frames' NV12 -> RGB and resize (the fused Triton kernel), seed protocol
@@ -125,8 +125,10 @@ def main() -> None:
                     rows = planned_video[(planned_video >= done) & (planned_video < done + len(frames))]
                     if len(rows):
                         torch.stack([wrap(frames[int(k) - done]) for k in rows])
-                        stream.synchronize()
+                        if not on_stream:  # the next call reuses the surfaces (on its stream: ordered there)
+                            stream.synchronize()
                 done += len(frames)
+        stream.synchronize()  # the video complete, as a decode thread waits for it
 
     def nvdec_reader(local, batch: int, fused: bool | None = None, on_stream: bool = True):
         key = f"nvdec{batch}{fused}{on_stream}"
@@ -164,8 +166,9 @@ def main() -> None:
             timed("nvdec raw", threads, args.videos, total, lambda local: simple(local, True))
             timed("nvdec raw own", threads, args.videos, total, lambda local: simple(local, True, on_stream=True))
             timed("nvdec new", threads, args.videos, total, lambda local: simple(local, False))
-            timed("nvdec copy", threads, args.videos, total, lambda lo: simple(lo, True, torch.from_dlpack))
-            timed("nvdec copy cai", threads, args.videos, total, lambda lo: simple(lo, True, cai))
+            copy = partial(simple, reuse=True, on_stream=True)
+            timed("nvdec copy", threads, args.videos, total, partial(copy, wrap=torch.from_dlpack))
+            timed("nvdec copy cai", threads, args.videos, total, partial(copy, wrap=cai))
             for batch in args.nvdec_batches:
                 timed(f"nvdec reader b{batch}", threads, args.videos, total, lambda lo, b=batch: nvdec_reader(lo, b))
             timed("nvdec torch ops", threads, args.videos, total, lambda lo: nvdec_reader(lo, NVDEC_BATCH, False))
