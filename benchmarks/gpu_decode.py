@@ -10,7 +10,8 @@ Rows, each a number of threads decoding --videos copies of bikes.mp4 (or of its 
   nvdec new       the same as raw with a new SimpleDecoder per video (what reuse saves)
   nvdec copy      raw own + the sampled frames wrapped (DLPack) and copied off the decoder's surfaces per batch, as
                   the reader does, without the conversion: tells the wrapping's cost from the conversion's
-  nvdec copy cai  the same, frames wrapped through __cuda_array_interface__ (torch.as_tensor) instead of DLPack
+  nvdec copy torch the same, wrapped by torch.from_dlpack(frame) (its first __dlpack__ call fails on
+                  PyNvVideoCodec's signature every frame) instead of gpu_decode.wrap
   nvdec reader bN data.gpu_decode.NvdecReader asking the decoder for N frames at a time (--nvdec-batches): + the
                   sampled frames' NV12 -> RGB and resize (the fused Triton kernel), seed protocol
   nvdec torch ops the reader, batches of 64, converting with the torch ops instead of the fused kernel
@@ -40,7 +41,14 @@ import torch
 from i3d_infer.data import fused_nv12
 from i3d_infer.data.decode import count_rawframes
 from i3d_infer.data.extract import ExtractOptions, extract_all
-from i3d_infer.data.gpu_decode import NVDEC_BATCH, NvdecReader, NvjpegReader, PyNvVideoCodecFrames
+from i3d_infer.data.gpu_decode import (
+    NVDEC_BATCH,
+    NvdecReader,
+    NvjpegReader,
+    PyNvVideoCodecFrames,
+    consumer_stream,
+    wrap,
+)
 from i3d_infer.data.pipeline import sampler
 from i3d_infer.data.samples import sample_videos
 from i3d_infer.data.transforms import get_protocol
@@ -51,11 +59,15 @@ def time_row(name: str, threads: int, tasks: int, frames_per_video: int, work, v
     """``work(local)`` ``tasks`` times from ``threads`` threads (``local``: the thread's own state), after one
     warm-up task per thread."""
     local = threading.local()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda _: work(local), range(threads)))  # warm-up: decoders, streams, tables made
-        start = time.perf_counter()
-        list(pool.map(lambda _: work(local), range(tasks)))
-        seconds = time.perf_counter() - start
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda _: work(local), range(threads)))  # warm-up: decoders, streams, tables made
+            start = time.perf_counter()
+            list(pool.map(lambda _: work(local), range(tasks)))
+            seconds = time.perf_counter() - start
+    except Exception as e:  # one row's failure is a line: the other rows of a device run still count
+        print(f"{name:<17} {threads:>3} threads failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return
     videos = tasks * videos_per_task
     print(
         f"{name:<17} {threads:>3} threads {videos / seconds:8.1f} videos/s "
@@ -93,14 +105,16 @@ def main() -> None:
     total = 250
     planned_video = np.unique(sampler(pre)(total))
     print(f"fused NV12 kernel: {fused_nv12.unavailable(device) or 'used'}")
-    cai = partial(torch.as_tensor, device=device)  # through __cuda_array_interface__
+
+    def from_dlpack(frame, stream):  # torch's own: offers max_version first
+        return torch.from_dlpack(frame)
 
     def own_stream(local) -> torch.cuda.Stream:
         if getattr(local, "stream", None) is None:
             local.stream = torch.cuda.Stream(device)
         return local.stream
 
-    def simple(local, reuse: bool, wrap=None, on_stream: bool = False):
+    def simple(local, reuse: bool, wrap_frame=None, on_stream: bool = False):
         key = f"decoder{on_stream}"
         if reuse and getattr(local, key, None) is not None:
             getattr(local, key).reconfigure_decoder(bikes)
@@ -117,14 +131,15 @@ def main() -> None:
             )
         decoder, done, stream = getattr(local, key), 0, own_stream(local)
         with torch.cuda.stream(stream):
+            handle = consumer_stream(device)
             while done < total:
                 frames = decoder.get_batch_frames(min(NVDEC_BATCH, total - done))
                 if not frames:
                     break
-                if wrap is not None:
+                if wrap_frame is not None:
                     rows = planned_video[(planned_video >= done) & (planned_video < done + len(frames))]
                     if len(rows):
-                        torch.stack([wrap(frames[int(k) - done]) for k in rows])
+                        torch.stack([wrap_frame(frames[int(k) - done], handle) for k in rows])
                         if not on_stream:  # the next call reuses the surfaces (on its stream: ordered there)
                             stream.synchronize()
                 done += len(frames)
@@ -167,8 +182,8 @@ def main() -> None:
             timed("nvdec raw own", threads, args.videos, total, lambda local: simple(local, True, on_stream=True))
             timed("nvdec new", threads, args.videos, total, lambda local: simple(local, False))
             copy = partial(simple, reuse=True, on_stream=True)
-            timed("nvdec copy", threads, args.videos, total, partial(copy, wrap=torch.from_dlpack))
-            timed("nvdec copy cai", threads, args.videos, total, partial(copy, wrap=cai))
+            timed("nvdec copy", threads, args.videos, total, partial(copy, wrap_frame=wrap))
+            timed("nvdec copy torch", threads, args.videos, total, partial(copy, wrap_frame=from_dlpack))
             for batch in args.nvdec_batches:
                 timed(f"nvdec reader b{batch}", threads, args.videos, total, lambda lo, b=batch: nvdec_reader(lo, b))
             timed("nvdec torch ops", threads, args.videos, total, lambda lo: nvdec_reader(lo, NVDEC_BATCH, False))

@@ -143,6 +143,22 @@ def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, 
     assert not frames.in_order()
 
 
+def test_frames_are_wrapped_with_one_dlpack_call_each():
+    """PyNvVideoCodec's ``__dlpack__(stream)`` takes no ``max_version``: the reader asks once, with its stream."""
+    calls = []
+
+    class Frame:  # the binding's signature
+        def __dlpack__(self, stream=None):
+            calls.append(stream)
+            return torch.arange(6, dtype=torch.uint8).__dlpack__()
+
+        def __dlpack_device__(self):
+            return (1, 0)
+
+    assert gpu_decode.wrap(Frame(), 5).tolist() == list(range(6)) and calls == [5]
+    assert gpu_decode.consumer_stream(CPU) is None
+
+
 def opencv_jpeg(calls: list[int]):
     """nvJPEG's contract with OpenCV's decoder (its pixels are what benchmarks/e2e_gpu.py measures); records the
     number of files of every call."""

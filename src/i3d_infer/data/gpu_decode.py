@@ -102,6 +102,7 @@ class NvdecReader(FrameReader):
         """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong)."""
         guess, batches = self.batches(str(path))
         in_order = isinstance(self.batches, PyNvVideoCodecFrames) and self.batches.in_order()
+        stream = consumer_stream(self.device)
         for attempt in range(2):
             if attempt:
                 _, batches = self.batches(str(path))
@@ -110,7 +111,7 @@ class NvdecReader(FrameReader):
             for batch in batches:
                 rows = np.flatnonzero((planned >= count) & (planned < count + len(batch)))
                 if len(rows):
-                    sampled = [torch.from_dlpack(batch[int(planned[k]) - count]) for k in rows]  # (3H/2, W) views
+                    sampled = [wrap(batch[int(planned[k]) - count], stream) for k in rows]  # (3H/2, W) views
                     nv12 = torch.stack(sampled)  # copied off the decoder's surfaces
                     copied = None if in_order else _event(nv12)
                     new_w, new_h = resized_size(nv12.shape[1] * 2 // 3, nv12.shape[2], self.protocol, self.size)
@@ -294,6 +295,18 @@ class PyNvVideoCodecFrames:
                 return
             done += len(frames)
             yield frames  # DLPack views of decoder surfaces, valid until the next call
+
+
+def consumer_stream(device: torch.device) -> int | None:
+    """The current stream as DLPack's ``__dlpack__(stream=...)`` takes it (1: the legacy default stream), None on
+    the CPU."""
+    return (torch.cuda.current_stream(device).cuda_stream or 1) if device.type == "cuda" else None
+
+
+def wrap(frame, stream: int | None) -> torch.Tensor:
+    """A DLPack producer's frame as a tensor, asked once with the consumer's ``stream``: ``torch.from_dlpack(frame)``
+    first offers ``max_version``, which PyNvVideoCodec's ``__dlpack__`` rejects with a TypeError, every frame."""
+    return torch.from_dlpack(frame.__dlpack__() if stream is None else frame.__dlpack__(stream=stream))
 
 
 def _event(tensor: torch.Tensor):
