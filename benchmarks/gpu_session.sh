@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One device run that checks and times the GPU decoders (about 5 minutes on an H100/H200 with 16 cores):
-# where their time goes (gpu_decode.py), then the whole table with the exactness checks (e2e_gpu.py).
+# One device run that checks and times the GPU decoders (about 6 minutes on an H100/H200 with 16 cores):
+# where their time goes (gpu_decode.py), the CPU workers' decoding threads (decode_threads.py), then the whole
+# table with the exactness checks (e2e_gpu.py).
 #
 # The lent GPU image has torch, torchvision and OpenCV but neither PyNvVideoCodec nor the sample videos. Here, once:
 #   mkdir -p .samples .whl && cp $(i3d samples) .samples/
@@ -23,5 +24,7 @@ python3 benchmarks/gpu_decode.py --videos 64 --threads 1 8 16 2>&1 | grep -v "IN
 # the same readers with a 10x shorter GIL switch interval: do threads back from decode calls wait for the GIL?
 python3 benchmarks/gpu_decode.py --videos 64 --threads 8 16 --rows "nvdec copy" "nvdec reader b64" "nvjpeg reader" \
     --switch-interval 0.0005 2>&1 | grep -v "INVALID INDEX" | tee "$out/gpu_decode_switch.txt"
+# the CPU decode workers' threads on this machine's cores: their share (what the evaluation does) vs FFmpeg's choice
+python3 benchmarks/decode_threads.py --videos 160 --rounds 3 2>&1 | tee "$out/decode_threads.txt"
 python3 benchmarks/e2e_gpu.py --videos 320 --determinism 32 --json "$out/e2e.json" 2>&1 | grep -v "INVALID INDEX" \
     | tee "$out/e2e.log"

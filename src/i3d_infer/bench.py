@@ -182,10 +182,17 @@ def bench_e2e(
 
 
 def bench_decode_ceiling(
-    dataset, workers: int, max_videos: int | None = None, progress: bool = True, gpu_decoding=None, device=None
+    dataset,
+    workers: int,
+    max_videos: int | None = None,
+    progress: bool = True,
+    gpu_decoding=None,
+    device=None,
+    threads: int | None = None,
 ) -> BenchRecord:
-    """The decode ceiling: ``workers`` processes decoding (decode, sample, resize) and sending nothing back; with
-    ``gpu_decoding``, its threads decoding into GPU memory (the frames dropped there).
+    """The decode ceiling: ``workers`` processes decoding (decode, sample, resize) and sending nothing back, each
+    with ``threads`` decoding threads (None: its share of the cores, as the evaluation's workers; 0: FFmpeg's choice);
+    with ``gpu_decoding``, its threads decoding into GPU memory (the frames dropped there).
 
     One figure per video (wall time / videos, as ms per video), so ``videos_per_s`` is comparable to
     :func:`bench_e2e`'s with ``backend=None``.
@@ -201,7 +208,7 @@ def bench_decode_ceiling(
         decoders = GpuDecodeStream(dataset, list(range(count)), gpu_decoding, device, 1)
         label = f"{gpu_decoding.threads} {gpu_decoding.decoder} threads"
     else:
-        threads = worker_threads(workers)  # as the evaluation's workers decode
+        threads = worker_threads(workers) if threads is None else threads
         decoders = run_tasks(partial(_decode_nothing, dataset, threads=threads), range(count), workers, ordered=False)
         label = f"{workers} processes"
     start = time.perf_counter()
