@@ -103,9 +103,12 @@ class FakeSimpleDecoder:
     """PyNvVideoCodec's ``SimpleDecoder`` contract on FFmpeg's planes; ``streams``: those decoders were made with."""
 
     streams: ClassVar[list[int]] = []
+    refuse_streams = False  # as a PyNvVideoCodec that rejected the caller's stream would
 
     def __init__(self, path, gpu_id=0, cuda_stream=0, use_device_memory=True, output_color_type=0):
         self.streams.append(cuda_stream)
+        if cuda_stream and self.refuse_streams:
+            raise RuntimeError("cudastream input argument does not correspond to cudacontext argument")
         self.reconfigure_decoder(path)
 
     def reconfigure_decoder(self, path):
@@ -141,6 +144,24 @@ def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, 
     assert frames.in_order() == on_stream and len(waits) == (0 if on_stream else batches) and batches > 1
     current[0] = SimpleNamespace(cuda_stream=8)  # read from another stream: no order to rely on
     assert not frames.in_order()
+
+
+def test_nvdec_decoder_refusing_the_stream_decodes_on_the_default_one(sample_videos, monkeypatch, caplog, tmp_path):
+    fake = type(sys)("PyNvVideoCodec")
+    fake.SimpleDecoder, fake.OutputColorType = FakeSimpleDecoder, type("OutputColorType", (), {"NATIVE": 0})
+    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", fake)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: SimpleNamespace(cuda_stream=7))
+    monkeypatch.setattr(FakeSimpleDecoder, "streams", [])
+    monkeypatch.setattr(FakeSimpleDecoder, "refuse_streams", True)
+    frames = gpu_decode.PyNvVideoCodecFrames(CPU)
+    reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, frames, fused=False)
+    _, _, decoded, _ = reader.read(sample_videos["carphone_pristine"], sampler(PRE))
+    np.testing.assert_array_equal(decoded.numpy(), read_frames(sample_videos["carphone_pristine"], "seed", PRE).frames)
+    assert FakeSimpleDecoder.streams == [7, 0] and not frames.in_order()
+    assert "refused this thread's CUDA stream (cudastream input argument does not" in caplog.text
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 300)
+    with pytest.raises(VideoError, match="broken.mp4: NVDEC cannot open it"):  # a bad video still fails as one
+        gpu_decode.PyNvVideoCodecFrames(CPU)(str(tmp_path / "broken.mp4"))
 
 
 def test_frames_are_wrapped_with_one_dlpack_call_each():

@@ -23,9 +23,11 @@ Keep reads out of CUDA graph captures (``transport.gpu`` does both).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -267,19 +269,30 @@ class PyNvVideoCodecFrames:
             raise VideoError(f"{path}: no such file")
         try:
             if self.decoder is None:
-                self.stream = torch.cuda.current_stream(self.device).cuda_stream if self.on_stream else 0
-                self.decoder = self.nvc.SimpleDecoder(
-                    path,
-                    gpu_id=self.gpu,
-                    cuda_stream=self.stream,
-                    use_device_memory=True,
-                    output_color_type=self.nvc.OutputColorType.NATIVE,
-                )
+                self.decoder = self._make(path)
             else:
                 self.decoder.reconfigure_decoder(path)
         except Exception as e:  # PyNvVideoCodec raises plain exceptions
             self.decoder = None
             raise VideoError(f"{path}: NVDEC cannot open it ({first_line(e)})") from e
+
+    def _make(self, path: str):
+        """A decoder on the current stream; on the default stream (said once) if PyNvVideoCodec refuses that one."""
+        stream = torch.cuda.current_stream(self.device).cuda_stream if self.on_stream else 0
+        make = partial(self.nvc.SimpleDecoder, path, gpu_id=self.gpu, use_device_memory=True)
+        native = self.nvc.OutputColorType.NATIVE
+        try:
+            decoder = make(cuda_stream=stream, output_color_type=native)
+        except Exception as e:
+            if not stream:
+                raise
+            decoder = make(cuda_stream=0, output_color_type=native)  # raises again for a video it cannot open
+            logging.getLogger("i3d_infer").warning(
+                "nvdec: the decoder refused this thread's CUDA stream (%s): the default stream instead", first_line(e)
+            )
+            self.on_stream, stream = False, 0
+        self.stream = stream
+        return decoder
 
     def __call__(self, path: str) -> tuple[int, Iterator[list[torch.Tensor]]]:
         self._open(path)
