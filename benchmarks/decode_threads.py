@@ -12,7 +12,6 @@ does not). Default --workers: the cores less one, as `i3d eval` on a GPU machine
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -21,12 +20,13 @@ from i3d_infer.bench import bench_decode_ceiling
 from i3d_infer.data.datasets import VideoDataset
 from i3d_infer.data.decode import worker_threads
 from i3d_infer.data.samples import sample_videos
+from i3d_infer.machine import usable_cores
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=48)
-    parser.add_argument("--workers", type=int, default=max(1, len(os.sched_getaffinity(0)) - 1))
+    parser.add_argument("--workers", type=int, default=max(1, usable_cores() - 1))
     parser.add_argument("--protocol", default="seed")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -34,8 +34,7 @@ def main() -> None:
     share = worker_threads(args.workers)
     ways = {f"{share} thread(s) each": share, "FFmpeg's choice": 0}
     figures: dict[str, list[float]] = {name: [] for name in ways}
-    cores = len(os.sched_getaffinity(0))
-    print(f"{cores} cores, {args.workers} workers, {args.videos} x {bikes.name}, {args.protocol}")
+    print(f"{usable_cores()} cores, {args.workers} workers, {args.videos} x {bikes.name}, {args.protocol}")
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "list.txt"
         listing.write_text(f"{bikes.name} 0\n" * args.videos)

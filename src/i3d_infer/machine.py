@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 from importlib import metadata
 
 import numpy as np
+
+
+def usable_cores() -> int:
+    """All cores this process may use (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def versions() -> dict:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError
+from ..machine import usable_cores
 
 # OpenCV's FFmpeg backend reads this when it first opens a file: keep its log lines about damaged input off the
 # terminal (our own one-line error names the file instead). A user's own setting wins.
@@ -51,7 +52,7 @@ def worker_threads(workers: int) -> int:
     FFmpeg's own choice is a thread per core in every process; with a process per core, its frame threading adds
     only hand-overs between threads (bikes.mp4, 2 workers on 2 cores: about 20% more videos/s with one thread each,
     benchmarks/RESULTS.md). The decoded frames are the same whatever the thread count."""
-    return max(1, len(os.sched_getaffinity(0)) // max(workers, 1))
+    return max(1, usable_cores() // max(workers, 1))
 
 
 class PyAVSource(FrameSource):

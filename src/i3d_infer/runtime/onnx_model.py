@@ -21,11 +21,6 @@ def require(module: str, extra: str):
         raise I3DError(f"this backend needs {module}: pip install 'i3d-infer[{extra}]'") from None
 
 
-def default_threads() -> int:
-    """All cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 class OnnxGraphBackend:
     """Feeds uint8 views to a graph exported by ``i3d export`` (input ``video`` ``(B, V, 3, T, H, W)``).
 

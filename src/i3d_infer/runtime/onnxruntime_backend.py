@@ -7,8 +7,9 @@ import os
 import numpy as np
 
 from ..errors import I3DError, first_line
+from ..machine import usable_cores
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
-from .onnx_model import OnnxGraphBackend, default_threads, require
+from .onnx_model import OnnxGraphBackend, require
 
 ORT_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(float16)": np.float16}
 
@@ -22,7 +23,7 @@ def make_session(path: str | os.PathLike, device: str = "cpu", threads: int | No
     ort = require("onnxruntime", "onnxruntime")
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or default_threads()
+    options.intra_op_num_threads = threads or usable_cores()
     options.log_severity_level = 3  # errors only
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda"):

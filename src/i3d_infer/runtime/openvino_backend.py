@@ -7,8 +7,9 @@ import os
 import numpy as np
 
 from ..errors import I3DError, first_line
+from ..machine import usable_cores
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
-from .onnx_model import OnnxGraphBackend, default_threads, require
+from .onnx_model import OnnxGraphBackend, require
 
 
 class OpenVINOBackend(OnnxGraphBackend):
@@ -40,7 +41,7 @@ class OpenVINOBackend(OnnxGraphBackend):
             raise I3DError(f"{self.path}: OpenVINO cannot read it ({first_line(e)})") from e
         config = {
             "PERFORMANCE_HINT": hint,
-            "INFERENCE_NUM_THREADS": threads or default_threads(),
+            "INFERENCE_NUM_THREADS": threads or usable_cores(),
             "INFERENCE_PRECISION_HINT": "f32",
         }
         self.compiled = core.compile_model(model, "CPU", config)
