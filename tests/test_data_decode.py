@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import cv2
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from i3d_infer.data.decode import OpenCVSource, PyAVSource, RawframeSource, open_source, read_sampled_frames
 from i3d_infer.data.pipeline import read_video
 from i3d_infer.data.sampling import sample_frame_indices
+from i3d_infer.data.transforms import get_protocol, resize_frame
 from i3d_infer.errors import VideoError
 from videos import opencv_rawframes, write_video, write_video_without_frames
 
@@ -40,6 +43,42 @@ def test_decoding_threads_change_no_pixel(sample_videos, source):
     capture = OpenCVSource(sample_videos["bikes"], threads=1)._open()
     assert capture.get(cv2.CAP_PROP_N_THREADS) == 1
     capture.release()
+
+
+def swapped_first(source, index: int) -> np.ndarray:
+    """Frame ``index`` of ``source`` swapped to RGB at full size, as the pipeline did before resizing."""
+    if isinstance(source, RawframeSource):
+        return source.read_frame(index)
+    capture = cv2.VideoCapture(str(source.path))
+    for _ in range(index + 1):
+        bgr = capture.read()[1]
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize("protocol", ["seed", "threecrop"])
+def test_resize_before_the_channel_swap_changes_no_pixel(sample_videos, tmp_path, protocol):
+    """OpenCV's frames are resized in BGR, then swapped to RGB straight into their rows: the same pixels as swapping
+    every frame first (cv2.resize treats the channels alike), for downscaled, upscaled and rawframe sources (every
+    9th sampled frame)."""
+    resize = partial(resize_frame, protocol=get_protocol(protocol), size=256)
+    opencv_rawframes(sample_videos["bikes"], tmp_path / "bikes", size=(96, 80))
+    sources = [OpenCVSource(path) for path in sample_videos.values()] + [RawframeSource(tmp_path / "bikes")]
+    for source in sources:
+        _, indices, frames, _ = read_sampled_frames(source, sample_frame_indices, resize)
+        for row, index in list(enumerate(np.unique(indices)))[::9]:
+            np.testing.assert_array_equal(frames[row], resize(swapped_first(source, int(index))), str(source.path))
+
+
+def test_a_source_that_ignores_out_still_fills_the_rows(sample_videos):
+    class Plain(OpenCVSource):  # an older LazyFrame: no ``out``
+        def frames(self):
+            for lazy in super().frames():
+                yield lambda transform=None, out=None, lazy=lazy: lazy(transform).copy()
+
+    resize = partial(resize_frame, protocol=get_protocol("seed"), size=64)
+    expected = read_sampled_frames(OpenCVSource(sample_videos["carphone_pristine"]), sample_frame_indices, resize)
+    got = read_sampled_frames(Plain(sample_videos["carphone_pristine"]), sample_frame_indices, resize)
+    np.testing.assert_array_equal(got[2], expected[2])
 
 
 @pytest.mark.parametrize("source", SOURCES)

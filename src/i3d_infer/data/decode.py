@@ -10,6 +10,7 @@ import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,9 @@ from ..machine import usable_cores
 # terminal (our own one-line error names the file instead). A user's own setting wins.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-LazyFrame = Callable[[], np.ndarray]  # returns one uint8 (H, W, 3) RGB frame
+# lazy(transform=None, out=None) -> one uint8 (H, W, 3) RGB frame, ``transform`` (a resize: it must treat the three
+# channels alike, as it may see the decoder's BGR) applied, written into ``out`` when that has the frame's shape
+LazyFrame = Callable[..., np.ndarray]
 RAWFRAME_PATTERN = re.compile(r"^img_(\d{5,})\.jpg$")
 
 
@@ -44,6 +47,20 @@ class FrameSource(ABC):
     @abstractmethod
     def frames(self) -> Iterator[LazyFrame]:
         """Every decodable frame in order, as a callable that converts it; valid until the next frame is taken."""
+
+
+def finish(frame: np.ndarray, transform, out: np.ndarray | None, bgr: bool) -> np.ndarray:
+    """A decoded frame (OpenCV's BGR, or RGB) -> ``transform``-ed RGB, into ``out`` when it fits. ``transform`` runs
+    first: a resize treats the channels alike, so the channel swap is done once, on the smaller frame, straight into
+    its destination (the same pixels as swapping first: tests)."""
+    frame = frame if transform is None else transform(frame)
+    fits = out is not None and out.shape == frame.shape
+    if bgr:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=out if fits else None)
+    if fits:
+        out[...] = frame
+        return out
+    return frame
 
 
 def worker_threads(workers: int) -> int:
@@ -107,7 +124,9 @@ class PyAVSource(FrameSource):
                     return
                 except av.error.FFmpegError:
                     return  # like cv2.VideoCapture.read(): the decodable frames end at the first failure
-                yield lambda frame=frame: frame.to_ndarray(format="rgb24")
+                yield lambda transform=None, out=None, frame=frame: finish(
+                    frame.to_ndarray(format="rgb24"), transform, out, bgr=False
+                )
         finally:
             container.close()
 
@@ -143,7 +162,7 @@ class OpenCVSource(FrameSource):
         capture = self._open()
         try:
             while capture.grab():
-                yield lambda: cv2.cvtColor(capture.retrieve()[1], cv2.COLOR_BGR2RGB)
+                yield lambda transform=None, out=None: finish(capture.retrieve()[1], transform, out, bgr=True)
         finally:
             capture.release()
 
@@ -183,8 +202,8 @@ class RawframeSource(FrameSource):
         """Path of 0-based frame ``index``."""
         return self.path / f"img_{index + 1:05d}.jpg"
 
-    def read_frame(self, index: int) -> np.ndarray:
-        """Decode 0-based frame ``index`` as uint8 RGB."""
+    def read_frame(self, index: int, transform=None, out: np.ndarray | None = None) -> np.ndarray:
+        """Decode 0-based frame ``index`` as uint8 RGB (``transform`` and ``out`` as :data:`LazyFrame` takes them)."""
         path = self.frame_path(index)
         try:
             data = np.fromfile(path, dtype=np.uint8)
@@ -193,11 +212,11 @@ class RawframeSource(FrameSource):
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise VideoError(f"{path}: not a readable image")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return finish(image, transform, out, bgr=True)
 
     def frames(self) -> Iterator[LazyFrame]:
         for index in range(self._count()):
-            yield lambda index=index: self.read_frame(index)
+            yield partial(self.read_frame, index)
 
 
 DECODERS = {"pyav": PyAVSource, "opencv": OpenCVSource}
@@ -233,7 +252,8 @@ def read_sampled_frames(
     Args:
         source: where the frames come from.
         sample: frame count -> ``(num_clips, clip_len)`` 0-based frame indices.
-        transform: applied to each sampled uint8 RGB frame (resize).
+        transform: applied to each sampled uint8 frame (a resize; it must treat the channels alike: it may see the
+            decoder's BGR, swapped to RGB after it).
         allocate: shape -> the uint8 array the distinct frames are written into (e.g. a slot of shared memory);
             None: a new array.
 
@@ -254,13 +274,16 @@ def read_sampled_frames(
         count = 0
         for index, lazy in enumerate(source.frames()):
             k = row.get(index)
-            if k is not None:
-                frame = transform(lazy())
-                if frames is None:
+            if k is not None:  # converted straight into its row (e.g. shared memory): no list of frames, no stacking
+                out = None if frames is None else frames[k]
+                frame = lazy(transform, out)
+                if frames is None:  # the first one tells the shape
                     frames = allocate((len(row), *frame.shape))
-                if frame.shape != frames.shape[1:]:
-                    raise VideoError(f"{source.path}: frame {index} has another size than the frames before it")
-                frames[k] = frame  # straight into its row (e.g. shared memory): no list of frames, no stacking
+                    frames[k] = frame
+                elif frame is not out:  # not converted in place
+                    if frame.shape != out.shape:
+                        raise VideoError(f"{source.path}: frame {index} has another size than the frames before it")
+                    out[...] = frame
             count = index + 1
         indices = pass_complete(source.path, count, sample, planned, frames)
         if indices is not None:
