@@ -24,7 +24,7 @@ python3 benchmarks/gpu_decode.py --videos 64 --threads 1 8 16 2>&1 | grep -v "IN
 # the same readers with a 10x shorter GIL switch interval: do threads back from decode calls wait for the GIL?
 python3 benchmarks/gpu_decode.py --videos 64 --threads 8 16 --rows "nvdec copy" "nvdec reader b64" "nvjpeg reader" \
     --switch-interval 0.0005 2>&1 | grep -v "INVALID INDEX" | tee "$out/gpu_decode_switch.txt"
-# the CPU decode workers' threads on this machine's cores: their share (what the evaluation does) vs FFmpeg's choice
+# the CPU decode workers' threads on these cores: their share (the evaluation's), FFmpeg's choice, + cv2's pool cut
 python3 benchmarks/decode_threads.py --videos 160 --rounds 3 2>&1 | tee "$out/decode_threads.txt"
 python3 benchmarks/e2e_gpu.py --videos 320 --determinism 32 --json "$out/e2e.json" 2>&1 | grep -v "INVALID INDEX" \
     | tee "$out/e2e.log"
