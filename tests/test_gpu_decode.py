@@ -122,19 +122,24 @@ class FakeSimpleDecoder:
         return [frame for _, frame in zip(range(n), self.frames, strict=False)]
 
 
-@pytest.mark.parametrize("on_stream", [True, False])
-def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, on_stream):
-    """The decoder is made on the thread's current stream: that stream then orders each batch's copy before the
-    next batch reuses the decoder's surfaces, so the reader never waits on the host (on the default stream, where
-    NVIDIA's decoder synchronises after every frame, it waits once per batch, as before). Same frames either way."""
+@pytest.fixture
+def fake_pynvvideocodec(monkeypatch):
+    """``import PyNvVideoCodec`` gives :class:`FakeSimpleDecoder`, its record of streams emptied."""
     fake = type(sys)("PyNvVideoCodec")
     fake.SimpleDecoder, fake.OutputColorType = FakeSimpleDecoder, type("OutputColorType", (), {"NATIVE": 0})
     monkeypatch.setitem(sys.modules, "PyNvVideoCodec", fake)
+    monkeypatch.setattr(FakeSimpleDecoder, "streams", [])
+
+
+@pytest.mark.parametrize("on_stream", [True, False])
+def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, fake_pynvvideocodec, on_stream):
+    """The decoder is made on the thread's current stream: that stream then orders each batch's copy before the
+    next batch reuses the decoder's surfaces, so the reader never waits on the host (on the default stream, where
+    NVIDIA's decoder synchronises after every frame, it waits once per batch, as before). Same frames either way."""
     current = [SimpleNamespace(cuda_stream=7)]  # the decode thread's stream (handles are raw pointers)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: current[0])
     waits = []
     monkeypatch.setattr(gpu_decode, "_event", lambda nv12: waits.append(1) or SimpleNamespace(synchronize=bool))
-    monkeypatch.setattr(FakeSimpleDecoder, "streams", [])
     frames = gpu_decode.PyNvVideoCodecFrames(CPU, batch=64, on_stream=on_stream)
     reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, frames, fused=False)
     _, _, decoded, _ = reader.read(sample_videos["bikes"], sampler(PRE))
@@ -146,12 +151,10 @@ def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, 
     assert not frames.in_order()
 
 
-def test_nvdec_decoder_refusing_the_stream_decodes_on_the_default_one(sample_videos, monkeypatch, caplog, tmp_path):
-    fake = type(sys)("PyNvVideoCodec")
-    fake.SimpleDecoder, fake.OutputColorType = FakeSimpleDecoder, type("OutputColorType", (), {"NATIVE": 0})
-    monkeypatch.setitem(sys.modules, "PyNvVideoCodec", fake)
+def test_nvdec_decoder_refusing_the_stream_decodes_on_the_default_one(
+    sample_videos, monkeypatch, fake_pynvvideocodec, caplog, tmp_path
+):
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: SimpleNamespace(cuda_stream=7))
-    monkeypatch.setattr(FakeSimpleDecoder, "streams", [])
     monkeypatch.setattr(FakeSimpleDecoder, "refuse_streams", True)
     frames = gpu_decode.PyNvVideoCodecFrames(CPU)
     reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, frames, fused=False)

@@ -279,14 +279,19 @@ class PyNvVideoCodecFrames:
     def _make(self, path: str):
         """A decoder on the current stream; on the default stream (said once) if PyNvVideoCodec refuses that one."""
         stream = torch.cuda.current_stream(self.device).cuda_stream if self.on_stream else 0
-        make = partial(self.nvc.SimpleDecoder, path, gpu_id=self.gpu, use_device_memory=True)
-        native = self.nvc.OutputColorType.NATIVE
+        make = partial(
+            self.nvc.SimpleDecoder,
+            path,
+            gpu_id=self.gpu,
+            use_device_memory=True,
+            output_color_type=self.nvc.OutputColorType.NATIVE,
+        )
         try:
-            decoder = make(cuda_stream=stream, output_color_type=native)
+            decoder = make(cuda_stream=stream)
         except Exception as e:
             if not stream:
                 raise
-            decoder = make(cuda_stream=0, output_color_type=native)  # raises again for a video it cannot open
+            decoder = make(cuda_stream=0)  # raises again for a video it cannot open
             logging.getLogger("i3d_infer").warning(
                 "nvdec: the decoder refused this thread's CUDA stream (%s): the default stream instead", first_line(e)
             )
