@@ -135,3 +135,26 @@ STD = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1, 1)
 def normalize(views_uint8: torch.Tensor) -> torch.Tensor:
     """Spec §2.7 on a uint8 ``(n, 3, T, H, W)`` batch."""
     return (views_uint8.float() - MEAN) / STD
+
+
+def mmaction2_test_clip_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips: int) -> np.ndarray:
+    """mmaction2 1.2.0 ``SampleFrames._get_test_clips`` (``twice_sample=False``), transcribed line for line."""
+    ori_clip_len = (clip_len - 1) * frame_interval + 1
+    max_offset = max(num_frames - ori_clip_len, 0)
+    if num_clips > 1:
+        num_segments = num_clips - 1
+        offset_between = max_offset / float(num_segments)
+        clip_offsets = np.arange(num_clips) * offset_between
+        clip_offsets = np.round(clip_offsets).astype(np.int32)
+    else:
+        clip_offsets = np.array([max_offset // 2])
+    return clip_offsets
+
+
+def mmaction2_test_frame_inds(num_frames: int, clip_len: int, frame_interval: int, num_clips: int) -> np.ndarray:
+    """mmaction2 1.2.0 ``SampleFrames(test_mode=True).transform``'s ``frame_inds`` (``start_index`` 0, 'loop'),
+    as ``(num_clips, clip_len)``."""
+    clip_offsets = mmaction2_test_clip_offsets(num_frames, clip_len, frame_interval, num_clips)
+    frame_inds = clip_offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
+    frame_inds = np.concatenate(frame_inds).reshape((-1, clip_len))
+    return np.mod(frame_inds, num_frames)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
 import pytest
 
-from i3d_infer.data.datasets import VideoDataset, read_list
+from i3d_infer.data.datasets import ListEntry, VideoDataset, read_list
 from i3d_infer.data.extract import ExtractOptions, extract_video
 from i3d_infer.data.pipeline import read_video
 from i3d_infer.errors import I3DError
@@ -55,11 +56,39 @@ def test_rawframes_use_the_listed_frame_count(data):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("a 1 2 3\n", "expected <video> <label>"), ("dir x 1\n", "expected <frame_dir> <total_frames> <label>"),
-     ("v.mp4 1\nv2.mp4\n", ":2: malformed videos list line 'v2.mp4'"), ("\n", "empty list file")],
+    [("a 1 2 3 4\n", ":1: list line 'a 1 2 3 4' is in no known format (videos: <video> <label>; rawframes: "
+      "<frame_dir> <total_frames> <label>; rawframes_offset: <frame_dir> <offset> <total_frames> <label>)"),
+     ("dir x 1\n", "expected <frame_dir> <total_frames> <label>"),
+     ("v.mp4 1\nv2.mp4\n", ":2: malformed videos list line 'v2.mp4'"), ("\n", "empty list file"),
+     ("d 2 5 1\nd 5 1\n", ":2: malformed rawframes_offset list line 'd 5 1' (expected <frame_dir> <offset> "
+      "<total_frames> <label>)")],
 )  # fmt: skip
 def test_malformed_list_lines(tmp_path, text, message):
     path = tmp_path / "list.txt"
     path.write_text(text)
-    with pytest.raises(I3DError, match=message.replace("(", r"\(")):
+    with pytest.raises(I3DError, match=re.escape(message)):
         read_list(path)
+
+
+def test_mmaction2_test_lists(data):
+    """mmaction2's own tests/data/annotations list files: rawframe, video and with-offset (RawframeDataset(
+    with_offset=True): ``frame_dir offset total_frames label``, frame k read from img_{offset + k + 1})."""
+    (data / "rawframe_test_list.txt").write_text("bikes 5 127\n")
+    (data / "video_test_list.txt").write_text("bikes.mp4 127\n")
+    (data / "rawframe_test_list_with_offset.txt").write_text("bikes 2 5 127\n")
+    assert read_list(data / "rawframe_test_list.txt")[1] == [ListEntry("bikes", 127, 5)]
+    assert read_list(data / "video_test_list.txt")[1] == [ListEntry("bikes.mp4", 127, None)]
+    fmt, entries = read_list(data / "rawframe_test_list_with_offset.txt")
+    assert (fmt, entries) == ("rawframes_offset", [ListEntry("bikes", 127, 5, offset=2)])
+    shifted = VideoDataset(data / "rawframe_test_list_with_offset.txt", data / "rawframes", protocol="centercrop")[0]
+    assert shifted.error is None and shifted.views.num_frames == 5
+    # The same clips as a plain list line over a directory whose files are renumbered from img_00003.jpg onwards.
+    renumbered = data / "renumbered" / "bikes"
+    renumbered.mkdir(parents=True)
+    for k in range(5):
+        shutil.copy(data / "rawframes" / "bikes" / f"img_{k + 3:05d}.jpg", renumbered / f"img_{k + 1:05d}.jpg")
+    plain = VideoDataset(data / "rawframe_test_list.txt", data / "renumbered", protocol="centercrop")[0]
+    assert np.array_equal(shifted.views.views, plain.views.views)
+    assert np.array_equal(shifted.views.frame_indices, plain.views.frame_indices)
+    unshifted = VideoDataset(data / "rawframe_test_list.txt", data / "rawframes", protocol="centercrop")[0]
+    assert not np.array_equal(shifted.views.views, unshifted.views.views)

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from i3d_infer.data.sampling import clip_offsets, sample_frame_indices
+from mmaction_reference import mmaction2_test_frame_inds
 
 
 @pytest.mark.parametrize(
@@ -31,10 +32,21 @@ def test_short_video_loops():
 
 
 def test_1x_offsets():
-    # round(arange(10) * (300 - 64) / 9): 26.2, 52.4, 78.7, ...; numpy rounds half to even like mmaction2.
-    assert clip_offsets(300, 32, 2, 10, "1.x").tolist() == [0, 26, 52, 79, 105, 131, 157, 184, 210, 236]
+    # round(arange(10) * (N - 63) / 9): a 1.x test clip spans (32 - 1) * 2 + 1 = 63 frames, not 64.
+    assert clip_offsets(300, 32, 2, 10, "1.x").tolist() == [0, 26, 53, 79, 105, 132, 158, 184, 211, 237]
+    # mmaction2 1.2.0 on its own demo/demo.mp4 (280 frames) and tests/data/test.avi (164 frames):
+    assert clip_offsets(280, 32, 2, 10, "1.x").tolist() == [0, 24, 48, 72, 96, 121, 145, 169, 193, 217]
+    assert clip_offsets(164, 32, 2, 10, "1.x").tolist() == [0, 11, 22, 34, 45, 56, 67, 79, 90, 101]
     assert clip_offsets(50, 32, 2, 10, "1.x").tolist() == [0] * 10
     assert clip_offsets(100, 32, 2, 1, "1.x").tolist() == [18]
+
+
+@pytest.mark.parametrize(("clip_len", "interval"), [(32, 2), (8, 1), (8, 8), (16, 4), (1, 1)])
+@pytest.mark.parametrize("num_clips", [1, 10])
+def test_1x_equals_mmaction2_for_every_n(clip_len, interval, num_clips):
+    for n in range(1, 2001):
+        expected = mmaction2_test_frame_inds(n, clip_len, interval, num_clips)
+        assert np.array_equal(sample_frame_indices(n, clip_len, interval, num_clips, "1.x"), expected), n
 
 
 def test_invalid_arguments():

@@ -7,6 +7,7 @@ import json
 import sys
 
 from .data.annotations import VIDEO_EXTENSIONS
+from .data.datasets import LIST_FORMATS
 from .data.decode import DECODERS, DEFAULT_DECODER, GPU_DECODERS
 from .data.transforms import PROTOCOLS
 from .errors import DownloadError, I3DError, VideoError
@@ -201,7 +202,7 @@ def _add_eval(commands) -> None:
     )
     evaluate.add_argument("--list", required=True, help="list file (rawframes or videos format)")
     evaluate.add_argument("--root", required=True, help="directory the list's paths are relative to")
-    evaluate.add_argument("--format", choices=["rawframes", "videos"], help="list format (default: guessed)")
+    evaluate.add_argument("--format", choices=LIST_FORMATS, help="list format (default: guessed from the first line)")
     _model_arguments(evaluate, "torch: .pth path or URL (default: the official checkpoint)")
     evaluate.add_argument("--protocol", default="seed", choices=list(PROTOCOLS))
     evaluate.add_argument("--fusion", default="prob", choices=FUSIONS)

@@ -14,7 +14,14 @@ from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER
 from .pipeline import VideoFrames, VideoViews, read_frames, read_video, sampler, video_frames
 
-LIST_FORMATS = ("rawframes", "videos")
+# list format -> the fields of its lines (mmaction2's VideoDataset, RawframeDataset, RawframeDataset(with_offset=True))
+LIST_LINES = {
+    "videos": "<video> <label>",
+    "rawframes": "<frame_dir> <total_frames> <label>",
+    "rawframes_offset": "<frame_dir> <offset> <total_frames> <label>",
+}
+LIST_FORMATS = tuple(LIST_LINES)
+_BY_FIELD_COUNT = {len(fields.split()): name for name, fields in LIST_LINES.items()}
 
 
 @dataclass(frozen=True)
@@ -24,12 +31,13 @@ class ListEntry:
     video_id: str  # the path as written in the list (relative to the root)
     label: int  # class index
     total_frames: int | None  # rawframes only: the frame count the list states (used for sampling, like mmaction2)
+    offset: int = 0  # rawframes_offset only: files before frame 0 (frame k is img_{offset + k + 1:05d}.jpg)
 
 
 def read_list(path: str | os.PathLike, list_format: str | None = None) -> tuple[str, list[ListEntry]]:
-    """Parse a list file: ``<frame_dir> <total_frames> <label>`` (rawframes) or ``<path> <label>`` (videos).
+    """Parse a list file in one of :data:`LIST_LINES`' formats.
 
-    The format is guessed from the first line when not given. Returns ``(format, entries)``.
+    The format is guessed from the first line's field count when not given. Returns ``(format, entries)``.
 
     Raises:
         I3DError: naming the file and line of the first malformed line.
@@ -39,23 +47,27 @@ def read_list(path: str | os.PathLike, list_format: str | None = None) -> tuple[
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise I3DError(f"{path}: cannot read list file ({e})") from e
+    if list_format is not None and list_format not in LIST_LINES:
+        raise I3DError(f"unknown list format {list_format!r}; choose one of {', '.join(LIST_FORMATS)}")
     entries = []
     for number, line in enumerate(lines, start=1):
         fields = line.split()
         if not fields:
             continue
-        if list_format is None:
-            list_format = "rawframes" if len(fields) == 3 else "videos"
-        expected = 3 if list_format == "rawframes" else 2
-        if len(fields) != expected or not all(f.isdigit() for f in fields[1:]):
-            raise I3DError(
-                f"{path}:{number}: malformed {list_format} list line {line.strip()!r} "
-                f"(expected {'<frame_dir> <total_frames> <label>' if expected == 3 else '<video> <label>'})"
-            )
-        total = int(fields[1]) if list_format == "rawframes" else None
-        entries.append(ListEntry(fields[0], int(fields[-1]), total))
-    if list_format not in LIST_FORMATS:
-        raise I3DError(f"{path}: empty list file" if list_format is None else f"unknown list format {list_format!r}")
+        if list_format is None and len(fields) not in _BY_FIELD_COUNT:
+            known = "; ".join(f"{name}: {syntax}" for name, syntax in LIST_LINES.items())
+            raise I3DError(f"{path}:{number}: list line {line.strip()!r} is in no known format ({known})")
+        list_format = list_format or _BY_FIELD_COUNT[len(fields)]
+        expected = LIST_LINES[list_format]
+        if len(fields) != len(expected.split()) or not all(f.isdigit() for f in fields[1:]):
+            raise I3DError(f"{path}:{number}: malformed {list_format} list line {line.strip()!r} (expected {expected})")
+        numbers = [int(f) for f in fields[1:]]
+        if list_format == "rawframes_offset":
+            entries.append(ListEntry(fields[0], numbers[2], numbers[1], offset=numbers[0]))
+        else:
+            entries.append(ListEntry(fields[0], numbers[-1], numbers[0] if list_format == "rawframes" else None))
+    if list_format is None:
+        raise I3DError(f"{path}: empty list file")
     return list_format, entries
 
 
@@ -100,7 +112,12 @@ class VideoDataset:
         entry = self.entries[index]
         try:
             views = read_video(
-                self.root / entry.video_id, self.protocol, self.preprocessing, self.decoder, entry.total_frames
+                self.root / entry.video_id,
+                self.protocol,
+                self.preprocessing,
+                self.decoder,
+                entry.total_frames,
+                offset=entry.offset,
             )
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e))
@@ -121,6 +138,7 @@ class VideoDataset:
                 entry.total_frames,
                 allocate,
                 threads,
+                offset=entry.offset,
             )
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=self.decoder)
@@ -131,7 +149,7 @@ class VideoDataset:
         entry = self.entries[index]
         path = self.root / entry.video_id
         try:
-            read = reader.read(path, sampler(self.preprocessing), entry.total_frames)
+            read = reader.read(path, sampler(self.preprocessing), entry.total_frames, offset=entry.offset)
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=reader.name)
         frames = video_frames(path, reader.protocol, self.preprocessing.size, *read)

@@ -184,9 +184,10 @@ class RawframeSource(FrameSource):
 
     name = "rawframes"
 
-    def __init__(self, path: str | os.PathLike, num_frames: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, num_frames: int | None = None, *, offset: int = 0) -> None:
         super().__init__(path)
         self.num_frames = num_frames  # a list file's total_frames, used as is (like mmaction2); None: count files
+        self.offset = offset  # files before frame 0 (mmaction2's RawframeDataset(with_offset=True) lists)
 
     def _count(self) -> int:
         if not self.path.is_dir():
@@ -199,8 +200,8 @@ class RawframeSource(FrameSource):
         return self._count()
 
     def frame_path(self, index: int) -> Path:
-        """Path of 0-based frame ``index``."""
-        return self.path / f"img_{index + 1:05d}.jpg"
+        """Path of 0-based frame ``index`` (``img_{offset + index + 1:05d}.jpg``)."""
+        return self.path / f"img_{self.offset + index + 1:05d}.jpg"
 
     def read_frame(self, index: int, transform=None, out: np.ndarray | None = None) -> np.ndarray:
         """Decode 0-based frame ``index`` as uint8 RGB (``transform`` and ``out`` as :data:`LazyFrame` takes them)."""
@@ -225,12 +226,17 @@ DEFAULT_DECODER = "opencv"  # faster here and what the reference extraction used
 
 
 def open_source(
-    path: str | os.PathLike, decoder: str = DEFAULT_DECODER, num_frames: int | None = None, threads: int = 0
+    path: str | os.PathLike,
+    decoder: str = DEFAULT_DECODER,
+    num_frames: int | None = None,
+    threads: int = 0,
+    *,
+    offset: int = 0,
 ) -> FrameSource:
     """A frame source for a video file (with ``decoder`` and its ``threads``, 0: one per core) or a rawframe
-    directory (``num_frames``: its stated count)."""
+    directory (``num_frames``: its stated count; ``offset``: files before its frame 0)."""
     if num_frames is not None or Path(path).is_dir():
-        return RawframeSource(path, num_frames)
+        return RawframeSource(path, num_frames, offset=offset)
     try:
         return DECODERS[decoder](path, threads)
     except KeyError:

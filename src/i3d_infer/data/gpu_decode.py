@@ -47,7 +47,7 @@ Nv12Batches = Callable[[str], tuple[int, Iterator[list]]]  # path -> (count hint
 
 def check_gpu_decoder(decoder: str, list_format: str) -> None:
     """A GPU decoder fits the list (nvdec: video files; nvjpeg: rawframes) and its library is installed."""
-    if (decoder == "nvjpeg") != (list_format == "rawframes"):
+    if (decoder == "nvjpeg") != list_format.startswith("rawframes"):
         kind = "rawframe directories" if decoder == "nvjpeg" else "video files"
         raise I3DError(f"--decoder {decoder} reads {kind}, but the list is a {list_format} list")
     try:
@@ -74,7 +74,10 @@ class FrameReader:
         new_w, new_h = resized_size(rgb.shape[1], rgb.shape[2], self.protocol, self.size)
         return rgb if (new_w, new_h) == (rgb.shape[2], rgb.shape[1]) else resize_linear(rgb, new_w, new_h)
 
-    def read(self, path: str | os.PathLike, sample: Callable[[int], np.ndarray], num_frames: int | None):
+    def read(
+        self, path: str | os.PathLike, sample: Callable[[int], np.ndarray], num_frames: int | None, *, offset: int = 0
+    ):
+        """``num_frames`` and ``offset``: what a rawframe list line states (see ``RawframeSource``)."""
         raise NotImplementedError
 
 
@@ -100,7 +103,7 @@ class NvdecReader(FrameReader):
         self.batches = batches or PyNvVideoCodecFrames(device, batch)
         self.fused = fused_nv12.available(device) if fused is None else fused
 
-    def read(self, path, sample, num_frames=None):
+    def read(self, path, sample, num_frames=None, *, offset=0):
         """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong)."""
         guess, batches = self.batches(str(path))
         in_order = isinstance(self.batches, PyNvVideoCodecFrames) and self.batches.in_order()
@@ -158,8 +161,8 @@ class NvjpegReader(FrameReader):
         self.decode = decode  # list of uint8 file contents -> list of (3, H, W) images
         self.decoded = Coalesced(self._decode_group, most)
 
-    def read(self, path, sample, num_frames=None):
-        source = RawframeSource(path, num_frames)
+    def read(self, path, sample, num_frames=None, *, offset=0):
+        source = RawframeSource(path, num_frames, offset=offset)
         count = source.frame_count_hint()
         if count == 0:
             raise VideoError(f"{path}: no decodable frames")

@@ -68,19 +68,22 @@ def read_frames(
     num_frames: int | None = None,
     allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
     threads: int = 0,
+    *,
+    offset: int = 0,
 ) -> VideoFrames:
     """Decode a video file or rawframe directory into its sampled, resized frames (each once).
 
     ``num_frames`` is a rawframe list's ``total_frames``: when given, the path is a rawframe directory and that count
     is used for sampling as is (mmaction2 does the same); otherwise frames are counted. ``allocate(shape)`` gives
     the array the frames are written into (default: a new one). ``threads``: the video decoder's threads (0: one
-    per core; a decode worker beside others takes :func:`i3d_infer.data.decode.worker_threads`).
+    per core; a decode worker beside others takes :func:`i3d_infer.data.decode.worker_threads`). ``offset``: a
+    rawframe directory's files before its frame 0 (a with-offset list line's).
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
     """
     proto = get_protocol(protocol)
-    source = open_source(path, decoder, num_frames, threads)
+    source = open_source(path, decoder, num_frames, threads, offset=offset)
     resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
     read = read_sampled_frames(source, sampler(preprocessing), resize, allocate)
     return video_frames(path, proto, preprocessing.size, *read)
@@ -110,10 +113,12 @@ def read_video(
     preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
+    *,
+    offset: int = 0,
 ) -> VideoViews:
     """Read a video file or rawframe directory into the uint8 views the model takes (see :func:`read_frames`).
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
     """
-    return read_frames(path, protocol, preprocessing, decoder, num_frames).views()
+    return read_frames(path, protocol, preprocessing, decoder, num_frames, offset=offset).views()

@@ -10,21 +10,22 @@ SAMPLING_MODES = ("0.x", "1.x")
 def clip_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips: int, mode: str = "0.x") -> np.ndarray:
     """Start frame of each test clip, 0-based, shape ``(num_clips,)``.
 
-    ``0.x`` (the seed's mmaction2): ``floor(arange(k) * avg + avg / 2)`` with ``avg = (N - span + 1) / k``, all zeros
-    when ``N <= span - 1``. ``1.x``: ``round(arange(k) * max(N - span, 0) / (k - 1))`` (numpy rounds half to even,
-    as mmaction2 does), and ``max(N - span, 0) // 2`` for a single clip.
+    ``0.x`` (the seed's mmaction2): ``floor(arange(k) * avg + avg / 2)`` with ``avg = (N - span + 1) / k`` and
+    ``span = clip_len * frame_interval``, all zeros when ``N <= span - 1``. ``1.x`` (mmaction2 >= 1.0.0rc2, whose
+    test clips span ``(clip_len - 1) * frame_interval + 1`` frames): ``round(arange(k) * max(N - span1, 0) / (k - 1))``
+    (numpy rounds half to even, as mmaction2 does), and ``max(N - span1, 0) // 2`` for a single clip.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    span = clip_len * frame_interval
     clips = np.arange(num_clips)
     if mode == "0.x":
+        span = clip_len * frame_interval
         if num_frames > span - 1:
             avg = (num_frames - span + 1) / float(num_clips)
             return (clips * avg + avg / 2.0).astype(np.int64)  # floor: values are non-negative
         return np.zeros(num_clips, dtype=np.int64)
     if mode == "1.x":
-        max_offset = max(num_frames - span, 0)
+        max_offset = max(num_frames - ((clip_len - 1) * frame_interval + 1), 0)
         if num_clips == 1:
             return np.array([max_offset // 2], dtype=np.int64)
         return np.round(clips * (max_offset / float(num_clips - 1))).astype(np.int64)
