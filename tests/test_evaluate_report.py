@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from browser import chromium, render
 from i3d_infer.evaluate.outputs import write_outputs
 from i3d_infer.evaluate.report import class_rows, confused_pairs, published
 from i3d_infer.evaluate.rundir import EvalConfig
-from i3d_infer.model.weights import read_labels
+from i3d_infer.model.weights import DEFAULT_WEIGHTS, I3D_NL_DOT_PRODUCT_R50_K400_V1, read_labels
 
 LABELS = read_labels()
 SCREENSHOT = Path(__file__).parent.parent / "docs" / "report.png"
@@ -121,12 +122,24 @@ def test_report_numbers_rows_failures_and_no_network(tmp_path):
 
 
 def test_published_figures_only_for_the_published_setting():
-    official = "i3d_official.pth"
-    assert published({"protocol": "seed", "checkpoint": None}, official)[:2] == (70.03, 89.51)
-    assert published({"protocol": "threecrop", "checkpoint": f"/ckpt/{official}"}, official)[:2] == (73.92, 91.59)
-    assert published({"protocol": "centercrop", "checkpoint": None}, official) is None
-    assert published({"protocol": "seed", "checkpoint": "mine.pth"}, official) is None
-    assert published({"protocol": "seed", "checkpoint": None, "random_weights": True}, official) is None
+    seed, v1 = DEFAULT_WEIGHTS.filename, I3D_NL_DOT_PRODUCT_R50_K400_V1.filename
+    own_0x = json.loads(json.dumps(dataclasses.asdict(DEFAULT_WEIGHTS.preprocessing)))
+    own_1x = {**own_0x, "sampling": "1.x"}
+    assert published({"protocol": "seed", "checkpoint": None})[:2] == (70.03, 89.51)
+    assert published({"protocol": "seed", "checkpoint": None, "preprocessing": own_0x})[:2] == (70.03, 89.51)
+    assert published({"protocol": "threecrop", "checkpoint": f"/ckpt/{seed}"})[:2] == (73.92, 91.59)
+    assert published({"protocol": "centercrop", "checkpoint": None}) is None
+    assert published({"protocol": "seed", "checkpoint": "mine.pth"}) is None
+    assert published({"protocol": "seed", "checkpoint": None, "random_weights": True}) is None
+    assert published({"protocol": "seed", "checkpoint": None, "model": "i3d.onnx"}) is None
+    # The 1.x checkpoint: its figures with three crops and its own 1.x sampling, by name or by its sha256 prefix.
+    threecrop_1x = {"protocol": "threecrop", "preprocessing": own_1x}
+    assert published({**threecrop_1x, "checkpoint": f"/ckpt/{v1}"}) == (74.80, 92.07, "the mmaction2 1.x model zoo")
+    assert published({**threecrop_1x, "checkpoint": "/ckpt/renamed-8e1f2148.pth"})[:2] == (74.80, 92.07)
+    assert published({**threecrop_1x, "checkpoint": f"/ckpt/{v1}", "preprocessing": own_0x}) is None
+    assert published({**threecrop_1x, "checkpoint": f"/ckpt/{v1}", "protocol": "seed"}) is None
+    assert published({"protocol": "seed", "checkpoint": None, "preprocessing": own_1x}) is None
+    assert published({"protocol": "seed", "checkpoint": None, "preprocessing": {**own_0x, "num_clips": 5}}) is None
 
 
 def test_many_classes_get_top_confusions_instead_of_a_matrix(tmp_path):

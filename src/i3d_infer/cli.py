@@ -13,6 +13,7 @@ from .data.transforms import PROTOCOLS
 from .errors import DownloadError, I3DError, VideoError
 from .evaluate.metrics import FUSIONS
 from .export import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
+from .model.weights import SAMPLING_MODES
 from .runtime import BACKENDS
 from .runtime.base import ENGINES, PRECISION_CHOICES
 
@@ -41,6 +42,25 @@ def _model_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> N
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
 
 
+def _sampling_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sampling",
+        choices=SAMPLING_MODES,
+        help="test clip offsets: 0.x (mmaction2 0.x, the seed's) or 1.x (mmaction2 >= 1.0.0rc2) "
+        "(default: the checkpoint's, recognised by its file name; else 0.x)",
+    )
+
+
+def _weights(args: argparse.Namespace):
+    """The checkpoint's description with --sampling applied; says once (stderr) what a given file was taken for."""
+    from .model.weights import choose_weights
+
+    weights, note = choose_weights(args.checkpoint, args.sampling)
+    if note:
+        print(f"i3d: {note}{'' if args.sampling is None else f' (--sampling {args.sampling})'}", file=sys.stderr)
+    return weights
+
+
 def _add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict",
@@ -51,6 +71,7 @@ def _add_predict(commands) -> None:
     predict.add_argument("videos", nargs="+", help="video files or rawframe directories (img_00001.jpg, ...)")
     _model_arguments(predict, "mmaction2 .pth path or http(s) URL (default: the official checkpoint)")
     predict.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="view protocol (default: seed)")
+    _sampling_argument(predict)
     predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
     predict.add_argument("--label-map", help="class names, one per line (default: the Kinetics-400 names)")
     predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
@@ -166,6 +187,7 @@ def _add_bench(commands) -> None:
     bench.add_argument("--e2e", metavar="LIST", help="time the evaluation's whole pipeline over this list's videos")
     bench.add_argument("--root", help="with --e2e: the directory the list's paths are relative to")
     bench.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="with --e2e (default: seed)")
+    _sampling_argument(bench)
     bench.add_argument("--max-videos", type=int, help="with --e2e: stop after this many videos")
     bench.add_argument("--workers", type=int, help="with --e2e: decode processes (default: cores - 1 on a GPU, else 1)")
     bench.add_argument(
@@ -205,6 +227,7 @@ def _add_eval(commands) -> None:
     evaluate.add_argument("--format", choices=LIST_FORMATS, help="list format (default: guessed from the first line)")
     _model_arguments(evaluate, "torch: .pth path or URL (default: the official checkpoint)")
     evaluate.add_argument("--protocol", default="seed", choices=list(PROTOCOLS))
+    _sampling_argument(evaluate)
     evaluate.add_argument("--fusion", default="prob", choices=FUSIONS)
     evaluate.add_argument("--batch-size", type=int, help="videos per model call (default: 8 on a GPU, else 1)")
     evaluate.add_argument(
@@ -366,6 +389,7 @@ def run_predict(args: argparse.Namespace) -> int:
             precision=args.precision,
             fusion=args.fusion,
             decoder=args.decoder,
+            weights=_weights(args),
         )
     except DownloadError as e:
         if args.checkpoint:
@@ -429,8 +453,9 @@ def run_samples(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from .export.onnx import ExportOptions, example_input, export_onnx, verify_onnx
     from .model.checkpoint import load_model
-    from .model.weights import DEFAULT_WEIGHTS
+    from .model.weights import choose_weights
 
+    weights, _ = choose_weights(args.checkpoint)
     options = ExportOptions(
         shape=tuple(args.shape),
         dynamic_batch=args.dynamic_batch,
@@ -440,8 +465,8 @@ def run_export(args: argparse.Namespace) -> int:
         simplify=args.simplify,
         fp16=args.fp16,
     )
-    recognizer = load_model(args.checkpoint)
-    example = None if args.no_verify else example_input(options, DEFAULT_WEIGHTS.preprocessing, args.verify_video)
+    recognizer = load_model(args.checkpoint, weights)
+    example = None if args.no_verify else example_input(options, weights.preprocessing, args.verify_video)
     path = export_onnx(recognizer, args.output, options)
     print(
         f"wrote {path} (input video {list(options.shape)} {options.input_kind}, output {options.output_name}, "
@@ -498,6 +523,7 @@ def run_bench(args: argparse.Namespace) -> int:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     if args.decode_only and not args.e2e:
         raise I3DError("--decode-only needs --e2e LIST --root DIR")
+    weights = _weights(args)
     backend = None
     if not args.decode_only:
         random_weights = args.backend == "torch" and not args.checkpoint
@@ -511,20 +537,17 @@ def run_bench(args: argparse.Namespace) -> int:
             args.engine,
             args.precision,
         )
-        backend = make_backend(spec)
+        backend = make_backend(spec, weights)
         if random_weights:
             print("torch backend with random weights (timing only; pass --checkpoint for real ones)", file=sys.stderr)
     view_shape = _bench_view_shape(args, backend, batch_sizes)
     dataset = None
     if args.e2e:
         from .data.datasets import VideoDataset
-        from .model import weights
 
         if not args.root:
             raise I3DError("--e2e needs --root DIR")
-        dataset = VideoDataset(
-            args.e2e, args.root, protocol=args.protocol, preprocessing=weights.DEFAULT_WEIGHTS.preprocessing
-        )
+        dataset = VideoDataset(args.e2e, args.root, protocol=args.protocol, preprocessing=weights.preprocessing)
     gpu_decoding = None
     if args.decoder != "cpu":
         if dataset is None:
@@ -580,7 +603,6 @@ def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .evaluate.runner import EvalConfig, RunOptions, evaluate
-    from .model import weights
 
     apply_machine_defaults(args)
     shard, distributed = _shard(args.shard)
@@ -627,7 +649,7 @@ def run_eval(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         strict=args.strict,
     )
-    record = evaluate(config, out_dir, options, resume=args.resume, weights=weights.DEFAULT_WEIGHTS)
+    record = evaluate(config, out_dir, options, resume=args.resume, weights=_weights(args))
     if distributed:
         record = _merge_ranks(args, shard, record)
         if record is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLING_MODES = ("0.x", "1.x")
+from ..model.weights import SAMPLING_MODES
 
 
 def clip_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips: int, mode: str = "0.x") -> np.ndarray:
@@ -29,7 +29,7 @@ def clip_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips:
         if num_clips == 1:
             return np.array([max_offset // 2], dtype=np.int64)
         return np.round(clips * (max_offset / float(num_clips - 1))).astype(np.int64)
-    raise ValueError(f"unknown sampling mode {mode!r}; choose one of {SAMPLING_MODES}")
+    raise ValueError(f"unknown sampling mode {mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
 
 
 def sample_frame_indices(

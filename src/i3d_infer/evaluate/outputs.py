@@ -17,7 +17,6 @@ import numpy as np
 
 from ..errors import I3DError
 from ..machine import versions
-from ..model.weights import DEFAULT_WEIGHTS
 from .metrics import mean_class_accuracy, top_k_accuracy
 from .report import write_report
 from .rundir import CONFIG, RESULTS, EvalConfig
@@ -87,8 +86,7 @@ def write_outputs(out: Path, records: list[dict], labels: list[str], config, tim
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     _write_predictions(out / "predictions.jsonl", records, scores, labels)
     _write_per_class(out / "per_class.csv", scores, truth, readable, labels)
-    official = Path(DEFAULT_WEIGHTS.url).name
-    return RunRecord(out, metrics, write_report(out, metrics, scores, truth, readable, labels, official))
+    return RunRecord(out, metrics, write_report(out, metrics, scores, truth, readable, labels))
 
 
 def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, labels: list[str]) -> None:
@@ -157,10 +155,7 @@ def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str
             f"{len(missing)} listed videos have no result (first: list line {missing[0] + 1}); "
             "finish the shard runs with --resume"
         )
-    config_fields = {f.name for f in dataclasses.fields(EvalConfig)}
-    config = EvalConfig(
-        **{k: tuple(v) if k == "shard" else v for k, v in base.items() if k in config_fields}, shard=(0, 1)
-    )
+    config = dataclasses.replace(EvalConfig.from_json(base), shard=(0, 1))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timing = {"merged_from": [str(r) for r in run_dirs]}

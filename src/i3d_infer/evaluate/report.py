@@ -9,19 +9,17 @@ address sorts on load), the most confused class pairs, the failures with their r
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..model.weights import published_weights
 from . import plots
 
-# Published accuracy of the official checkpoint per protocol: (top-1, top-5, where).
-PUBLISHED = {
-    "seed": (70.03, 89.51, "the seed's Ascend ModelZoo README"),
-    "threecrop": (73.92, 91.59, "the mmaction2 model zoo"),
-}
 TOP_PAIRS = 20
 SCRIPT = r"""
 const table = document.getElementById("classes"), body = table.tBodies[0];
@@ -132,14 +130,16 @@ def figures(
     return result
 
 
-def published(config: dict, official_name: str) -> tuple[float, float, str] | None:
-    """The published top-1/top-5 to show beside ours: the official checkpoint (not random weights) in a
-    protocol with published figures."""
-    checkpoint = config.get("checkpoint")
-    official = checkpoint is None or Path(str(checkpoint)).name == official_name
-    if config.get("backend", "torch") == "torch" and config.get("random_weights"):
+def published(config: dict) -> tuple[float, float, str] | None:
+    """The published top-1/top-5 to show beside ours: a published checkpoint (not random weights, not an exported
+    model) run with its own preprocessing (sampling included) in a protocol it has figures for."""
+    weights = published_weights(config.get("checkpoint"))
+    if weights is None or config.get("model") is not None or config.get("random_weights"):
         return None
-    return PUBLISHED.get(config.get("protocol")) if official and config.get("model") is None else None
+    recorded = config.get("preprocessing")
+    if recorded is not None and recorded != json.loads(json.dumps(dataclasses.asdict(weights.preprocessing))):
+        return None
+    return next((tuple(row[1:]) for row in weights.published if row[0] == config.get("protocol")), None)
 
 
 def render(metrics: dict, rows: list[ClassRow], pairs, pngs: dict[str, bytes], reference) -> str:
@@ -167,6 +167,7 @@ def render(metrics: dict, rows: list[ClassRow], pairs, pngs: dict[str, bytes], r
         "checkpoint": _checkpoint_name(config),
         "model": Path(str(config["model"])).name if config.get("model") else "—",
         "protocol": config.get("protocol"),
+        "sampling": (config.get("preprocessing") or {}).get("sampling", "0.x"),
         "fusion": config.get("fusion"),
         "decoder": config.get("decoder"),
         "batch size": config.get("batch_size"),
@@ -258,7 +259,6 @@ def write_report(
     truth: np.ndarray,
     readable: np.ndarray,
     labels: list[str],
-    official_name: str,
 ) -> Path:
     """Write the figures as PNG files and ``report.html`` with them inline; returns the report's path."""
     rows = class_rows(scores, truth, readable, labels)
@@ -270,5 +270,5 @@ def write_report(
     for name, data in pngs.items():
         (out / name).write_bytes(data)
     path = out / "report.html"
-    path.write_text(render(metrics, rows, pairs, pngs, published(metrics["config"], official_name)), encoding="utf-8")
+    path.write_text(render(metrics, rows, pairs, pngs, published(metrics["config"])), encoding="utf-8")
     return path

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..data.decode import DEFAULT_DECODER
 from ..errors import I3DError
+from ..model.weights import Preprocessing
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -35,12 +36,25 @@ class EvalConfig:
     engine: str | None = None  # torch: "eager" | "fast" | None (fast)
     precision: str = "fp32"  # torch: fp32 | tf32 | fp16 | bf16
     protocol: str = "seed"
+    preprocessing: Preprocessing | None = None  # clips, sampling, size, mean/std; None: the weights' own
     fusion: str = "prob"
     batch_size: int = 1  # videos per model call; also the unit of sharding and resuming
     decoder: str = DEFAULT_DECODER  # opencv | pyav (CPU) | nvdec | nvjpeg (GPU)
     cpu_share: float = 0.0  # GPU decoders: the fraction of the list the CPU workers decode (a fixed assignment)
     label_map: str | None = None
     shard: tuple[int, int] = (0, 1)  # (I, N): this process evaluates batches I, I+N, I+2N, ...
+
+    @classmethod
+    def from_json(cls, fields: dict) -> EvalConfig:
+        """The configuration a ``config.json`` (or ``metrics.json``'s ``config``) holds."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in fields.items() if k in known}
+        if values.get("preprocessing") is not None:
+            pre = {k: tuple(v) if isinstance(v, list) else v for k, v in values["preprocessing"].items()}
+            values["preprocessing"] = Preprocessing(**pre)
+        if "shard" in values:
+            values["shard"] = tuple(values["shard"])
+        return cls(**values)
 
     def identity(self) -> dict:
         """The fields a resumed run must share (device, workers, threads and strictness may change)."""

@@ -70,10 +70,11 @@ def evaluate(
     out = Path(out_dir)
     gpu = config.decoder in GPU_DECODERS
     cpu_decoder = DEFAULT_DECODER if gpu else config.decoder  # a GPU run's CPU side (its share and fallbacks)
+    weights = dataclasses.replace(weights, preprocessing=config.preprocessing or weights.preprocessing)
     dataset = VideoDataset(
         config.list_file, config.root, config.list_format, config.protocol, weights.preprocessing, cpu_decoder
     )
-    config = dataclasses.replace(config, list_format=dataset.list_format)
+    config = dataclasses.replace(config, list_format=dataset.list_format, preprocessing=weights.preprocessing)
     gpu_decoding = None
     if gpu and options.ray is not None:
         raise I3DError(f"--cluster ray decodes on the cluster's CPUs; --decoder {config.decoder} is for local runs")
