@@ -140,6 +140,16 @@ def test_resume_refuses_another_configuration(dataset, tmp_path, checkpoint_file
             resume=True,
             weights=SMALL,
         )
+    three_clips = replace(SMALL, preprocessing=replace(SMALL.preprocessing, num_clips=3))
+    for other in (SMALL.with_sampling("1.x"), three_clips):  # the weights' preprocessing is part of the run too
+        with pytest.raises(I3DError, match=r"different configuration \(preprocessing differ\)"):
+            evaluate(
+                config_for(dataset, checkpoint=str(checkpoint_file)),
+                tmp_path / "run",
+                RunOptions(progress=False),
+                resume=True,
+                weights=other,
+            )
     record = evaluate(
         config_for(dataset, checkpoint=str(checkpoint_file)),
         tmp_path / "run",
@@ -148,6 +158,7 @@ def test_resume_refuses_another_configuration(dataset, tmp_path, checkpoint_file
         weights=SMALL,
     )
     assert record.metrics["timing"]["videos_this_session"] == 0  # everything was done
+    assert record.metrics["config"]["preprocessing"]["sampling"] == "0.x"
 
 
 def test_batches_and_shards_partition_the_list():
@@ -288,6 +299,9 @@ def test_cli_eval_and_merge(dataset, tmp_path, checkpoint_file, capsys, monkeypa
     assert lines[-1] == f"report: {(tmp_path / 'm' / 'report.html').as_uri()}"
     assert len(json.loads((tmp_path / "r.json").read_text())) == 6
     assert main([*base, "--shard", "2/2", "--out-dir", str(tmp_path / "c")]) == 2
+    capsys.readouterr()
+    assert main([*base, "--shard", "0/2", "--out-dir", str(tmp_path / "a"), "--resume", "--sampling", "1.x"]) == 2
+    assert "different configuration (preprocessing differ)" in capsys.readouterr().err
     missing = ["eval", "--list", str(tmp_path / "missing.txt"), "--root", ".", "--out-dir", str(tmp_path / "d")]
     assert main(missing) == 2
     assert "missing.txt: cannot read list file" in capsys.readouterr().err
