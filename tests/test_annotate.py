@@ -45,6 +45,7 @@ def opencv_shape(path) -> tuple[int, int, int]:
     return count, shape[1], shape[0]
 
 
+@pytest.mark.slow
 def test_lossless_output_differs_from_the_input_only_in_the_boxes(predictor, sample_videos, tmp_path):
     video = sample_videos["carphone_pristine"]  # 176x144, 120 frames
     result = annotate(predictor, video, tmp_path / "out.mp4", "threecrop", lossless=True, progress=False)

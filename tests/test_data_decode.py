@@ -55,6 +55,7 @@ def swapped_first(source, index: int) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["seed", "threecrop"])
 def test_resize_before_the_channel_swap_changes_no_pixel(sample_videos, tmp_path, protocol):
     """OpenCV's frames are resized in BGR, then swapped to RGB straight into their rows: the same pixels as swapping

@@ -74,6 +74,7 @@ def test_extract_all_and_resume_after_a_worker_dies(video_dir, tmp_path, monkeyp
     assert not list(out.glob(".tmp-*"))
 
 
+@pytest.mark.slow
 def test_hanging_video_times_out(video_dir, tmp_path, monkeypatch):
     original = extract_module.extract_video
 

@@ -62,6 +62,7 @@ print(json.dumps(report))
 """
 
 
+@pytest.mark.slow
 def test_fused_kernel_equals_the_torch_ops_and_the_cpu_pipeline(sample_videos):
     tests = Path(__file__).parent
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(tests), *sys.path])}

@@ -6,8 +6,12 @@ import json
 import urllib.error
 from dataclasses import replace
 
+import pytest
+
 from i3d_infer.demo import run_demo
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+
+pytestmark = pytest.mark.slow  # the whole flow, full size
 
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
 

@@ -103,6 +103,7 @@ def test_metrics_hand_computed():
     assert m == pytest.approx({"top1_acc": 0.5, "top5_acc": 0.75, "mean_class_accuracy": (0 + 1 + 0.5) / 3})
 
 
+@pytest.mark.slow
 def test_bad_videos_are_accounted_and_strict_aborts(dataset, tmp_path, checkpoint_file):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -168,6 +169,7 @@ def test_batches_and_shards_partition_the_list():
     assert sorted(i for s in shards for b in s for i in b) == list(range(7))
 
 
+@pytest.mark.slow
 def test_shards_merge_to_the_single_run(dataset, tmp_path, checkpoint_file):
     single = run(dataset, tmp_path / "single", checkpoint_file, "long.txt", batch_size=2)
     for i in range(2):
@@ -205,6 +207,7 @@ def _cli(dataset, out, checkpoint, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(dataset, tmp_path, checkpoint_file):
     reference = subprocess.run(_cli(dataset, tmp_path / "ref", checkpoint_file), capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr
@@ -235,6 +238,7 @@ def test_sigkill_then_resume_is_bit_identical(dataset, tmp_path, checkpoint_file
     assert (out / "results.jsonl").read_text().count("\n") == 12
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_shard_and_rank0_merges(dataset, tmp_path, checkpoint_file):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -263,6 +267,7 @@ def test_two_gloo_ranks_shard_and_rank0_merges(dataset, tmp_path, checkpoint_fil
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["rank0", "rank1"]
 
 
+@pytest.mark.slow
 def test_cli_eval_and_merge(dataset, tmp_path, checkpoint_file, capsys, monkeypatch):
     import i3d_infer.model.weights as weights
 

@@ -18,6 +18,7 @@ pytest.importorskip("nncf")
 SMALL_PRE = Preprocessing(clip_len=8, num_clips=2, size=64)
 
 
+@pytest.mark.slow
 def test_quantize_small_graph(checkpoint_file, tmp_path, sample_videos, capsys):
     onnx_path = export_onnx(load_model(checkpoint_file), tmp_path / "m.onnx", ExportOptions(shape=(1, 2, 3, 8, 64, 64)))
     out = tmp_path / "m_int8.xml"

@@ -35,6 +35,7 @@ def recognizer(checkpoint_file):
     ],
     ids=["static-uint8-logits", "dynamic-float32-opset11", "probs-simplified", "dynamic-probs-simplified", "fp16"],
 )
+@pytest.mark.slow
 def test_export_verifies(recognizer, tmp_path, options):
     path = export_onnx(recognizer, tmp_path / "m.onnx", options)
     graph = onnx.load(str(path))
@@ -57,6 +58,7 @@ def test_export_verifies(recognizer, tmp_path, options):
             assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
+@pytest.mark.slow
 def test_cli_export_and_failure_paths(checkpoint_file, tmp_path, capsys, sample_videos):
     out = tmp_path / "cli.onnx"
     shape = [str(s) for s in SMALL]

@@ -74,6 +74,7 @@ def rawframes(tmp_path_factory, sample_videos):
     return root
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["seed", "threecrop"])
 def test_nvdec_reader_equals_the_cpu_pipeline(sample_videos, protocol):
     """NV12 -> RGB -> resize in torch, sampled frames only, in batches: the CPU pipeline's frames bit for bit."""
@@ -87,6 +88,7 @@ def test_nvdec_reader_equals_the_cpu_pipeline(sample_videos, protocol):
         np.testing.assert_array_equal(frames.numpy(), expected.frames)
 
 
+@pytest.mark.slow
 def test_nvdec_reader_makes_a_second_pass_when_the_header_lies(sample_videos):
     def lying(path):
         _, batches = ffmpeg_nv12(path)
@@ -253,6 +255,7 @@ def test_coalesced_runs_the_waiting_calls_of_all_threads_as_one():
     assert answers == {0: 0, 1: 10, 2: 20, 3: "bad 3", 4: 40}
 
 
+@pytest.mark.slow
 def test_nvjpeg_threads_share_calls_and_a_broken_video_fails_alone(tmp_path, rawframes):
     """Four threads on one shared reader: fewer decode calls than videos, every video's frames as the CPU path's,
     and a video with a broken file fails alone (its group is retried video by video)."""
@@ -302,6 +305,7 @@ def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(rawframes):
         np.testing.assert_array_equal(sample.frames.frames.numpy(), dataset.frames(sample.index).frames.frames)
 
 
+@pytest.mark.slow
 def test_gpu_stream_order_decoders_and_cpu_fallback(videos):
     dataset = VideoDataset(videos / "list.txt", videos, preprocessing=PRE)
     decoding = GpuDecoding("nvdec", threads=3)
@@ -319,6 +323,7 @@ def test_gpu_stream_order_decoders_and_cpu_fallback(videos):
             np.testing.assert_array_equal(np.asarray(sample.frames.frames), expected)
 
 
+@pytest.mark.slow
 def test_cpu_share_is_a_fixed_even_assignment(videos):
     assert [on_cpu(i, 0.25) for i in range(8)] == [False, False, False, True] * 2
     assert not any(on_cpu(i, 0.0) for i in range(100)) and all(on_cpu(i, 1.0) for i in range(100))
@@ -340,6 +345,7 @@ def fake_gpu(monkeypatch):
     monkeypatch.setattr(gpu, "make_reader", lambda decoder, device, protocol, size: nvdec_on_cpu(protocol.name))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cpu_share", [0.0, 0.5])
 def test_eval_with_nvdec_equals_the_cpu_run(videos, tmp_path, checkpoint_file, fake_gpu, cpu_share):
     config = EvalConfig(str(videos / "list.txt"), str(videos), checkpoint=str(checkpoint_file), batch_size=2)
@@ -355,6 +361,7 @@ def test_eval_with_nvdec_equals_the_cpu_run(videos, tmp_path, checkpoint_file, f
     assert [line["decoder"] for line in lines] == expected
 
 
+@pytest.mark.slow
 def test_eval_with_nvjpeg_shares_decode_calls_and_equals_the_cpu_run(
     tmp_path, rawframes, checkpoint_file, fake_gpu, monkeypatch
 ):

@@ -71,6 +71,7 @@ def test_non_local_path_matters(mm_state):
     assert ((full - without).abs().max() / full.abs().max()).item() > 1e-2
 
 
+@pytest.mark.slow
 def test_full_size_clip_shapes_and_reference(mm_state):
     """One full 3x32x256x256 clip: the spec's stage shapes, and equality with the reference (rel. error <= 1e-5)."""
     model = build_model(i3d_nl_dot_product_r50())

@@ -51,6 +51,7 @@ def test_label_map_must_fit_the_model(checkpoint_file, tmp_path):
     assert main(["predict", "x.mp4", "--checkpoint", str(checkpoint_file), "--label-map", str(label_map)]) == 2
 
 
+@pytest.mark.slow
 def test_cli_json_and_bad_videos(checkpoint_file, sample_videos, tmp_path, capsys):
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("hello")
@@ -73,6 +74,7 @@ def test_cli_json_and_bad_videos(checkpoint_file, sample_videos, tmp_path, capsy
     ]
 
 
+@pytest.mark.slow
 def test_console_script_human_output(checkpoint_file, sample_videos):
     result = subprocess.run(
         [sys.executable, "-m", "i3d_infer.cli", "predict", str(sample_videos["carphone_pristine"]),

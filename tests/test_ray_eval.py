@@ -27,6 +27,8 @@ from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing  # noqa: E402
 from i3d_infer.transport.ray_data import RayOptions  # noqa: E402
 from videos import write_video  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a Ray instance per class, and multi-process runs
+
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
 LAUNCHER = [sys.executable, str(Path(__file__).parent / "eval_launcher.py")]
 RAY_QUIET = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}

@@ -48,6 +48,7 @@ def real_views(sample_videos):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend_class", BACKENDS, ids=lambda c: c.name)
 @pytest.mark.parametrize("kind", ["uint8", "float32"])
 def test_backend_matches_torch(models, real_views, backend_class, kind):
@@ -59,6 +60,7 @@ def test_backend_matches_torch(models, real_views, backend_class, kind):
     assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
 
 
+@pytest.mark.slow
 def test_predictor_on_each_backend_agrees(models, checkpoint_file, sample_videos):
     scores = {}
     for backend in ("torch", "onnxruntime", "openvino"):
@@ -69,6 +71,7 @@ def test_predictor_on_each_backend_agrees(models, checkpoint_file, sample_videos
         np.testing.assert_allclose(scores[backend], scores["torch"], rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_bad_models_are_one_line_errors(models, tmp_path, real_views):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"\x08\x07 not a protobuf at all" * 10)
@@ -88,6 +91,7 @@ def test_bad_models_are_one_line_errors(models, tmp_path, real_views):
         make_backend(BackendSpec("torch", model=models["uint8"]))
 
 
+@pytest.mark.slow
 def test_cli_bench_json(models, tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(["bench", "--backend", "onnxruntime", "--model", str(models["float32"]), "--batch-sizes", "1,2",

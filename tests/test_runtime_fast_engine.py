@@ -45,12 +45,14 @@ def test_fast_plain_r50_equals_eager():
         assert rel_err(FastI3D(recognizer)(x), recognizer(x)) <= 1e-5
 
 
+@pytest.mark.slow
 def test_full_size_clip(model):
     x = torch.randint(0, 256, (1, 3, 32, 256, 256), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
     with torch.inference_mode():
         assert rel_err(FastI3D(model)(x), model(x)) <= 1e-5
 
 
+@pytest.mark.slow
 def test_bf16_is_close_and_engine_selection(model, sample_videos):
     from dataclasses import replace
 
@@ -79,6 +81,7 @@ def test_fast_engine_folds_batchnorm_once(model):
     assert all(not p.requires_grad for p in fast.parameters())
 
 
+@pytest.mark.slow
 def test_gpu_script_runs_on_cpu(tmp_path):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
     out = tmp_path / "gpu.json"

@@ -140,6 +140,7 @@ def _hangs_on_carphone(self, index, allocate=None, threads=0):
         (_hangs_on_carphone, "carphone_pristine.mp4", "carphone_pristine.mp4: timed out after 3 s"),
     ],
 )
+@pytest.mark.slow
 def test_crashed_or_hung_decoder_is_a_failure_and_a_fresh_worker(videos, monkeypatch, fault, video, reason):
     dataset = dataset_of(videos)
     monkeypatch.setattr(VideoDataset, "frames", fault)  # workers are forked: they see it
@@ -160,6 +161,7 @@ def _says_its_threads(self, index, allocate=None, threads=0):
     return Sample(index, entry.video_id, entry.label, None, f"threads={threads}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("cores", "workers", "threads"), [(16, 15, 1), (16, 4, 4), (2, 2, 1), (2, 3, 1)])
 def test_decode_workers_share_the_cores(videos, monkeypatch, cores, workers, threads):
     """Each worker's video decoder gets its share of the cores instead of one thread per core in every worker."""
@@ -257,6 +259,7 @@ def onnx_model(checkpoint_file, tmp_path_factory):
     ("backend", "protocol"),
     [("torch", "centercrop"), ("torch", "threecrop"), ("onnxruntime", "seed"), ("openvino", "threecrop")],
 )
+@pytest.mark.slow
 def test_eval_through_shared_memory_equals_in_process_and_predict(
     videos, tmp_path, checkpoint_file, onnx_model, backend, protocol
 ):
@@ -339,6 +342,7 @@ def test_slots_are_shared_with_forked_children():
     slots.close()
 
 
+@pytest.mark.slow
 def test_e2e_gpu_script_runs_on_cpu(tmp_path):
     """benchmarks/e2e_gpu.py with tiny sizes: every row measured, ratios computed, JSON written."""
     import importlib.util
@@ -385,6 +389,7 @@ class _FakeStream:
         self.waited.append(event)
 
 
+@pytest.mark.slow
 def test_device_path_logic_with_cuda_faked(videos, checkpoint_file, monkeypatch):
     """The GPU path's Python (pinned staging offsets, side-stream events, record_stream, async logits) run on CPU
     with CUDA's stream/event/pinned calls faked: same logits as the host path. Not a GPU test: the device
