@@ -8,13 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from eval_launcher import wait_for
 from i3d_infer import Predictor
 from i3d_infer.cli import main
 from i3d_infer.errors import I3DError
@@ -214,22 +214,18 @@ def test_sigkill_then_resume_is_bit_identical(dataset, tmp_path, checkpoint_file
     assert reference.stdout.splitlines()[-4].startswith("top1_acc\t")
     assert reference.stdout.splitlines()[-1] == f"report: {(tmp_path / 'ref' / 'report.html').as_uri()}"
     out = tmp_path / "killed"
+    held = tmp_path / "held"  # the run holds after 3 batches (eval_launcher.holding): killed part-way, always
     process = subprocess.Popen(
         _cli(dataset, out, checkpoint_file),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
+        env={**os.environ, "I3D_TEST_HOLD": f"3:{held}"},
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        results = out / "results.jsonl"
-        if results.is_file() and results.read_text().count("\n") >= 3:
-            break
-        time.sleep(0.02)
+    wait_for(held, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    done = (out / "results.jsonl").read_text().count("\n")
-    assert 3 <= done < 12, done  # killed part-way
+    assert (out / "results.jsonl").read_text().count("\n") == 3
     with (out / "results.jsonl").open("a") as f:
         f.write('{"index": 99, "video": "torn wri')  # a line cut by the kill
     resumed = subprocess.run(_cli(dataset, out, checkpoint_file, "--resume"), capture_output=True, text=True)

@@ -22,6 +22,8 @@ import pytest
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install 'i3d-infer[ray]')")
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'i3d-infer[ray]')")
 
+from eval_launcher import holding, wait_for  # noqa: E402
+from i3d_infer.evaluate import runner  # noqa: E402
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate  # noqa: E402
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing  # noqa: E402
 from i3d_infer.transport.ray_data import RayOptions  # noqa: E402
@@ -101,26 +103,21 @@ class TestOneInstance:
         command += ["--checkpoint", str(checkpoint_file), "--batch-size", "2", "--workers", "2", "--threads", "2"]
         command += ["--device", "cpu", "--out-dir", str(out), "--cluster", "ray"]
         address = ray.get_runtime_context().gcs_address  # the driver joins this instance: killing it kills no node
+        held = tmp_path / "held"  # the driver holds after 2 batches (eval_launcher.holding): killed part-way
         process = subprocess.Popen(
             [*command, "--ray-address", address],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env={**os.environ, "I3D_TEST_HOLD": f"2:{held}"},
         )
-        deadline = time.monotonic() + 180
-        results = out / "results.jsonl"
-        while time.monotonic() < deadline and process.poll() is None:
-            if results.is_file() and results.read_text().count("\n") >= 2:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, process.stderr.read().decode()
+        wait_for(held, process)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        done = results.read_text().count("\n")
-        assert 2 <= done < 8, done  # killed part-way
+        assert (out / "results.jsonl").read_text().count("\n") == 4  # two batches of two
         run(videos, out, checkpoint_file, 2, cluster=True, resume=True)
         assert (out / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
-        assert results.read_text().count("\n") == 8
+        assert (out / "results.jsonl").read_text().count("\n") == 8
 
 
 class TestCluster:
@@ -133,7 +130,7 @@ class TestCluster:
         assert record.metrics["timing"]["decode_tasks_per_node"] == {cpu_node.node_id: 8}
         assert (tmp_path / "ray" / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
 
-    def test_a_node_removed_mid_run(self, cluster, videos, tmp_path, checkpoint_file):
+    def test_a_node_removed_mid_run(self, cluster, videos, tmp_path, checkpoint_file, monkeypatch):
         cluster, _ = cluster
         doomed = cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
         cluster.wait_for_nodes()
@@ -147,17 +144,18 @@ class TestCluster:
             except BaseException as e:  # raised in the test below
                 outcome["error"] = e
 
+        release = threading.Event()
+        # the run waits after its first batch until the node is gone
+        monkeypatch.setattr(runner._Recorder, "record", holding(runner._Recorder.record, 1, tmp_path / "held", release))
         thread = threading.Thread(target=evaluate_on_ray)
         thread.start()
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and thread.is_alive():
-            if (out / "results.jsonl").is_file() and (out / "results.jsonl").read_text().count("\n") >= 1:
-                break
-            time.sleep(0.05)
-        written = (out / "results.jsonl").read_text().count("\n") if (out / "results.jsonl").is_file() else 0
+        while not (tmp_path / "held").exists() and thread.is_alive():
+            time.sleep(0.02)
+        written = (out / "results.jsonl").read_text().count("\n")
         cluster.remove_node(doomed)
+        release.set()
         thread.join(timeout=300)
-        assert written < 8, "the run ended before the node was removed"
+        assert written == 1, "the run did not hold after its first batch"
         assert "error" not in outcome, outcome.get("error")
         lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
         assert sorted(line["index"] for line in lines) == list(range(8))  # every video once
