@@ -12,12 +12,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import i3d_infer.model.weights as weights
 from i3d_infer.cli import main
 from i3d_infer.evaluate import runner
+from reduced import SMALL
 
 
 def holding(record, batches: int, marker: Path, release: threading.Event | None = None):
@@ -45,9 +45,7 @@ def wait_for(marker: Path, process: subprocess.Popen) -> None:
 
 
 if __name__ == "__main__":
-    weights.DEFAULT_WEIGHTS = replace(
-        weights.DEFAULT_WEIGHTS, preprocessing=weights.Preprocessing(clip_len=8, num_clips=2, size=64)
-    )
+    weights.DEFAULT_WEIGHTS = SMALL
     if os.environ.get("I3D_TEST_HOLD"):
         count, path = os.environ["I3D_TEST_HOLD"].split(":", 1)
         runner._Recorder.record = holding(runner._Recorder.record, int(count), Path(path))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import av
 import cv2
 import numpy as np
@@ -13,10 +11,8 @@ from i3d_infer import Predictor
 from i3d_infer.annotate import annotate, clip_of_frame
 from i3d_infer.cli import main
 from i3d_infer.data.decode import open_source
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from reduced import SMALL
 from videos import write_video
-
-SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
 
 
 @pytest.fixture(scope="module")

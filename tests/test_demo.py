@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import urllib.error
-from dataclasses import replace
 
 import pytest
 
 from i3d_infer.demo import run_demo
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from reduced import SMALL
 
 pytestmark = pytest.mark.slow  # the whole flow, full size
-
-SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
 
 
 def test_demo_with_a_checkpoint(tmp_path, checkpoint_file):

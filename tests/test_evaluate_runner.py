@@ -20,10 +20,10 @@ from i3d_infer.cli import main
 from i3d_infer.errors import I3DError
 from i3d_infer.evaluate.outputs import accuracy, merge_runs
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, batches_of, evaluate
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing, read_labels
+from i3d_infer.model.weights import read_labels
+from reduced import SMALL
 from videos import write_video, write_video_without_frames
 
-SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
 LAUNCHER = [sys.executable, str(Path(__file__).parent / "eval_launcher.py")]
 FILES = [
     "result.json",

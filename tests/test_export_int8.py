@@ -11,11 +11,10 @@ from i3d_infer.cli import main
 from i3d_infer.errors import I3DError
 from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.model.checkpoint import load_model
-from i3d_infer.model.weights import Preprocessing
 from i3d_infer.runtime.openvino_backend import OpenVINOBackend
+from reduced import SMALL_PRE
 
 pytest.importorskip("nncf")
-SMALL_PRE = Preprocessing(clip_len=8, num_clips=2, size=64)
 
 
 @pytest.mark.slow

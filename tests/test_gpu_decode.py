@@ -33,19 +33,19 @@ from i3d_infer.data.pipeline import read_frames, sampler
 from i3d_infer.data.transforms import get_protocol
 from i3d_infer.errors import VideoError
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.model.weights import DEFAULT_WEIGHTS
 from i3d_infer.runtime.torch_backend import CAPTURE_GATE
 from i3d_infer.transport import gpu, stream
 from i3d_infer.transport.gpu import GpuDecodeStream, GpuDecoding, decode_stream, on_cpu
+from reduced import SMALL_PRE
 from videos import ffmpeg_nv12, opencv_rawframes, write_video
 
-PRE = Preprocessing(clip_len=8, num_clips=2, size=64)
-SMALL = replace(DEFAULT_WEIGHTS, preprocessing=PRE)
+SMALL = replace(DEFAULT_WEIGHTS, preprocessing=SMALL_PRE)
 CPU = torch.device("cpu")
 
 
 def nvdec_on_cpu(protocol: str = "seed") -> NvdecReader:
-    return NvdecReader(CPU, get_protocol(protocol), PRE.size, batches=ffmpeg_nv12)
+    return NvdecReader(CPU, get_protocol(protocol), SMALL_PRE.size, batches=ffmpeg_nv12)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,8 @@ def test_nvdec_reader_equals_the_cpu_pipeline(sample_videos, protocol):
     """NV12 -> RGB -> resize in torch, sampled frames only, in batches: the CPU pipeline's frames bit for bit."""
     reader = nvdec_on_cpu(protocol)
     for path in sample_videos.values():
-        count, indices, frames, table = reader.read(path, sampler(PRE))
-        expected = read_frames(path, protocol, PRE)
+        count, indices, frames, table = reader.read(path, sampler(SMALL_PRE))
+        expected = read_frames(path, protocol, SMALL_PRE)
         assert count == expected.num_frames
         np.testing.assert_array_equal(indices, expected.frame_indices)
         np.testing.assert_array_equal(table, expected.table)
@@ -94,9 +94,9 @@ def test_nvdec_reader_makes_a_second_pass_when_the_header_lies(sample_videos):
         _, batches = ffmpeg_nv12(path)
         return 40, batches  # bikes.mp4 has 250 frames
 
-    reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, batches=lying)
-    _, indices, frames, _ = reader.read(sample_videos["bikes"], sampler(PRE))
-    expected = read_frames(sample_videos["bikes"], "seed", PRE)
+    reader = NvdecReader(CPU, get_protocol("seed"), SMALL_PRE.size, batches=lying)
+    _, indices, frames, _ = reader.read(sample_videos["bikes"], sampler(SMALL_PRE))
+    expected = read_frames(sample_videos["bikes"], "seed", SMALL_PRE)
     np.testing.assert_array_equal(indices, expected.frame_indices)
     np.testing.assert_array_equal(frames.numpy(), expected.frames)
 
@@ -143,11 +143,11 @@ def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, 
     waits = []
     monkeypatch.setattr(gpu_decode, "_event", lambda nv12: waits.append(1) or SimpleNamespace(synchronize=bool))
     frames = gpu_decode.PyNvVideoCodecFrames(CPU, batch=64, on_stream=on_stream)
-    reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, frames, fused=False)
-    _, _, decoded, _ = reader.read(sample_videos["bikes"], sampler(PRE))
-    np.testing.assert_array_equal(decoded.numpy(), read_frames(sample_videos["bikes"], "seed", PRE).frames)
+    reader = NvdecReader(CPU, get_protocol("seed"), SMALL_PRE.size, frames, fused=False)
+    _, _, decoded, _ = reader.read(sample_videos["bikes"], sampler(SMALL_PRE))
+    np.testing.assert_array_equal(decoded.numpy(), read_frames(sample_videos["bikes"], "seed", SMALL_PRE).frames)
     assert FakeSimpleDecoder.streams == [7 if on_stream else 0]
-    batches = len(np.unique(np.unique(sampler(PRE)(250)) // 64))  # decoder batches holding sampled frames
+    batches = len(np.unique(np.unique(sampler(SMALL_PRE)(250)) // 64))  # decoder batches holding sampled frames
     assert frames.in_order() == on_stream and len(waits) == (0 if on_stream else batches) and batches > 1
     current[0] = SimpleNamespace(cuda_stream=8)  # read from another stream: no order to rely on
     assert not frames.in_order()
@@ -159,9 +159,10 @@ def test_nvdec_decoder_refusing_the_stream_decodes_on_the_default_one(
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: SimpleNamespace(cuda_stream=7))
     monkeypatch.setattr(FakeSimpleDecoder, "refuse_streams", True)
     frames = gpu_decode.PyNvVideoCodecFrames(CPU)
-    reader = NvdecReader(CPU, get_protocol("seed"), PRE.size, frames, fused=False)
-    _, _, decoded, _ = reader.read(sample_videos["carphone_pristine"], sampler(PRE))
-    np.testing.assert_array_equal(decoded.numpy(), read_frames(sample_videos["carphone_pristine"], "seed", PRE).frames)
+    reader = NvdecReader(CPU, get_protocol("seed"), SMALL_PRE.size, frames, fused=False)
+    _, _, decoded, _ = reader.read(sample_videos["carphone_pristine"], sampler(SMALL_PRE))
+    expected = read_frames(sample_videos["carphone_pristine"], "seed", SMALL_PRE).frames
+    np.testing.assert_array_equal(decoded.numpy(), expected)
     assert FakeSimpleDecoder.streams == [7, 0] and not frames.in_order()
     assert "refused this thread's CUDA stream (cudastream input argument does not" in caplog.text
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 300)
@@ -204,19 +205,19 @@ def test_nvjpeg_reader_logic_and_errors(tmp_path, sample_videos):
     name the file or the video."""
     count = opencv_rawframes(sample_videos["bikes"], tmp_path / "bikes", size=(96, 80))
     calls = []
-    reader = NvjpegReader(CPU, get_protocol("threecrop"), PRE.size, decode=opencv_jpeg(calls))
-    _, indices, frames, table = reader.read(tmp_path / "bikes", sampler(PRE), count)
-    expected = read_frames(tmp_path / "bikes", "threecrop", PRE, num_frames=count)
+    reader = NvjpegReader(CPU, get_protocol("threecrop"), SMALL_PRE.size, decode=opencv_jpeg(calls))
+    _, indices, frames, table = reader.read(tmp_path / "bikes", sampler(SMALL_PRE), count)
+    expected = read_frames(tmp_path / "bikes", "threecrop", SMALL_PRE, num_frames=count)
     assert calls == [len(np.unique(indices))]
     np.testing.assert_array_equal(frames.numpy(), expected.frames)
     np.testing.assert_array_equal(table, expected.table)
     first = RawframeSource(tmp_path / "bikes").frame_path(int(indices[0, 0]))
     first.write_bytes(b"\xff\xd8 not a jpeg")
     with pytest.raises(VideoError, match=f"{tmp_path / 'bikes'}: a sampled frame is not a readable JPEG"):
-        reader.read(tmp_path / "bikes", sampler(PRE), count)
+        reader.read(tmp_path / "bikes", sampler(SMALL_PRE), count)
     first.unlink()
     with pytest.raises(VideoError, match=f"{first}: cannot read frame"):
-        reader.read(tmp_path / "bikes", sampler(PRE), count)
+        reader.read(tmp_path / "bikes", sampler(SMALL_PRE), count)
 
 
 def test_coalesced_runs_the_waiting_calls_of_all_threads_as_one():
@@ -263,16 +264,16 @@ def test_nvjpeg_threads_share_calls_and_a_broken_video_fails_alone(tmp_path, raw
     shutil.copytree(rawframes, root)
     names = [line.split()[0] for line in (root / "list.txt").read_text().splitlines()]
     count = RawframeSource(root / names[4]).frame_count_hint()
-    broken = RawframeSource(root / names[4]).frame_path(int(sampler(PRE)(count)[0, 0]))
+    broken = RawframeSource(root / names[4]).frame_path(int(sampler(SMALL_PRE)(count)[0, 0]))
     broken.write_bytes(b"\xff\xd8 broken")
     calls = []
-    reader = NvjpegReader(CPU, get_protocol("seed"), PRE.size, decode=opencv_jpeg(calls))
+    reader = NvjpegReader(CPU, get_protocol("seed"), SMALL_PRE.size, decode=opencv_jpeg(calls))
     barrier = threading.Barrier(4, timeout=30)
 
     def read(name):
         barrier.wait() if name in names[:4] else None  # the first four arrive together
         try:
-            return reader.read(root / name, sampler(PRE))[2].numpy()
+            return reader.read(root / name, sampler(SMALL_PRE))[2].numpy()
         except VideoError as e:
             return str(e)
 
@@ -284,17 +285,17 @@ def test_nvjpeg_threads_share_calls_and_a_broken_video_fails_alone(tmp_path, raw
     )
     for name, frames in zip(names, results, strict=True):
         if name != names[4]:
-            np.testing.assert_array_equal(frames, read_frames(root / name, "seed", PRE).frames)
+            np.testing.assert_array_equal(frames, read_frames(root / name, "seed", SMALL_PRE).frames)
     assert max(reader.decoded.sizes) > 1 and len(reader.decoded.sizes) < len(names)
 
 
 def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(rawframes):
-    dataset = VideoDataset(rawframes / "list.txt", rawframes, "rawframes", preprocessing=PRE)
+    dataset = VideoDataset(rawframes / "list.txt", rawframes, "rawframes", preprocessing=SMALL_PRE)
     made, in_gate = [], []
 
     def reader():
         in_gate.append(CAPTURE_GATE._active > 0)  # its first-launch checks must never meet a graph capture
-        made.append(NvjpegReader(CPU, get_protocol("seed"), PRE.size, decode=opencv_jpeg([])))
+        made.append(NvjpegReader(CPU, get_protocol("seed"), SMALL_PRE.size, decode=opencv_jpeg([])))
         return made[-1]
 
     decoding = GpuDecoding("nvjpeg", threads=3)
@@ -307,7 +308,7 @@ def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(rawframes):
 
 @pytest.mark.slow
 def test_gpu_stream_order_decoders_and_cpu_fallback(videos):
-    dataset = VideoDataset(videos / "list.txt", videos, preprocessing=PRE)
+    dataset = VideoDataset(videos / "list.txt", videos, preprocessing=SMALL_PRE)
     decoding = GpuDecoding("nvdec", threads=3)
     samples = [d.sample for d in GpuDecodeStream(dataset, list(range(6)), decoding, CPU, 2, reader=nvdec_on_cpu)]
     assert [s.index for s in samples] == list(range(6))
@@ -328,7 +329,7 @@ def test_cpu_share_is_a_fixed_even_assignment(videos):
     assert [on_cpu(i, 0.25) for i in range(8)] == [False, False, False, True] * 2
     assert not any(on_cpu(i, 0.0) for i in range(100)) and all(on_cpu(i, 1.0) for i in range(100))
     assert sum(on_cpu(i, 0.3) for i in range(1000)) == 300
-    dataset = VideoDataset(videos / "list.txt", videos, preprocessing=PRE)
+    dataset = VideoDataset(videos / "list.txt", videos, preprocessing=SMALL_PRE)
     merged = decode_stream(dataset, list(range(6)), 1, 60, 2, GpuDecoding("nvdec", 2, 0.5), CPU, nvdec_on_cpu)
     samples = [d.sample for d in merged]
     merged.close()

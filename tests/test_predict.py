@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import urllib.error
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,11 +13,10 @@ import torch
 
 from i3d_infer import Predictor, read_labels
 from i3d_infer.cli import main
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
 from mmaction_reference import normalize, reference_forward
+from reduced import SMALL
 
 # A reduced pipeline (2 clips x 8 frames at 64x64) keeps library tests fast; the CLI tests run full size.
-SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
 
 
 def test_predictor_scores_equal_reference(checkpoint_file, mm_state, sample_videos):

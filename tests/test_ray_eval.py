@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,12 @@ pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install '
 from eval_launcher import holding, wait_for  # noqa: E402
 from i3d_infer.evaluate import runner  # noqa: E402
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate  # noqa: E402
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing  # noqa: E402
 from i3d_infer.transport.ray_data import RayOptions  # noqa: E402
+from reduced import SMALL  # noqa: E402
 from videos import write_video  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a Ray instance per class, and multi-process runs
 
-SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
 LAUNCHER = [sys.executable, str(Path(__file__).parent / "eval_launcher.py")]
 RAY_QUIET = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
 OBJECT_STORE = 200 * 2**20

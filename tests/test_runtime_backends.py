@@ -13,13 +13,13 @@ from i3d_infer.cli import main
 from i3d_infer.errors import I3DError
 from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.model.checkpoint import load_model
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.model.weights import DEFAULT_WEIGHTS
 from i3d_infer.runtime import BackendSpec, make_backend
 from i3d_infer.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from i3d_infer.runtime.openvino_backend import OpenVINOBackend
 from i3d_infer.runtime.torch_backend import TorchBackend
+from reduced import SMALL_PRE
 
-SMALL_PRE = Preprocessing(clip_len=8, num_clips=2, size=64)
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=SMALL_PRE)
 BACKENDS = [OnnxRuntimeBackend, OpenVINOBackend]
 

@@ -26,14 +26,14 @@ from i3d_infer.errors import I3DError
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.model.checkpoint import load_model
-from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.model.weights import DEFAULT_WEIGHTS
 from i3d_infer.transport import slots as slots_module
 from i3d_infer.transport.batches import HostAssembler, gather_views, gather_views_host
 from i3d_infer.transport.slots import DecodeStream, FrameSlots
 from i3d_infer.transport.stream import OrderedWriter, background, feed
+from reduced import SMALL_PRE
 from videos import write_video
 
-SMALL_PRE = Preprocessing(clip_len=8, num_clips=2, size=64)
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=SMALL_PRE)
 PROTOCOLS = ("seed", "centercrop", "threecrop")
 
