@@ -20,12 +20,17 @@ class Backend(Protocol):
     name: str  # short name, e.g. "torch"
     device: str  # where it runs, e.g. "cpu" or "cuda:0"
     num_classes: int  # logits per view
+    # the GPU whose tensors :meth:`forward` takes (the transport gathers views there); None: host arrays only
+    input_device: str | None
 
     def prepare(self, views: np.ndarray) -> Any:
         """Host-side work and the copy to the device: uint8 views -> what :meth:`compute` takes."""
 
     def compute(self, prepared: Any) -> np.ndarray:
         """The model itself: prepared input -> float32 ``(n, num_classes)`` logits."""
+
+    def forward(self, views: Any) -> Any:
+        """With an ``input_device``: uint8 views already there -> float32 logits there, queued, not waited for."""
 
     def __call__(self, views: np.ndarray) -> np.ndarray:
         """``compute(prepare(views))``."""

@@ -30,6 +30,7 @@ class OnnxGraphBackend:
 
     name = "onnx"
     device = "cpu"
+    input_device = None  # host arrays in (ONNX Runtime on CUDA copies them itself)
     batch: int | None
     views_per_video: int
     input_dtype: np.dtype

@@ -20,7 +20,7 @@ import torch
 
 from ..data.datasets import Sample
 from ..data.pipeline import VideoFrames
-from ..runtime.torch_backend import CAPTURE_GATE
+from ..runtime.cuda_graphs import CAPTURE_GATE
 from .slots import Decoded
 
 RING = 3  # buffers in turn: the model reads one, one waits in the queue, one is being filled

@@ -28,7 +28,7 @@ from ..data.datasets import Sample, VideoDataset
 from ..data.gpu_decode import FrameReader, make_reader
 from ..data.transforms import get_protocol
 from ..errors import I3DError, first_line
-from ..runtime.torch_backend import CAPTURE_GATE
+from ..runtime.cuda_graphs import CAPTURE_GATE
 from .slots import Decoded, DecodeStream
 
 

@@ -153,14 +153,14 @@ class ModelCall:
 
 
 def device_of(backend, device: str):
-    """The torch device to gather views on: the backend's GPU when it is the torch backend on CUDA, else None."""
-    if backend is not None and not (backend.name == "torch" and backend.device.startswith("cuda")):
-        return None
-    if backend is None and not device.startswith("cuda"):
+    """The torch device to gather views on: the backend's input device (None for a host backend); with no backend
+    (the data path alone), ``device`` when it is a GPU."""
+    where = backend.input_device if backend is not None else (device if device.startswith("cuda") else None)
+    if where is None:
         return None
     import torch
 
-    return torch.device(backend.device if backend is not None else device)
+    return torch.device(where)
 
 
 def gpu_decoding_device(decoder: str):
