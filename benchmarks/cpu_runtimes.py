@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 
 from i3d_infer.bench import HEADER, bench_inference, to_json
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.export.int8 import quantize_openvino
 from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.model.checkpoint import load_model
+from i3d_infer.prepare.sample_videos import sample_videos
 from i3d_infer.runtime import BackendSpec, make_backend
 
 

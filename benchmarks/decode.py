@@ -18,7 +18,7 @@ import av
 import cv2
 
 from i3d_infer.data.pipeline import read_video
-from i3d_infer.data.samples import sample_videos
+from i3d_infer.prepare.sample_videos import sample_videos
 
 
 def bare_opencv(path: Path) -> int:

@@ -22,8 +22,8 @@ import cv2
 from i3d_infer.bench import bench_decode_ceiling
 from i3d_infer.data.datasets import VideoDataset
 from i3d_infer.data.decode import worker_threads
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.machine import usable_cores
+from i3d_infer.prepare.sample_videos import sample_videos
 
 
 def main() -> None:

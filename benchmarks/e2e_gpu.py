@@ -46,11 +46,11 @@ import numpy as np
 from i3d_infer.bench import bench_decode_ceiling, bench_e2e, bench_inference
 from i3d_infer.data.datasets import VideoDataset
 from i3d_infer.data.decode import count_rawframes
-from i3d_infer.data.extract import ExtractOptions, extract_all
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.machine import versions
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.prepare.extract import ExtractOptions, extract_all
+from i3d_infer.prepare.sample_videos import sample_videos
 from i3d_infer.runtime import BackendSpec, make_backend
 
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))
@@ -107,8 +107,8 @@ def check_gpu_decoders(device: str, weights, precision: str, extracted: Path) ->
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from i3d_infer.data import fused_nv12
-    from i3d_infer.data.gpu_decode import NvdecReader, NvjpegReader
+    from i3d_infer.data.gpu import fused_nv12
+    from i3d_infer.data.gpu.decode import NvdecReader, NvjpegReader
     from i3d_infer.data.pipeline import read_frames, sampler, video_frames
     from i3d_infer.data.transforms import get_protocol
     from i3d_infer.evaluate.metrics import fuse_clips

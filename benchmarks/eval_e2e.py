@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from i3d_infer.bench import bench_inference
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
+from i3d_infer.prepare.sample_videos import sample_videos
 from i3d_infer.runtime import BackendSpec, make_backend
 
 

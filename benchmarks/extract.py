@@ -20,8 +20,8 @@ from pathlib import Path
 
 import cv2
 
-from i3d_infer.data.extract import extract_all
-from i3d_infer.data.samples import sample_videos
+from i3d_infer.prepare.extract import extract_all
+from i3d_infer.prepare.sample_videos import sample_videos
 
 
 def bare(task: tuple[str, str]) -> int:

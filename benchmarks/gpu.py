@@ -37,12 +37,12 @@ import torch
 
 from i3d_infer.bench import bench_inference
 from i3d_infer.data.pipeline import read_video
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.errors import I3DError, first_line
 from i3d_infer.evaluate.metrics import fuse_clips
 from i3d_infer.machine import versions
 from i3d_infer.model.checkpoint import build_model, convert_state_dict, load_model
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
+from i3d_infer.prepare.sample_videos import sample_videos
 from i3d_infer.runtime.torch_backend import TorchBackend
 
 # (engine, precision, epilogue); the first is the baseline. Epilogue None: the backend's default (cuDNN-fused on CUDA).

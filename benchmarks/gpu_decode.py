@@ -38,10 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i3d_infer.data import fused_nv12
 from i3d_infer.data.decode import count_rawframes
-from i3d_infer.data.extract import ExtractOptions, extract_all
-from i3d_infer.data.gpu_decode import (
+from i3d_infer.data.gpu import fused_nv12
+from i3d_infer.data.gpu.decode import (
     NVDEC_BATCH,
     NvdecReader,
     NvjpegReader,
@@ -50,9 +49,10 @@ from i3d_infer.data.gpu_decode import (
     wrap,
 )
 from i3d_infer.data.pipeline import sampler
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.data.transforms import get_protocol
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
+from i3d_infer.prepare.extract import ExtractOptions, extract_all
+from i3d_infer.prepare.sample_videos import sample_videos
 
 
 def time_row(name: str, threads: int, tasks: int, frames_per_video: int, work, videos_per_task: int = 1) -> None:

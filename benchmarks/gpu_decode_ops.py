@@ -23,11 +23,11 @@ import torch
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from i3d_infer.data.gpu_decode import NVDEC_BATCH, NvdecReader
+from i3d_infer.data.gpu.decode import NVDEC_BATCH, NvdecReader
 from i3d_infer.data.pipeline import sampler
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.data.transforms import get_protocol
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
+from i3d_infer.prepare.sample_videos import sample_videos
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from videos import ffmpeg_nv12  # FFmpeg's planes in PyNvVideoCodec's shape (the tests' stand-in for NVDEC)

@@ -19,7 +19,7 @@ import cv2
 import torch
 
 from i3d_infer import Predictor, read_video
-from i3d_infer.data.samples import sample_videos
+from i3d_infer.prepare.sample_videos import sample_videos
 
 
 def synthetic_checkpoint(directory: Path) -> Path:

@@ -23,10 +23,10 @@ from pathlib import Path
 import ray
 import torch
 
-from i3d_infer.data.samples import sample_videos
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.machine import versions
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing
+from i3d_infer.prepare.sample_videos import sample_videos
 from i3d_infer.transport.ray_data import RayOptions
 
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_clips=2, size=64))

@@ -23,8 +23,8 @@ import numpy as np
 
 from i3d_infer.bench import bench_decode_ceiling, bench_e2e
 from i3d_infer.data.datasets import VideoDataset
-from i3d_infer.data.samples import sample_videos
-from i3d_infer.data.workers import run_tasks
+from i3d_infer.prepare.sample_videos import sample_videos
+from i3d_infer.transport.workers import run_tasks
 
 
 def pipe_transport(dataset: VideoDataset, workers: int, batch_size: int) -> float:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from http_server import Server
-from i3d_infer.data.samples import sample_videos as find_sample_videos
+from i3d_infer.prepare.sample_videos import sample_videos as find_sample_videos
 from mmaction_reference import random_state_dict
 
 

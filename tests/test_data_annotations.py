@@ -7,8 +7,8 @@ import json
 import pytest
 
 from i3d_infer.cli import main
-from i3d_infer.data.annotations import ListsReport, class_names, make_lists, read_annotations
 from i3d_infer.errors import I3DError
+from i3d_infer.prepare.annotations import ListsReport, class_names, make_lists, read_annotations
 
 TRAIN = """label,youtube_id,time_start,time_end,split,is_cc
 abseiling,aaaaaaaaaaa,10,20,train,0
@@ -119,7 +119,7 @@ def test_fetch_annotations_from_a_local_server(server, tmp_path, capsys):
 
 
 def test_default_annotation_urls_are_the_seeds():
-    from i3d_infer.data.annotations import KINETICS400_ANNOTATIONS
+    from i3d_infer.prepare.annotations import KINETICS400_ANNOTATIONS
 
     assert [u.rsplit("/", 1)[1] for u in KINETICS400_ANNOTATIONS] == [
         "kinetics_train.csv", "kinetics_val.csv", "kinetics_test.csv"]  # fmt: skip

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from i3d_infer.data.datasets import ListEntry, VideoDataset, read_list
-from i3d_infer.data.extract import ExtractOptions, extract_video
 from i3d_infer.data.pipeline import read_video
 from i3d_infer.errors import I3DError
+from i3d_infer.prepare.extract import ExtractOptions, extract_video
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-import i3d_infer.data.extract as extract_module
+import i3d_infer.prepare.extract as extract_module
 from i3d_infer.cli import main
-from i3d_infer.data.extract import ExtractOptions, extract_all, extract_video
 from i3d_infer.errors import I3DError
+from i3d_infer.prepare.extract import ExtractOptions, extract_all, extract_video
 from videos import opencv_rawframes, write_video, write_video_without_frames
 
 

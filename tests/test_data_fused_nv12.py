@@ -20,10 +20,10 @@ pytest.importorskip("triton", reason="Triton is not installed (it comes with tor
 CHECK = r"""
 import json, sys
 import numpy as np, torch
-from i3d_infer.data import fused_nv12
-from i3d_infer.data.gpu_decode import NvdecReader
+from i3d_infer.data.gpu import fused_nv12
+from i3d_infer.data.gpu.decode import NvdecReader
 from i3d_infer.data.pipeline import read_frames, sampler
-from i3d_infer.data.tensor_ops import nv12_to_rgb, resize_linear
+from i3d_infer.data.gpu.tensor_ops import nv12_to_rgb, resize_linear
 from i3d_infer.data.transforms import get_protocol
 from i3d_infer.model.weights import Preprocessing
 from videos import ffmpeg_nv12
@@ -85,8 +85,8 @@ def test_fused_kernel_equals_the_torch_ops_and_the_cpu_pipeline(sample_videos):
 def test_the_reader_uses_torch_ops_where_the_kernel_does_not_run():
     import torch
 
-    from i3d_infer.data import fused_nv12
-    from i3d_infer.data.gpu_decode import NvdecReader
+    from i3d_infer.data.gpu import fused_nv12
+    from i3d_infer.data.gpu.decode import NvdecReader
     from i3d_infer.data.transforms import get_protocol
 
     cpu = torch.device("cpu")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from i3d_infer.data.tensor_ops import colour_tables, nv12_to_rgb, resize_linear, yuv420_to_rgb
+from i3d_infer.data.gpu.tensor_ops import colour_tables, nv12_to_rgb, resize_linear, yuv420_to_rgb
 from videos import write_video
 from videos import yuv420_planes as planes
 

@@ -25,10 +25,10 @@ import pytest
 import torch
 
 from i3d_infer.cli import main
-from i3d_infer.data import gpu_decode
 from i3d_infer.data.datasets import VideoDataset
 from i3d_infer.data.decode import RawframeSource
-from i3d_infer.data.gpu_decode import NvdecReader, NvjpegReader
+from i3d_infer.data.gpu import decode as gpu_decode
+from i3d_infer.data.gpu.decode import NvdecReader, NvjpegReader
 from i3d_infer.data.pipeline import read_frames, sampler
 from i3d_infer.data.transforms import get_protocol
 from i3d_infer.errors import VideoError

@@ -200,8 +200,8 @@ def bench_decode_ceiling(
     from tqdm import tqdm
 
     from .data.decode import worker_threads
-    from .data.workers import run_tasks
     from .transport.gpu import GpuDecodeStream
+    from .transport.workers import run_tasks
 
     count = min(len(dataset), max_videos or len(dataset))
     if gpu_decoding is not None:

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from .data.annotations import VIDEO_EXTENSIONS
 from .data.datasets import LIST_FORMATS
 from .data.decode import DECODERS, DEFAULT_DECODER, GPU_DECODERS
 from .data.transforms import PROTOCOLS
@@ -14,6 +13,7 @@ from .errors import DownloadError, I3DError, VideoError
 from .evaluate.metrics import FUSIONS
 from .export import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
 from .model.weights import SAMPLING_MODES
+from .prepare.annotations import VIDEO_EXTENSIONS
 from .runtime import BACKENDS
 from .runtime.base import ENGINES, PRECISION_CHOICES
 
@@ -443,7 +443,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_samples(args: argparse.Namespace) -> int:
-    from .data.samples import sample_videos
+    from .prepare.sample_videos import sample_videos
 
     for path in sample_videos():
         print(path)
@@ -491,8 +491,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    from .data.samples import sample_videos
     from .export.int8 import quantize_openvino
+    from .prepare.sample_videos import sample_videos
 
     calibration = args.calibration
     if args.calibration_list:
@@ -552,7 +552,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.decoder != "cpu":
         if dataset is None:
             raise I3DError("--decoder is for --e2e")
-        from .data.gpu_decode import check_gpu_decoder
+        from .data.gpu.decode import check_gpu_decoder
         from .transport.gpu import GpuDecoding
         from .transport.stream import gpu_decoding_device
 
@@ -718,9 +718,9 @@ def run_merge(args: argparse.Namespace) -> int:
 def run_fetch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .data.annotations import KINETICS400_ANNOTATIONS
     from .model.download import download
     from .model.weights import DEFAULT_WEIGHTS
+    from .prepare.annotations import KINETICS400_ANNOTATIONS
 
     urls = args.url or (KINETICS400_ANNOTATIONS if args.what == "annotations" else (DEFAULT_WEIGHTS.url,))
     for url in urls:
@@ -729,7 +729,7 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_lists(args: argparse.Namespace) -> int:
-    from .data.annotations import make_lists
+    from .prepare.annotations import make_lists
 
     result = make_lists(args.train, args.split, args.out, args.videos, args.rawframes, _extensions(args.ext))
     print(f"label map: {result.label_map}")
@@ -740,7 +740,7 @@ def run_lists(args: argparse.Namespace) -> int:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from .data.extract import ExtractOptions, extract_all
+    from .prepare.extract import ExtractOptions, extract_all
 
     size = None
     if not args.short_side:

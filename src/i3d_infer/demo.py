@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.annotations import make_lists
-from .data.extract import ExtractOptions, extract_all
-from .data.samples import sample_videos
 from .errors import DownloadError
 from .model.checkpoint import load_model, random_model, resolve_checkpoint
 from .model.weights import DEFAULT_WEIGHTS, Weights, read_labels
+from .prepare.annotations import make_lists
+from .prepare.extract import ExtractOptions, extract_all
+from .prepare.sample_videos import sample_videos
 
 # Sample video -> (YouTube-like id, Kinetics-400 class it roughly shows).
 DEMO_VIDEOS = {

@@ -145,7 +145,7 @@ class VideoDataset:
         return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=self.decoder)
 
     def read_with(self, index: int, reader) -> Sample:
-        """The sample's frames read by a GPU ``reader`` (:mod:`i3d_infer.data.gpu_decode`) into device memory."""
+        """The sample's frames read by a GPU ``reader`` (:mod:`i3d_infer.data.gpu.decode`) into device memory."""
         entry = self.entries[index]
         path = self.root / entry.video_id
         try:

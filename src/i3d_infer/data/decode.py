@@ -272,9 +272,8 @@ def read_sampled_frames(
         VideoError: the file cannot be opened or has no decodable frame.
     """
     allocate = allocate or (lambda shape: np.empty(shape, np.uint8))
-    guess = source.frame_count_hint()
-    for _ in range(2):
-        planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted
+
+    def decode_pass(planned: np.ndarray) -> tuple[int, np.ndarray | None]:
         row = {index: k for k, index in enumerate(planned.tolist())}
         frames = None
         count = 0
@@ -291,11 +290,24 @@ def read_sampled_frames(
                         raise VideoError(f"{source.path}: frame {index} has another size than the frames before it")
                     out[...] = frame
             count = index + 1
-        indices = pass_complete(source.path, count, sample, planned, frames)
+        return count, frames
+
+    return in_two_passes(source.path, source.frame_count_hint(), sample, decode_pass)
+
+
+def in_two_passes(path, guess: int, sample: Callable[[int], np.ndarray], decode_pass) -> tuple:
+    """Decode a video planned for the header's frame count ``guess``; if the real count needs other frames (headers
+    lie), once more with the now exact count. ``decode_pass(planned)`` decodes one pass keeping the ``planned``
+    (sorted) frames and returns ``(frames decoded, kept frames)``. Returns ``(num_frames, indices, frames, table)``
+    as :func:`read_sampled_frames` does."""
+    for _ in range(2):
+        planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted
+        count, frames = decode_pass(planned)
+        indices = pass_complete(path, count, sample, planned, frames)
         if indices is not None:
             return count, indices, frames, np.searchsorted(planned, indices)
         guess = count  # the header was wrong: a second pass with the exact count
-    raise VideoError(f"{source.path}: the frame count changed between two decoding passes")
+    raise VideoError(f"{path}: the frame count changed between two decoding passes")
 
 
 def pass_complete(path, count: int, sample, planned: np.ndarray, frames) -> np.ndarray | None:

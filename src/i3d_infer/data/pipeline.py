@@ -18,7 +18,7 @@ import numpy as np
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER, open_source, read_sampled_frames
 from .sampling import sample_frame_indices
-from .transforms import Protocol, crop_offsets, get_protocol, make_views, resize_frame
+from .transforms import ViewProtocol, crop_offsets, get_protocol, make_views, resize_frame
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
     )
 
 
-def video_frames(path, protocol: Protocol, size: int, num_frames: int, indices, frames, table) -> VideoFrames:
+def video_frames(path, protocol: ViewProtocol, size: int, num_frames: int, indices, frames, table) -> VideoFrames:
     """The :class:`VideoFrames` of a read (``frames`` a host array or a device tensor, ``(F, H, W, 3)``)."""
     crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], protocol.crops, size))
     return VideoFrames(str(path), num_frames, indices, protocol.name, frames, table, crops, size)

@@ -9,7 +9,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Protocol:
+class ViewProtocol:
     """How decoded frames become views: per-frame resize, then crops taken from every clip."""
 
     name: str  # the name users pass to --protocol
@@ -21,14 +21,16 @@ class Protocol:
 PROTOCOLS = {
     p.name: p
     for p in (
-        Protocol("seed", True, "full", "squashed to 256x256 (the seed's rawframes), 10 clips x 1 view: 70.03/89.51"),
-        Protocol("centercrop", False, "center", "short side 256, centre crop 256, 10 clips x 1 view"),
-        Protocol("threecrop", False, "three", "short side 256, three 256 crops, 10 clips x 3 views: 73.92/91.59"),
+        ViewProtocol(
+            "seed", True, "full", "squashed to 256x256 (the seed's rawframes), 10 clips x 1 view: 70.03/89.51"
+        ),
+        ViewProtocol("centercrop", False, "center", "short side 256, centre crop 256, 10 clips x 1 view"),
+        ViewProtocol("threecrop", False, "three", "short side 256, three 256 crops, 10 clips x 3 views: 73.92/91.59"),
     )
 }
 
 
-def get_protocol(name: str) -> Protocol:
+def get_protocol(name: str) -> ViewProtocol:
     """The protocol called ``name``; ValueError listing the choices otherwise."""
     try:
         return PROTOCOLS[name]
@@ -42,12 +44,12 @@ def short_side_size(height: int, width: int, short: int) -> tuple[int, int]:
     return int(width * scale + 0.5), int(height * scale + 0.5)
 
 
-def resized_size(height: int, width: int, protocol: Protocol, size: int) -> tuple[int, int]:
+def resized_size(height: int, width: int, protocol: ViewProtocol, size: int) -> tuple[int, int]:
     """``(new_w, new_h)`` of a ``height x width`` frame after the protocol's resize."""
     return (size, size) if protocol.squash else short_side_size(height, width, size)
 
 
-def resize_frame(frame: np.ndarray, protocol: Protocol, size: int) -> np.ndarray:
+def resize_frame(frame: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarray:
     """Resize one ``(H, W, 3)`` uint8 frame as the protocol says (``cv2.INTER_LINEAR``); a no-op when already there."""
     h, w = frame.shape[:2]
     new_w, new_h = resized_size(h, w, protocol, size)
@@ -75,7 +77,7 @@ def crop_offsets(height: int, width: int, crops: str, size: int) -> list[tuple[i
     raise ValueError(f"unknown crops {crops!r}")
 
 
-def make_views(clips: np.ndarray, protocol: Protocol, size: int) -> np.ndarray:
+def make_views(clips: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarray:
     """Crop resized clips into model views, crop-major like mmaction2 (view = crop * num_clips + clip).
 
     Args:

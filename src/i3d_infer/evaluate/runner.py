@@ -25,7 +25,7 @@ import numpy as np
 
 from ..data.datasets import Sample, VideoDataset
 from ..data.decode import DEFAULT_DECODER, GPU_DECODERS
-from ..data.gpu_decode import check_gpu_decoder
+from ..data.gpu.decode import check_gpu_decoder
 from ..errors import I3DError
 from ..model.weights import DEFAULT_WEIGHTS, Weights, read_labels
 from ..runtime import BackendSpec, make_backend

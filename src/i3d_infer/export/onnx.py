@@ -92,7 +92,7 @@ def read_inputs(paths: list, shape: tuple[int, ...], preprocessing: Preprocessin
 def example_input(options: ExportOptions, preprocessing: Preprocessing, video: str | os.PathLike | None) -> np.ndarray:
     """A real preprocessed input of the export shape: ``video`` (or the sample videos, one per batch entry);
     float32 input is normalized on the host like the seed's data pipeline."""
-    from ..data.samples import sample_videos
+    from ..prepare.sample_videos import sample_videos
 
     b = options.shape[0]
     if options.shape[4] != options.shape[5]:

@@ -2,7 +2,7 @@
 between them and the CPU workers.
 
 ``GpuDecodeStream`` runs ``threads`` threads, each with its own CUDA stream and reader
-(:mod:`i3d_infer.data.gpu_decode`; NVDEC: a decoder session per thread, its decode call releases the GIL; nvJPEG:
+(:mod:`i3d_infer.data.gpu.decode`; NVDEC: a decoder session per thread, its decode call releases the GIL; nvJPEG:
 one reader that decodes the threads' videos together), and yields the samples in list order, at most ``threads +
 batch_size`` ahead. A video the GPU decoder cannot take is read by the CPU decoder in
 the same thread, and its sample records that (``decoder``: ``"opencv (nvdec failed: ...)"``); a video neither can
@@ -25,7 +25,7 @@ from itertools import islice
 import torch
 
 from ..data.datasets import Sample, VideoDataset
-from ..data.gpu_decode import FrameReader, make_reader
+from ..data.gpu.decode import FrameReader, make_reader
 from ..data.transforms import get_protocol
 from ..errors import I3DError, first_line
 from ..runtime.cuda_graphs import CAPTURE_GATE

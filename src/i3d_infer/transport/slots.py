@@ -29,7 +29,7 @@ import numpy as np
 from ..data.datasets import Sample, VideoDataset
 from ..data.decode import worker_threads
 from ..data.transforms import get_protocol
-from ..data.workers import TaskResult, run_tasks
+from .workers import TaskResult, run_tasks
 
 MAX_ASPECT = 16 / 9  # short-side protocols: slots fit frames up to this aspect ratio (wider ones use the pipe)
 

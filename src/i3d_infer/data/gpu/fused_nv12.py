@@ -1,4 +1,4 @@
-"""NV12 -> RGB -> resize in one Triton kernel: the arithmetic of :mod:`i3d_infer.data.tensor_ops` (OpenCV's, bit for
+"""NV12 -> RGB -> resize in one Triton kernel: the arithmetic of :mod:`i3d_infer.data.gpu.tensor_ops` (OpenCV's, bit for
 bit), fused, so a batch of decoded frames costs one kernel launch and one pass over memory instead of ~20 launches
 and ~30 passes over int32 intermediates.
 
@@ -27,7 +27,7 @@ try:  # optional: torch's CUDA wheels bring it
 except ImportError:
     triton = None
 
-from ..errors import first_line
+from ...errors import first_line
 from .tensor_ops import U_TO_B, U_TO_G, UV_OFFSET, V_TO_G, V_TO_R, Y_COEFF, Y_OFFSET, resize_taps
 
 BLOCK_H, BLOCK_W = 8, 128  # output rows x columns per program

@@ -14,8 +14,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..data.decode import RAWFRAME_PATTERN, count_rawframes
 from ..errors import I3DError
-from .decode import RAWFRAME_PATTERN, count_rawframes
 
 KINETICS400_ANNOTATIONS = tuple(
     f"https://download.openmmlab.com/mmaction/dataset/kinetics400/annotations/kinetics_{split}.csv"

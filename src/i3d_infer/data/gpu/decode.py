@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import I3DError, VideoError, first_line
+from ...errors import I3DError, VideoError, first_line
+from ..decode import GPU_DECODERS, RawframeSource, in_two_passes
+from ..transforms import ViewProtocol, resized_size
 from . import fused_nv12
-from .decode import GPU_DECODERS, RawframeSource, pass_complete
 from .tensor_ops import nv12_to_rgb, resize_linear
-from .transforms import Protocol, resized_size
 
 INSTALL_HINT = "pip install 'i3d-infer[gpu]'"
 NVDEC_BATCH = 64  # frames asked of the decoder at a time (8 threads on an H200: 1.4x the videos/s of 32)
@@ -66,7 +66,7 @@ class FrameReader:
     name = ""
     shared = False  # True: one reader serves every decode thread (else one per thread)
 
-    def __init__(self, device: torch.device, protocol: Protocol, size: int) -> None:
+    def __init__(self, device: torch.device, protocol: ViewProtocol, size: int) -> None:
         self.device, self.protocol, self.size = device, protocol, size
 
     def resize(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -85,15 +85,15 @@ class NvdecReader(FrameReader):
     """Video files through NVDEC; ``batches`` replaces PyNvVideoCodec (tests feed FFmpeg's planes through it).
 
     Each decoder batch's sampled frames are converted and resized by one fused Triton kernel
-    (:mod:`i3d_infer.data.fused_nv12`) where Triton is there (``fused``; default: when it runs on this device), else
-    by the torch ops of :mod:`i3d_infer.data.tensor_ops`: the same integers either way."""
+    (:mod:`i3d_infer.data.gpu.fused_nv12`) where Triton is there (``fused``; default: when it runs on this device), else
+    by the torch ops of :mod:`i3d_infer.data.gpu.tensor_ops`: the same integers either way."""
 
     name = "nvdec"
 
     def __init__(
         self,
         device: torch.device,
-        protocol: Protocol,
+        protocol: ViewProtocol,
         size: int,
         batches: Nv12Batches | None = None,
         batch=NVDEC_BATCH,
@@ -108,10 +108,13 @@ class NvdecReader(FrameReader):
         guess, batches = self.batches(str(path))
         in_order = isinstance(self.batches, PyNvVideoCodecFrames) and self.batches.in_order()
         stream = consumer_stream(self.device)
-        for attempt in range(2):
-            if attempt:
+        passes = 0
+
+        def decode_pass(planned: np.ndarray):
+            nonlocal batches, passes
+            if passes:
                 _, batches = self.batches(str(path))
-            planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted
+            passes += 1
             frames, count = None, 0
             for batch in batches:
                 rows = np.flatnonzero((planned >= count) & (planned < count + len(batch)))
@@ -128,11 +131,9 @@ class NvdecReader(FrameReader):
                     if copied is not None:  # the next batch may reuse the surfaces the copy read
                         copied.synchronize()  # (in order: the decoder writes them on this stream, after the copy)
                 count += len(batch)
-            indices = pass_complete(path, count, sample, planned, frames)
-            if indices is not None:
-                return count, indices, frames, np.searchsorted(planned, indices)
-            guess = count  # the header was wrong: a second pass with the exact count
-        raise VideoError(f"{path}: the frame count changed between two decoding passes")
+            return count, frames
+
+        return in_two_passes(path, guess, sample, decode_pass)
 
     def convert(self, nv12: torch.Tensor, out: torch.Tensor) -> None:
         """NV12 ``(K, 3H/2, W)`` -> the protocol's size, written into ``out`` ``(K, height, width, 3)``."""
@@ -150,7 +151,7 @@ class NvjpegReader(FrameReader):
     name = "nvjpeg"
     shared = True
 
-    def __init__(self, device: torch.device, protocol: Protocol, size: int, decode=None, most: int = 16) -> None:
+    def __init__(self, device: torch.device, protocol: ViewProtocol, size: int, decode=None, most: int = 16) -> None:
         super().__init__(device, protocol, size)
         if decode is None:
             from torchvision.io import ImageReadMode, decode_jpeg
@@ -339,7 +340,7 @@ def _event(tensor: torch.Tensor):
     return event
 
 
-def make_reader(decoder: str, device: torch.device, protocol: Protocol, size: int) -> FrameReader:
+def make_reader(decoder: str, device: torch.device, protocol: ViewProtocol, size: int) -> FrameReader:
     if decoder == "nvdec":
         return NvdecReader(device, protocol, size)
     if decoder == "nvjpeg":

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import cv2
 
+from ..data.decode import OpenCVSource
+from ..data.transforms import short_side_size
 from ..errors import I3DError, VideoError
+from ..transport.workers import run_tasks
 from .annotations import VIDEO_EXTENSIONS, find_items
-from .decode import OpenCVSource
-from .transforms import short_side_size
-from .workers import run_tasks
 
 TMP_PREFIX = ".tmp-"
 REPORT_NAME = "extract_report.json"
