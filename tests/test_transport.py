@@ -19,12 +19,14 @@ import pytest
 import torch
 
 from i3d_infer import Predictor
-from i3d_infer.cli import apply_machine_defaults, build_parser, main
+from i3d_infer.cli import build_parser, main
+from i3d_infer.cli._common import placement
 from i3d_infer.data.datasets import Sample, VideoDataset
 from i3d_infer.data.pipeline import read_frames, read_video
 from i3d_infer.errors import I3DError
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.export.onnx import ExportOptions, export_onnx
+from i3d_infer.machine import decide_placement
 from i3d_infer.model.checkpoint import load_model
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
 from i3d_infer.transport import slots as slots_module
@@ -295,23 +297,21 @@ def test_eval_through_shared_memory_equals_in_process_and_predict(
 
 
 def test_machine_defaults(monkeypatch, capsys):
-    parser = build_parser()
-    args = parser.parse_args(["eval", "--list", "l", "--root", "r", "--out-dir", "o"])
-    apply_machine_defaults(args)  # this machine has no GPU: nothing changes
-    assert (args.device, args.precision, args.batch_size, args.workers) == ("cpu", "fp32", 1, 1)
-    assert capsys.readouterr().err == ""
+    where = decide_placement()  # this machine has no GPU: the CPU, fp32, batch 1, one worker, nothing to say
+    assert (where.device, where.precision, where.batch_size, where.workers, where.note) == ("cpu", "fp32", 1, 1, None)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    args = parser.parse_args(["eval", "--list", "l", "--root", "r", "--out-dir", "o", "--workers", "4"])
-    apply_machine_defaults(args)
-    assert (args.device, args.precision, args.batch_size, args.workers) == ("cuda", "fp16", 8, 4)
-    assert "for the GPU: device cuda, fast engine, fp16, batch size 8" in capsys.readouterr().err
-    args = parser.parse_args(["bench", "--engine", "eager"])
-    apply_machine_defaults(args)
-    assert (args.device, args.precision, args.batch_sizes, args.workers) == ("cuda", "fp32", "8", 15)
-    args = parser.parse_args(["predict", "v.mp4", "--backend", "onnxruntime", "--model", "m.onnx"])
-    apply_machine_defaults(args)  # the GPU defaults are the torch backend's
-    assert (args.device, args.precision) == ("cpu", "fp32")
+    where = decide_placement(workers=4)
+    assert (where.device, where.precision, where.batch_size, where.workers) == ("cuda", "fp16", 8, 4)
+    assert where.note.startswith("for the GPU: device cuda, fast engine, fp16, batch size 8 (")
+    where = decide_placement(engine="eager")
+    assert (where.device, where.precision, where.batch_size, where.workers) == ("cuda", "fp32", 8, 15)
+    where = decide_placement(backend="onnxruntime")  # the GPU defaults are the torch backend's
+    assert (where.device, where.precision) == ("cpu", "fp32")
+    # The CLI decides once and says it once, on stderr.
+    args = build_parser().parse_args(["eval", "--list", "l", "--root", "r", "--out-dir", "o", "--workers", "4"])
+    assert placement(args, batch_size=args.batch_size) == decide_placement(workers=4)
+    assert capsys.readouterr().err.count("for the GPU") == 1
 
 
 def test_cli_bench_decode_only(videos, capsys, tmp_path, monkeypatch):

@@ -11,8 +11,15 @@ from functools import partial
 
 import numpy as np
 
+from .data.datasets import VideoDataset
+from .errors import I3DError
+from .export import DEFAULT_SHAPE
 from .machine import versions
+from .model.weights import Weights
+from .runtime import BackendSpec
 from .runtime.base import Backend
+from .transport.gpu import GpuDecoding
+from .transport.stream import gpu_decoding_device
 
 
 @dataclass(frozen=True)
@@ -227,3 +234,68 @@ def _decode_nothing(dataset, index: int, threads: int) -> None:
 def to_json(records: list[BenchRecord]) -> list[dict]:
     """Records as JSON-ready dicts."""
     return [asdict(r) for r in records]
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What ``i3d bench`` measures: a backend on random input, or the evaluation's whole pipeline over a list."""
+
+    spec: BackendSpec | None  # the backend; None: no model (the decode ceiling and the data path)
+    weights: Weights  # architecture and preprocessing (the e2e list is read with it)
+    batch_sizes: tuple[int, ...]  # videos per call, one record each
+    warmup: int = 2  # untimed calls first (e2e: at most 1 batch)
+    iters: int = 10  # timed calls
+    seconds: float | None = None  # time for at least this long instead of ``iters``
+    shape: tuple[int, ...] | None = None  # torch: the views of one video (default: 10 x 3 x 32 x 256 x 256)
+    e2e: VideoDataset | None = None  # time the evaluation's pipeline over this dataset instead
+    max_videos: int | None = None  # e2e: the first videos only
+    workers: int = 1  # e2e: decode processes
+    gpu_decoding: GpuDecoding | None = None  # e2e: decode on the GPU
+    device: str = "cpu"  # where views are gathered with no model (the data path's copy to a GPU)
+
+
+def run_bench(plan: BenchPlan, *, log=print) -> list[BenchRecord]:
+    """Measure ``plan``, logging the table (:data:`HEADER`, a row per record) as it goes; returns the records.
+
+    Raises:
+        I3DError: a model whose static batch or input shape does not fit the plan.
+    """
+    from .runtime import make_backend
+
+    backend = make_backend(plan.spec, plan.weights) if plan.spec is not None else None
+    view_shape = _view_shape(plan, backend)
+    records = []
+    log(HEADER)
+    if backend is None:
+        device = gpu_decoding_device(plan.gpu_decoding.decoder) if plan.gpu_decoding else None
+        records.append(bench_decode_ceiling(plan.e2e, plan.workers, plan.max_videos, True, plan.gpu_decoding, device))
+        log(records[-1].row())
+    for batch in plan.batch_sizes:
+        if plan.e2e is not None:
+            warmup = min(plan.warmup, 1)
+            record = bench_e2e(
+                backend, plan.e2e, batch, plan.workers, warmup, plan.max_videos, plan.device, True, plan.gpu_decoding
+            )
+        else:
+            record = bench_inference(backend, batch, view_shape, plan.warmup, plan.iters, plan.seconds)
+        records.append(record)
+        log(record.row())
+        if backend is None:
+            log(f"data path / decode ceiling: {record.videos_per_s / records[0].videos_per_s:.3f}")
+    return records
+
+
+def _view_shape(plan: BenchPlan, backend) -> tuple[int, ...] | None:
+    """The views of one video for ``bench_inference``: an exported model's own, or the plan's for torch."""
+    if backend is None:
+        return None
+    if plan.spec.backend == "torch":
+        return plan.shape or DEFAULT_SHAPE[1:]
+    if plan.shape:
+        raise I3DError("--shape is for the torch backend; an ONNX model has its own input shape")
+    if backend.batch and any(b != backend.batch for b in plan.batch_sizes):
+        raise I3DError(
+            f"{plan.spec.model} has a static batch of {backend.batch}; use --batch-sizes {backend.batch} "
+            "or export with --dynamic-batch"
+        )
+    return (backend.views_per_video, *backend.view_shape)

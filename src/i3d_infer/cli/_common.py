@@ -1,0 +1,60 @@
+"""What several commands share: the model and sampling options, the weights they pick, where they run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..machine import Placement, decide_placement
+from ..model.weights import SAMPLING_MODES, Weights, choose_weights
+from ..runtime import BACKENDS
+from ..runtime.base import ENGINES, PRECISION_CHOICES
+
+
+def model_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="runtime (default: torch)")
+    parser.add_argument("--checkpoint", help=checkpoint_help)
+    parser.add_argument("--model", help="exported .onnx file, for the onnxruntime and openvino backends")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="torch: fast (2D-factored, BN folded, CUDA graphs; the default) or eager (the 3D reference model)",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES, help="torch (default: fp16 on a GPU with the fast engine, else fp32)"
+    )
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when torch sees a GPU, else cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
+
+
+def sampling_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sampling",
+        choices=SAMPLING_MODES,
+        help="test clip offsets: 0.x (mmaction2 0.x, the seed's) or 1.x (mmaction2 >= 1.0.0rc2) "
+        "(default: the checkpoint's, recognised by its file name; else 0.x)",
+    )
+
+
+def chosen_weights(args: argparse.Namespace) -> Weights:
+    """The checkpoint's description with --sampling applied; says once (stderr) what a given file was taken for."""
+    weights, note = choose_weights(args.checkpoint, args.sampling)
+    if note:
+        print(f"i3d: {note}{'' if args.sampling is None else f' (--sampling {args.sampling})'}", file=sys.stderr)
+    return weights
+
+
+def placement(args: argparse.Namespace, *, batch_size: int | None = None, batched: bool = True) -> Placement:
+    """Where the command runs, from the machine and its flags; what was chosen for a GPU is said once (stderr)."""
+    where = decide_placement(
+        backend=args.backend,
+        device=args.device,
+        engine=args.engine,
+        precision=args.precision,
+        batch_size=batch_size,
+        workers=getattr(args, "workers", None),
+        batched=batched,
+    )
+    if where.note:
+        print(f"i3d: {where.note}", file=sys.stderr)
+    return where

@@ -1,0 +1,142 @@
+"""``i3d predict``, ``i3d demo`` and ``i3d samples``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..data.decode import DECODERS, DEFAULT_DECODER
+from ..data.transforms import PROTOCOLS
+from ..errors import DownloadError, I3DError, VideoError
+from ..evaluate.metrics import FUSIONS
+from ._common import chosen_weights, model_arguments, placement, sampling_argument
+
+PREDICT_EXAMPLE = """example:
+  i3d predict video1.mp4 video2.mp4 --checkpoint i3d_nl_dot_product_r50.pth --topk 5
+  i3d predict rawframes/abseiling_0001 --protocol seed --json > predictions.jsonl
+  i3d predict video1.mp4 --annotate video1_labelled.mp4
+
+protocols:
+""" + "\n".join(f"  {p.name:<11} {p.description}" for p in PROTOCOLS.values())
+
+
+def add_commands(commands) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="predict the action in videos or rawframe directories",
+        epilog=PREDICT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("videos", nargs="+", help="video files or rawframe directories (img_00001.jpg, ...)")
+    model_arguments(predict, "mmaction2 .pth path or http(s) URL (default: the official checkpoint)")
+    predict.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="view protocol (default: seed)")
+    sampling_argument(predict)
+    predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
+    predict.add_argument("--label-map", help="class names, one per line (default: the Kinetics-400 names)")
+    predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
+    predict.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line per video")
+    predict.add_argument(
+        "--annotate", metavar="OUT.mp4", help="write the video with each clip's and the video's top-3 drawn on it"
+    )
+    predict.add_argument(
+        "--lossless", action="store_true", help="with --annotate: lossless RGB H.264 (exact pixels, few players)"
+    )
+    predict.set_defaults(run=run_predict)
+    demo = commands.add_parser(
+        "demo",
+        help="the whole flow on the bundled sample videos: lists, rawframes, export, eval, bench",
+        epilog="example:\n  i3d demo --dir demo_run --checkpoint i3d_nl_dot_product_r50.pth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--dir", help="where to put everything (default: a new temporary directory)")
+    demo.add_argument("--checkpoint", help="mmaction2 .pth path or URL (default: the official checkpoint)")
+    demo.set_defaults(run=run_demo)
+    samples = commands.add_parser("samples", help="print the paths of the bundled sample videos")
+    samples.set_defaults(run=run_samples)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..predict import Predictor
+
+    if args.topk < 1:
+        raise I3DError(f"--topk must be >= 1, got {args.topk}")
+    if args.annotate and len(args.videos) != 1:
+        raise I3DError(f"--annotate writes one video; got {len(args.videos)} inputs")
+    where = placement(args, batched=False)
+    try:
+        predictor = Predictor.create(
+            args.checkpoint,
+            backend=args.backend,
+            model=args.model,
+            device=where.device,
+            threads=args.threads or None,
+            label_map=args.label_map,
+            engine=args.engine,
+            precision=where.precision,
+            fusion=args.fusion,
+            decoder=args.decoder,
+            weights=chosen_weights(args),
+        )
+    except DownloadError as e:
+        if args.checkpoint:
+            raise
+        raise DownloadError(f"{e}, or pass --checkpoint PATH") from e
+    if args.annotate:
+        return _annotate(predictor, args)
+    failed = 0
+    for video in args.videos:
+        try:
+            prediction = predictor.predict(video, protocol=args.protocol, topk=args.topk)
+        except I3DError as e:
+            if args.debug:
+                raise
+            print(f"i3d: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.json:
+            print(json.dumps(prediction.to_json()), flush=True)
+        else:
+            _print_prediction(video, prediction)
+    if failed:
+        print(f"i3d: {failed} of {len(args.videos)} videos failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _annotate(predictor, args: argparse.Namespace) -> int:
+    from ..annotate import annotate
+
+    try:
+        result = annotate(predictor, args.videos[0], args.annotate, args.protocol, args.lossless)
+    except VideoError as e:  # like a bad video without --annotate: one line, exit code 1
+        if args.debug:
+            raise
+        print(f"i3d: {e}", file=sys.stderr)
+        return 1
+    width, height = result.size
+    _print_prediction(args.videos[0], result.prediction)
+    print(f"annotated: {result.path} ({result.frames} frames, {width}x{height})")
+    return 0
+
+
+def _print_prediction(video: str, prediction) -> None:
+    print(f"{video}  ({prediction.num_frames} frames, protocol {prediction.protocol})")
+    for c in prediction.topk:
+        print(f"  {c.prob:7.4f}  {c.label}")
+    sys.stdout.flush()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo as demo
+
+    demo(args.dir, args.checkpoint, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def run_samples(args: argparse.Namespace) -> int:
+    from ..prepare.sample_videos import sample_videos
+
+    for path in sample_videos():
+        print(path)
+    return 0
