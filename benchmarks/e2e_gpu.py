@@ -133,7 +133,7 @@ def check_gpu_decoders(device: str, weights, precision: str, extracted: Path) ->
                 start = time.perf_counter()
                 read = reader.read(source, sampler(pre), frames_count)
                 seconds = time.perf_counter() - start
-                on_gpu = video_frames(source, proto, pre.size, *read)
+                on_gpu = video_frames(source, proto, read, size=pre.size)
                 frames = on_gpu.frames.cpu().numpy()
                 entry = {"count_equal": read[0] == cpu.num_frames, "seconds": round(seconds, 4)}
                 if frames.shape != cpu.frames.shape:
@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> dict:
     view_shape = (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
     model = step(
         "model",
-        lambda: bench_inference(make_backend(spec, weights), args.batch_size, view_shape, 3, 10, progress=False),
+        lambda: bench_inference(
+            make_backend(spec, weights), args.batch_size, view_shape, warmup=3, iters=10, progress=False
+        ),
     )
     model_rate = model.videos_per_s if model else None
     record["rows"].append({"what": "model", "source": "-", "decoder": "-", "videos_per_s": model_rate})
@@ -347,7 +349,7 @@ def data_path(dataset: VideoDataset, args, gpu=None) -> tuple[float, float | Non
         torch.cuda.reset_peak_memory_stats(args.device)
         before = torch.cuda.memory_allocated(args.device)
     record = bench_e2e(
-        None, dataset, args.batch_size, args.workers, device=args.device, progress=False, gpu_decoding=gpu
+        None, dataset, args.batch_size, workers=args.workers, device=args.device, progress=False, gpu_decoding=gpu
     )
     return record.videos_per_s, (torch.cuda.max_memory_allocated(args.device) - before) / 2**30 if cuda else None
 

@@ -212,7 +212,9 @@ def main() -> None:
                         epilogue=epilogue,
                         max_views=batch * v,
                     )
-                    r = bench_inference(backend, batch, tuple(args.shape), args.warmup, args.iters, progress=False)
+                    r = bench_inference(
+                        backend, batch, tuple(args.shape), warmup=args.warmup, iters=args.iters, progress=False
+                    )
                     del backend
                     videos_per_s = 1000.0 * batch / r.median_ms
                     baseline.setdefault(batch, videos_per_s)

@@ -149,7 +149,7 @@ def main() -> None:
         key = f"nvdec{batch}{fused}{on_stream}"
         if getattr(local, key, None) is None:
             frames = PyNvVideoCodecFrames(device, batch, on_stream)
-            setattr(local, key, NvdecReader(device, seed, pre.size, frames, fused=fused))
+            setattr(local, key, NvdecReader(device, seed, pre.size, batches=frames, fused=fused))
         stream = own_stream(local)
         with torch.cuda.stream(stream):
             getattr(local, key).read(bikes, sampler(pre))

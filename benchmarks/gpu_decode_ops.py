@@ -72,7 +72,7 @@ def measure(path: Path, protocol: str, batch: int) -> tuple[int, int, CountOps, 
     # decode first, outside the count and the clock: the reader's own work is what is measured
     hint, batches = ffmpeg_nv12(str(path), batch)
     decoded = [[frame.numpy() for frame in frames] for frames in batches]  # DLPack producers, as NVDEC's frames
-    reader = NvdecReader(torch.device("cpu"), get_protocol(protocol), pre.size, lambda _: (hint, iter(decoded)))
+    reader = NvdecReader(torch.device("cpu"), get_protocol(protocol), pre.size, batches=lambda _: (hint, iter(decoded)))
     reader.read(path, sampler(pre))  # warm-up (resize taps, colour tables)
     with CountOps() as counted:
         count, _, frames, _ = reader.read(path, sampler(pre))

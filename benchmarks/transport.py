@@ -31,7 +31,9 @@ def pipe_transport(dataset: VideoDataset, workers: int, batch_size: int) -> floa
     """videos/s of the previous data path: views through the pool's pipes, one concatenated batch at a time."""
     start = time.perf_counter()
     prefetch = 2 * batch_size + workers
-    results = run_tasks(dataset.__getitem__, range(len(dataset)), workers, None, True, prefetch)
+    results = run_tasks(
+        dataset.__getitem__, range(len(dataset)), workers, timeout=None, ordered=True, prefetch=prefetch
+    )
     group = []
     for result in results:
         group.append(result.value.views.views)
@@ -57,7 +59,7 @@ def main() -> None:
         dataset = VideoDataset(listing, bikes.parent, protocol=args.protocol)
         for _ in range(args.rounds):
             figures["ceiling"].append(bench_decode_ceiling(dataset, args.workers, progress=False).videos_per_s)
-            record = bench_e2e(None, dataset, args.batch_size, args.workers, warmup=0, progress=False)
+            record = bench_e2e(None, dataset, args.batch_size, workers=args.workers, warmup=0, progress=False)
             figures["shared memory"].append(record.videos_per_s)
             figures["pipe (before)"].append(pipe_transport(dataset, args.workers, args.batch_size))
     print(

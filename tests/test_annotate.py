@@ -44,7 +44,7 @@ def opencv_shape(path) -> tuple[int, int, int]:
 @pytest.mark.slow
 def test_lossless_output_differs_from_the_input_only_in_the_boxes(predictor, sample_videos, tmp_path):
     video = sample_videos["carphone_pristine"]  # 176x144, 120 frames
-    result = annotate(predictor, video, tmp_path / "out.mp4", "threecrop", lossless=True, progress=False)
+    result = annotate(predictor, video, tmp_path / "out.mp4", protocol="threecrop", lossless=True, progress=False)
     source = decoded(video)
     written = pyav_frames(result.path)
     assert result.frames == len(source) == len(written) == 120 and result.size == (176, 144)
@@ -65,14 +65,14 @@ def test_lossless_output_differs_from_the_input_only_in_the_boxes(predictor, sam
 
 def test_default_encoding_opens_everywhere_odd_size_and_rawframes(predictor, tmp_path):
     odd = write_video(tmp_path / "odd.mp4", list(range(30)), width=97, height=61)
-    result = annotate(predictor, odd, tmp_path / "odd_out.mp4", "seed", progress=False)
+    result = annotate(predictor, odd, tmp_path / "odd_out.mp4", protocol="seed", progress=False)
     assert result.frames == 30 and result.size == (97, 61)
     assert opencv_shape(result.path) == (30, 97, 61) and len(pyav_frames(result.path)) == 30
     frames_dir = tmp_path / "rawframes"
     frames_dir.mkdir()
     for i, frame in enumerate(decoded(odd)[:20]):
         cv2.imwrite(str(frames_dir / f"img_{i + 1:05d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    result = annotate(predictor, frames_dir, tmp_path / "from_frames.mp4", "centercrop", progress=False)
+    result = annotate(predictor, frames_dir, tmp_path / "from_frames.mp4", protocol="centercrop", progress=False)
     assert result.frames == 20 and opencv_shape(result.path) == (20, 97, 61)
 
 

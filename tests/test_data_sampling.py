@@ -21,7 +21,7 @@ from mmaction_reference import mmaction2_test_frame_inds
     ],
 )
 def test_spec_offsets_0x(n, offsets):
-    assert clip_offsets(n, 32, 2, 10).tolist() == offsets
+    assert clip_offsets(n, 32, 2, num_clips=10).tolist() == offsets
 
 
 def test_short_video_loops():
@@ -33,12 +33,12 @@ def test_short_video_loops():
 
 def test_1x_offsets():
     # round(arange(10) * (N - 63) / 9): a 1.x test clip spans (32 - 1) * 2 + 1 = 63 frames, not 64.
-    assert clip_offsets(300, 32, 2, 10, "1.x").tolist() == [0, 26, 53, 79, 105, 132, 158, 184, 211, 237]
+    assert clip_offsets(300, 32, 2, num_clips=10, mode="1.x").tolist() == [0, 26, 53, 79, 105, 132, 158, 184, 211, 237]
     # mmaction2 1.2.0 on its own demo/demo.mp4 (280 frames) and tests/data/test.avi (164 frames):
-    assert clip_offsets(280, 32, 2, 10, "1.x").tolist() == [0, 24, 48, 72, 96, 121, 145, 169, 193, 217]
-    assert clip_offsets(164, 32, 2, 10, "1.x").tolist() == [0, 11, 22, 34, 45, 56, 67, 79, 90, 101]
-    assert clip_offsets(50, 32, 2, 10, "1.x").tolist() == [0] * 10
-    assert clip_offsets(100, 32, 2, 1, "1.x").tolist() == [18]
+    assert clip_offsets(280, 32, 2, num_clips=10, mode="1.x").tolist() == [0, 24, 48, 72, 96, 121, 145, 169, 193, 217]
+    assert clip_offsets(164, 32, 2, num_clips=10, mode="1.x").tolist() == [0, 11, 22, 34, 45, 56, 67, 79, 90, 101]
+    assert clip_offsets(50, 32, 2, num_clips=10, mode="1.x").tolist() == [0] * 10
+    assert clip_offsets(100, 32, 2, num_clips=1, mode="1.x").tolist() == [18]
 
 
 @pytest.mark.parametrize(("clip_len", "interval"), [(32, 2), (8, 1), (8, 8), (16, 4), (1, 1)])
@@ -46,7 +46,7 @@ def test_1x_offsets():
 def test_1x_equals_mmaction2_for_every_n(clip_len, interval, num_clips):
     for n in range(1, 2001):
         expected = mmaction2_test_frame_inds(n, clip_len, interval, num_clips)
-        assert np.array_equal(sample_frame_indices(n, clip_len, interval, num_clips, "1.x"), expected), n
+        assert np.array_equal(sample_frame_indices(n, clip_len, interval, num_clips=num_clips, mode="1.x"), expected), n
 
 
 def test_invalid_arguments():
@@ -58,10 +58,10 @@ def test_invalid_arguments():
 
 @given(n=st.integers(1, 5000), mode=st.sampled_from(["0.x", "1.x"]))
 def test_properties(n, mode):
-    inds = sample_frame_indices(n, 32, 2, 10, mode)
+    inds = sample_frame_indices(n, 32, 2, num_clips=10, mode=mode)
     assert inds.shape == (10, 32) and inds.dtype == np.int64
     assert inds.min() >= 0 and inds.max() < n
-    offsets = clip_offsets(n, 32, 2, 10, mode)
+    offsets = clip_offsets(n, 32, 2, num_clips=10, mode=mode)
     assert np.all(np.diff(offsets) >= 0)  # clips start in order
     # Each clip steps by 2 from its offset, modulo N (looping only when it runs past the end).
     assert np.array_equal(inds, (offsets[:, None] + 2 * np.arange(32)) % n)
@@ -74,12 +74,12 @@ def test_properties(n, mode):
 @given(n=st.integers(64, 5000))
 def test_0x_offsets_are_centred_in_equal_segments(n):
     avg = (n - 63) / 10
-    offsets = clip_offsets(n, 32, 2, 10)
+    offsets = clip_offsets(n, 32, 2, num_clips=10)
     assert np.all(offsets == np.floor(np.arange(10) * avg + avg / 2))
 
 
 def test_every_n_up_to_5000_exhaustively():
     for mode in ("0.x", "1.x"):
         for n in range(1, 5001):
-            inds = sample_frame_indices(n, 32, 2, 10, mode)
+            inds = sample_frame_indices(n, 32, 2, num_clips=10, mode=mode)
             assert inds.shape == (10, 32) and inds.min() >= 0 and inds.max() < n, (mode, n)

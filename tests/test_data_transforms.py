@@ -31,12 +31,12 @@ def test_resize_frame_protocols():
 
 
 def test_crop_offsets_follow_mmaction2():
-    assert crop_offsets(256, 602, "three", 256) == [(0, 0), (346, 0), (173, 0)]  # left, right, middle
-    assert crop_offsets(455, 256, "three", 256) == [(0, 0), (0, 198), (0, 99)]  # top, bottom, middle
-    assert crop_offsets(256, 341, "center", 256) == [(42, 0)]
-    assert crop_offsets(256, 256, "full", 256) == [(0, 0)]
+    assert crop_offsets(256, 602, "three", size=256) == [(0, 0), (346, 0), (173, 0)]  # left, right, middle
+    assert crop_offsets(455, 256, "three", size=256) == [(0, 0), (0, 198), (0, 99)]  # top, bottom, middle
+    assert crop_offsets(256, 341, "center", size=256) == [(42, 0)]
+    assert crop_offsets(256, 256, "full", size=256) == [(0, 0)]
     with pytest.raises(ValueError):
-        crop_offsets(300, 300, "three", 256)
+        crop_offsets(300, 300, "three", size=256)
 
 
 def test_views_are_crop_major():

@@ -49,7 +49,7 @@ def write_run(out: Path, records: list[dict], timing: dict | None = None):
     timing = timing or {"wall_seconds": 12.5, "model_seconds": 10.0, "waiting_for_data_seconds": 1.0,
                         "videos_this_session": len(records), "videos_per_s": len(records) / 12.5, "device": "cuda:0",
                         "workers": 15}  # fmt: skip
-    return write_outputs(out, records, LABELS, config, timing, complete=True)
+    return write_outputs(out, records, LABELS, config=config, timing=timing, complete=True)
 
 
 class Tables(HTMLParser):
@@ -163,7 +163,7 @@ def test_merged_report_equals_single_apart_from_timing(tmp_path):
 def test_random_weights_are_named_as_such(tmp_path):
     records = synthetic_records(classes=3, per_class=2, failures=0)
     config = EvalConfig(list_file="/data/l.txt", root="/data", random_weights=True)
-    write_outputs(tmp_path, records, LABELS, config, {"wall_seconds": 1.0}, complete=True)
+    write_outputs(tmp_path, records, LABELS, config=config, timing={"wall_seconds": 1.0}, complete=True)
     text = (tmp_path / "report.html").read_text()
     assert "seeded random weights" in text and "published" not in text
 
@@ -172,7 +172,7 @@ def test_class_rows_and_pairs_by_hand():
     scores = np.eye(400)[[1, 2, 2, 0, 2]]  # predictions 1, 2, 2, 0, 2
     truth = np.array([1, 1, 1, 2, 0])
     readable = np.array([True, True, True, True, False])
-    rows = {r.index: r for r in class_rows(scores, truth, readable, LABELS)}
+    rows = {r.index: r for r in class_rows(scores, truth, readable, labels=LABELS)}
     assert rows[1].videos == 3 and rows[1].top1 == pytest.approx(1 / 3)
     assert rows[1].confused_with == LABELS[2] and rows[1].confused_count == 2
     assert rows[0].top1 == 0.0 and rows[0].top5 == 0.0 and rows[0].confused_with is None  # unreadable: wrong

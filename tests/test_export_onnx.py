@@ -44,7 +44,7 @@ def test_export_verifies(recognizer, tmp_path, options):
     assert graph.opset_import[0].version == options.opset
     example = example_input(options, DEFAULT_WEIGHTS.preprocessing, None)
     assert example.dtype == (np.uint8 if options.input_kind == "uint8" else np.float32)
-    result = verify_onnx(path, recognizer, options, example)
+    result = verify_onnx(path, recognizer, options, example=example)
     assert result.passed, result
     assert result.max_rel <= (1e-5 if not options.fp16 else 5e-3)
     if options.dynamic_batch:  # B = 1 and B = 3 on the same file

@@ -143,7 +143,7 @@ def test_nvdec_decoder_writes_on_the_threads_stream(sample_videos, monkeypatch, 
     waits = []
     monkeypatch.setattr(gpu_decode, "_event", lambda nv12: waits.append(1) or SimpleNamespace(synchronize=bool))
     frames = gpu_decode.PyNvVideoCodecFrames(CPU, batch=64, on_stream=on_stream)
-    reader = NvdecReader(CPU, get_protocol("seed"), SMALL_PRE.size, frames, fused=False)
+    reader = NvdecReader(CPU, get_protocol("seed"), SMALL_PRE.size, batches=frames, fused=False)
     _, _, decoded, _ = reader.read(sample_videos["bikes"], sampler(SMALL_PRE))
     np.testing.assert_array_equal(decoded.numpy(), read_frames(sample_videos["bikes"], "seed", SMALL_PRE).frames)
     assert FakeSimpleDecoder.streams == [7 if on_stream else 0]
@@ -159,7 +159,7 @@ def test_nvdec_decoder_refusing_the_stream_decodes_on_the_default_one(
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: SimpleNamespace(cuda_stream=7))
     monkeypatch.setattr(FakeSimpleDecoder, "refuse_streams", True)
     frames = gpu_decode.PyNvVideoCodecFrames(CPU)
-    reader = NvdecReader(CPU, get_protocol("seed"), SMALL_PRE.size, frames, fused=False)
+    reader = NvdecReader(CPU, get_protocol("seed"), SMALL_PRE.size, batches=frames, fused=False)
     _, _, decoded, _ = reader.read(sample_videos["carphone_pristine"], sampler(SMALL_PRE))
     expected = read_frames(sample_videos["carphone_pristine"], "seed", SMALL_PRE).frames
     np.testing.assert_array_equal(decoded.numpy(), expected)
@@ -300,7 +300,9 @@ def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(rawframes):
         return made[-1]
 
     decoding = GpuDecoding("nvjpeg", threads=3)
-    samples = [d.sample for d in GpuDecodeStream(dataset, list(range(6)), decoding, CPU, 2, reader=reader)]
+    samples = [
+        d.sample for d in GpuDecodeStream(dataset, list(range(6)), decoding, device=CPU, batch_size=2, reader=reader)
+    ]
     assert len(made) == 1 and sum(made[0].decoded.sizes) == 6 and in_gate == [True]
     assert [s.decoder for s in samples] == ["nvjpeg"] * 6
     for sample in samples:
@@ -311,7 +313,10 @@ def test_gpu_stream_shares_one_nvjpeg_reader_between_its_threads(rawframes):
 def test_gpu_stream_order_decoders_and_cpu_fallback(videos):
     dataset = VideoDataset(videos / "list.txt", videos, preprocessing=SMALL_PRE)
     decoding = GpuDecoding("nvdec", threads=3)
-    samples = [d.sample for d in GpuDecodeStream(dataset, list(range(6)), decoding, CPU, 2, reader=nvdec_on_cpu)]
+    samples = [
+        d.sample
+        for d in GpuDecodeStream(dataset, list(range(6)), decoding, device=CPU, batch_size=2, reader=nvdec_on_cpu)
+    ]
     assert [s.index for s in samples] == list(range(6))
     assert [s.decoder for s in samples[:3]] == [
         "nvdec",
@@ -331,7 +336,16 @@ def test_cpu_share_is_a_fixed_even_assignment(videos):
     assert not any(on_cpu(i, 0.0) for i in range(100)) and all(on_cpu(i, 1.0) for i in range(100))
     assert sum(on_cpu(i, 0.3) for i in range(1000)) == 300
     dataset = VideoDataset(videos / "list.txt", videos, preprocessing=SMALL_PRE)
-    merged = decode_stream(dataset, list(range(6)), 1, 60, 2, GpuDecoding("nvdec", 2, 0.5), CPU, nvdec_on_cpu)
+    merged = decode_stream(
+        dataset,
+        list(range(6)),
+        1,
+        timeout=60,
+        batch_size=2,
+        gpu=GpuDecoding("nvdec", 2, 0.5),
+        device=CPU,
+        reader=nvdec_on_cpu,
+    )
     samples = [d.sample for d in merged]
     merged.close()
     assert [s.index for s in samples] == list(range(6))

@@ -90,6 +90,7 @@ def annotate(
     predictor: Predictor,
     video: str | os.PathLike,
     out: str | os.PathLike,
+    *,
     protocol: str = "seed",
     lossless: bool = False,
     progress: bool = True,
@@ -123,7 +124,7 @@ def annotate(
             frame = np.ascontiguousarray(lazy())  # (H, W, 3) RGB uint8
             if stream is None:
                 size = (frame.shape[1], frame.shape[0])
-                stream = _open_stream(container, frame_rate(path), size, lossless)
+                stream = _open_stream(container, frame_rate(path), size, lossless=lossless)
             drawn = []
             clip = shown[index]
             if clip >= 0:
@@ -139,7 +140,7 @@ def annotate(
     return Annotated(out, len(boxes), size, prediction, boxes)
 
 
-def _open_stream(container, rate: Fraction, size: tuple[int, int], lossless: bool):
+def _open_stream(container, rate: Fraction, size: tuple[int, int], *, lossless: bool):
     width, height = size
     if lossless:
         stream = container.add_stream("libx264rgb", rate=rate, options={"qp": "0"})

@@ -69,6 +69,7 @@ def _record(
     backend: Backend | None,
     mode: str,
     batch: int,
+    *,
     shape,
     times_ms: list[float],
     prep: float | None,
@@ -105,6 +106,7 @@ def bench_inference(
     backend: Backend,
     batch_size: int,
     view_shape: tuple[int, int, int, int, int],
+    *,
     warmup: int = 2,
     iters: int = 10,
     seconds: float | None = None,
@@ -141,13 +143,16 @@ def bench_inference(
             prepare_ms.append((t1 - t0) * 1000)
             compute_ms.append((t2 - t1) * 1000)
             bar.update(1)
-    return _record(backend, "inference", batch_size, views.shape, compute_ms, float(np.mean(prepare_ms)))
+    return _record(
+        backend, "inference", batch_size, shape=views.shape, times_ms=compute_ms, prep=float(np.mean(prepare_ms))
+    )
 
 
 def bench_e2e(
     backend: Backend | None,
     dataset,
     batch_size: int,
+    *,
     workers: int = 1,
     warmup: int = 1,
     max_videos: int | None = None,
@@ -176,7 +181,9 @@ def bench_e2e(
     label = backend.name if backend is not None else "data path"
     with tqdm(total=count, desc=f"{label} e2e B={batch_size}", unit="video", delay=3, disable=not progress) as bar:
         start = time.perf_counter()
-        for k, pending in enumerate(feed(dataset, batches, backend, workers, device=device, gpu_decoding=gpu_decoding)):
+        for k, pending in enumerate(
+            feed(dataset, batches, backend, workers=workers, device=device, gpu_decoding=gpu_decoding)
+        ):
             pending.result()
             now = time.perf_counter()
             if k >= warmup:
@@ -185,13 +192,14 @@ def bench_e2e(
             start = now
             bar.update(len(pending.batch.samples))
     mode = "e2e" if backend is not None else "data-only"
-    return _record(backend, mode, batch_size, shape, times, None, device)
+    return _record(backend, mode, batch_size, shape=shape, times_ms=times, prep=None, device=device)
 
 
 def bench_decode_ceiling(
     dataset,
     workers: int,
     max_videos: int | None = None,
+    *,
     progress: bool = True,
     gpu_decoding=None,
     device=None,
@@ -212,7 +220,7 @@ def bench_decode_ceiling(
 
     count = min(len(dataset), max_videos or len(dataset))
     if gpu_decoding is not None:
-        decoders = GpuDecodeStream(dataset, list(range(count)), gpu_decoding, device, 1)
+        decoders = GpuDecodeStream(dataset, list(range(count)), gpu_decoding, device=device, batch_size=1)
         label = f"{gpu_decoding.threads} {gpu_decoding.decoder} threads"
     else:
         threads = worker_threads(workers) if threads is None else threads
@@ -223,7 +231,7 @@ def bench_decode_ceiling(
         for _ in decoders:
             bar.update(1)
     per_video_ms = (time.perf_counter() - start) * 1000 / count
-    record = _record(None, "decode-ceiling", 1, (0,), [per_video_ms], None)
+    record = _record(None, "decode-ceiling", 1, shape=(0,), times_ms=[per_video_ms], prep=None)
     return replace(record, backend=label)
 
 
@@ -268,16 +276,30 @@ def run_bench(plan: BenchPlan, *, log=print) -> list[BenchRecord]:
     log(HEADER)
     if backend is None:
         device = gpu_decoding_device(plan.gpu_decoding.decoder) if plan.gpu_decoding else None
-        records.append(bench_decode_ceiling(plan.e2e, plan.workers, plan.max_videos, True, plan.gpu_decoding, device))
+        records.append(
+            bench_decode_ceiling(
+                plan.e2e, plan.workers, plan.max_videos, progress=True, gpu_decoding=plan.gpu_decoding, device=device
+            )
+        )
         log(records[-1].row())
     for batch in plan.batch_sizes:
         if plan.e2e is not None:
             warmup = min(plan.warmup, 1)
             record = bench_e2e(
-                backend, plan.e2e, batch, plan.workers, warmup, plan.max_videos, plan.device, True, plan.gpu_decoding
+                backend,
+                plan.e2e,
+                batch,
+                workers=plan.workers,
+                warmup=warmup,
+                max_videos=plan.max_videos,
+                device=plan.device,
+                progress=True,
+                gpu_decoding=plan.gpu_decoding,
             )
         else:
-            record = bench_inference(backend, batch, view_shape, plan.warmup, plan.iters, plan.seconds)
+            record = bench_inference(
+                backend, batch, view_shape, warmup=plan.warmup, iters=plan.iters, seconds=plan.seconds
+            )
         records.append(record)
         log(record.row())
         if backend is None:

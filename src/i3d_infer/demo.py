@@ -46,6 +46,7 @@ def run_demo(
     directory: str | Path | None = None,
     checkpoint: str | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
+    *,
     log=print,
 ) -> Path:
     """Run the whole flow in ``directory`` (default: a new temporary directory, kept); returns it."""
@@ -91,7 +92,7 @@ def run_demo(
     options = ExportOptions(shape=(1, *view_shape), dynamic_batch=True)
     start = time.perf_counter()
     export_onnx(recognizer, onnx_path, options)
-    check = verify_onnx(onnx_path, recognizer, options, example_input(options, pre, None))
+    check = verify_onnx(onnx_path, recognizer, options, example=example_input(options, pre, None))
     log(
         f"[4/7] ONNX export {onnx_path}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
         f"({'OK' if check.passed else 'FAILED'}, {time.perf_counter() - start:.0f} s)"

@@ -57,6 +57,7 @@ class Predictor:
         backend: Backend,
         labels: list[str],
         weights: Weights = DEFAULT_WEIGHTS,
+        *,
         fusion: str = "prob",
         decoder: str = DEFAULT_DECODER,
     ) -> None:
@@ -72,6 +73,7 @@ class Predictor:
         checkpoint: str | os.PathLike | None = None,
         backend: str = "torch",
         model: str | os.PathLike | None = None,
+        *,
         device: str = "cpu",
         threads: int | None = None,
         label_map: str | os.PathLike | None = None,
@@ -96,7 +98,7 @@ class Predictor:
         Raises:
             VideoError: the video cannot be read.
         """
-        views = read_video(video, protocol, self.weights.preprocessing, self.decoder)
+        views = read_video(video, protocol, self.weights.preprocessing, decoder=self.decoder)
         logits = self.backend(views.views)  # (V, 3, T, S, S) uint8 -> (V, classes)
         scores = fuse_clips(logits, num_views=logits.shape[0], fusion=self.fusion)[0]  # -> (classes,)
         clips = views.frame_indices.shape[0]

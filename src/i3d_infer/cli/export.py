@@ -102,7 +102,7 @@ def run_export(args: argparse.Namespace) -> int:
     if example is None:
         print("not verified (--no-verify)")
         return 0
-    result = verify_onnx(path, recognizer, options, example)
+    result = verify_onnx(path, recognizer, options, example=example)
     verdict = "OK" if result.passed else "FAILED"
     print(
         f"verified on a real video with ONNX Runtime: max abs error {result.max_abs:.3g}, "
@@ -129,7 +129,7 @@ def run_quantize(args: argparse.Namespace) -> int:
         _, entries = read_list(args.calibration_list)
         calibration = [f"{args.root}/{e.video_id}" for e in entries[: args.max_videos]]
     calibration = calibration or [str(p) for p in sample_videos()]
-    report = quantize_openvino(args.model, args.output, calibration, args.check, threads=args.threads or None)
+    report = quantize_openvino(args.model, args.output, calibration, check=args.check, threads=args.threads or None)
     print(f"wrote {args.output} (int8, calibrated on {report.calibration_videos} videos)")
     print(
         f"against fp32 on {report.videos} videos: max rel error of clip logits {report.max_rel:.3g}, "

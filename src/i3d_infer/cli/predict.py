@@ -108,7 +108,7 @@ def _annotate(predictor, args: argparse.Namespace) -> int:
     from ..annotate import annotate
 
     try:
-        result = annotate(predictor, args.videos[0], args.annotate, args.protocol, args.lossless)
+        result = annotate(predictor, args.videos[0], args.annotate, protocol=args.protocol, lossless=args.lossless)
     except VideoError as e:  # like a bad video without --annotate: one line, exit code 1
         if args.debug:
             raise

@@ -72,7 +72,9 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_lists(args: argparse.Namespace) -> int:
     from ..prepare.annotations import make_lists
 
-    result = make_lists(args.train, args.split, args.out, args.videos, args.rawframes, _extensions(args.ext))
+    result = make_lists(
+        args.train, args.split, args.out, videos=args.videos, rawframes=args.rawframes, extensions=_extensions(args.ext)
+    )
     print(f"label map: {result.label_map}")
     for kind, path in result.lists.items():
         print(f"{kind} list: {path}: {result.reports[kind].summary()}")

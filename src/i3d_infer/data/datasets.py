@@ -95,6 +95,7 @@ class VideoDataset:
         list_file: str | os.PathLike,
         root: str | os.PathLike,
         list_format: str | None = None,
+        *,
         protocol: str = "seed",
         preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
         decoder: str = DEFAULT_DECODER,
@@ -115,8 +116,8 @@ class VideoDataset:
                 self.root / entry.video_id,
                 self.protocol,
                 self.preprocessing,
-                self.decoder,
-                entry.total_frames,
+                decoder=self.decoder,
+                num_frames=entry.total_frames,
                 offset=entry.offset,
             )
         except VideoError as e:
@@ -134,10 +135,10 @@ class VideoDataset:
                 self.root / entry.video_id,
                 self.protocol,
                 self.preprocessing,
-                self.decoder,
-                entry.total_frames,
-                allocate,
-                threads,
+                decoder=self.decoder,
+                num_frames=entry.total_frames,
+                allocate=allocate,
+                threads=threads,
                 offset=entry.offset,
             )
         except VideoError as e:
@@ -152,7 +153,7 @@ class VideoDataset:
             read = reader.read(path, sampler(self.preprocessing), entry.total_frames, offset=entry.offset)
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=reader.name)
-        frames = video_frames(path, reader.protocol, self.preprocessing.size, *read)
+        frames = video_frames(path, reader.protocol, read, size=self.preprocessing.size)
         return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=reader.name)
 
     def __iter__(self) -> Iterator[Sample]:

@@ -49,7 +49,7 @@ class FrameSource(ABC):
         """Every decodable frame in order, as a callable that converts it; valid until the next frame is taken."""
 
 
-def finish(frame: np.ndarray, transform, out: np.ndarray | None, bgr: bool) -> np.ndarray:
+def finish(frame: np.ndarray, transform, out: np.ndarray | None, *, bgr: bool) -> np.ndarray:
     """A decoded frame (OpenCV's BGR, or RGB) -> ``transform``-ed RGB, into ``out`` when it fits. ``transform`` runs
     first: a resize treats the channels alike, so the channel swap is done once, on the smaller frame, straight into
     its destination (the same pixels as swapping first: tests)."""
@@ -229,8 +229,8 @@ def open_source(
     path: str | os.PathLike,
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
-    threads: int = 0,
     *,
+    threads: int = 0,
     offset: int = 0,
 ) -> FrameSource:
     """A frame source for a video file (with ``decoder`` and its ``threads``, 0: one per core) or a rawframe
@@ -247,6 +247,7 @@ def read_sampled_frames(
     source: FrameSource,
     sample: Callable[[int], np.ndarray],
     transform: Callable[[np.ndarray], np.ndarray],
+    *,
     allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Decode a video once, converting and transforming only the sampled frames, each distinct frame once.
@@ -292,10 +293,10 @@ def read_sampled_frames(
             count = index + 1
         return count, frames
 
-    return in_two_passes(source.path, source.frame_count_hint(), sample, decode_pass)
+    return in_two_passes(source.path, source.frame_count_hint(), sample, decode_pass=decode_pass)
 
 
-def in_two_passes(path, guess: int, sample: Callable[[int], np.ndarray], decode_pass) -> tuple:
+def in_two_passes(path, guess: int, sample: Callable[[int], np.ndarray], *, decode_pass) -> tuple:
     """Decode a video planned for the header's frame count ``guess``; if the real count needs other frames (headers
     lie), once more with the now exact count. ``decode_pass(planned)`` decodes one pass keeping the ``planned``
     (sorted) frames and returns ``(frames decoded, kept frames)``. Returns ``(num_frames, indices, frames, table)``
@@ -303,14 +304,14 @@ def in_two_passes(path, guess: int, sample: Callable[[int], np.ndarray], decode_
     for _ in range(2):
         planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted
         count, frames = decode_pass(planned)
-        indices = pass_complete(path, count, sample, planned, frames)
+        indices = pass_complete(path, count, sample, planned=planned, frames=frames)
         if indices is not None:
             return count, indices, frames, np.searchsorted(planned, indices)
         guess = count  # the header was wrong: a second pass with the exact count
     raise VideoError(f"{path}: the frame count changed between two decoding passes")
 
 
-def pass_complete(path, count: int, sample, planned: np.ndarray, frames) -> np.ndarray | None:
+def pass_complete(path, count: int, sample, *, planned: np.ndarray, frames) -> np.ndarray | None:
     """After a decoding pass planned for ``planned`` frames: the sampled indices if the pass holds exactly the frames
     sampling ``count`` frames needs, else None (another pass, with the exact count, is needed)."""
     if count == 0:

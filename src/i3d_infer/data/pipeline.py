@@ -64,11 +64,11 @@ def read_frames(
     path: str | os.PathLike,
     protocol: str = "seed",
     preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
+    *,
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
     allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
     threads: int = 0,
-    *,
     offset: int = 0,
 ) -> VideoFrames:
     """Decode a video file or rawframe directory into its sampled, resized frames (each once).
@@ -83,10 +83,10 @@ def read_frames(
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
     """
     proto = get_protocol(protocol)
-    source = open_source(path, decoder, num_frames, threads, offset=offset)
+    source = open_source(path, decoder, num_frames, threads=threads, offset=offset)
     resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
-    read = read_sampled_frames(source, sampler(preprocessing), resize, allocate)
-    return video_frames(path, proto, preprocessing.size, *read)
+    read = read_sampled_frames(source, sampler(preprocessing), resize, allocate=allocate)
+    return video_frames(path, proto, read, size=preprocessing.size)
 
 
 def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
@@ -101,9 +101,12 @@ def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
     )
 
 
-def video_frames(path, protocol: ViewProtocol, size: int, num_frames: int, indices, frames, table) -> VideoFrames:
-    """The :class:`VideoFrames` of a read (``frames`` a host array or a device tensor, ``(F, H, W, 3)``)."""
-    crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], protocol.crops, size))
+def video_frames(path, protocol: ViewProtocol, read: tuple, *, size: int) -> VideoFrames:
+    """The :class:`VideoFrames` of a read: ``(num_frames, indices, frames, table)`` as
+    :func:`i3d_infer.data.decode.read_sampled_frames` returns it (``frames`` a host array or a device tensor,
+    ``(F, H, W, 3)``)."""
+    num_frames, indices, frames, table = read
+    crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], protocol.crops, size=size))
     return VideoFrames(str(path), num_frames, indices, protocol.name, frames, table, crops, size)
 
 
@@ -111,9 +114,9 @@ def read_video(
     path: str | os.PathLike,
     protocol: str = "seed",
     preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
+    *,
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
-    *,
     offset: int = 0,
 ) -> VideoViews:
     """Read a video file or rawframe directory into the uint8 views the model takes (see :func:`read_frames`).
@@ -121,4 +124,4 @@ def read_video(
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
     """
-    return read_frames(path, protocol, preprocessing, decoder, num_frames, offset=offset).views()
+    return read_frames(path, protocol, preprocessing, decoder=decoder, num_frames=num_frames, offset=offset).views()

@@ -7,7 +7,9 @@ import numpy as np
 from ..model.weights import SAMPLING_MODES
 
 
-def clip_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips: int, mode: str = "0.x") -> np.ndarray:
+def clip_offsets(
+    num_frames: int, clip_len: int, frame_interval: int, *, num_clips: int, mode: str = "0.x"
+) -> np.ndarray:
     """Start frame of each test clip, 0-based, shape ``(num_clips,)``.
 
     ``0.x`` (the seed's mmaction2): ``floor(arange(k) * avg + avg / 2)`` with ``avg = (N - span + 1) / k`` and
@@ -33,12 +35,12 @@ def clip_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips:
 
 
 def sample_frame_indices(
-    num_frames: int, clip_len: int = 32, frame_interval: int = 2, num_clips: int = 10, mode: str = "0.x"
+    num_frames: int, clip_len: int = 32, frame_interval: int = 2, *, num_clips: int = 10, mode: str = "0.x"
 ) -> np.ndarray:
     """0-based frame indices of every test clip, shape ``(num_clips, clip_len)``; indices past the end loop to 0.
 
     Rawframe file numbers are these plus one (``img_00001.jpg`` is frame 0).
     """
-    offsets = clip_offsets(num_frames, clip_len, frame_interval, num_clips, mode)
+    offsets = clip_offsets(num_frames, clip_len, frame_interval, num_clips=num_clips, mode=mode)
     inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval  # (num_clips, clip_len)
     return inds % num_frames

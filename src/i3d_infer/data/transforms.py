@@ -44,7 +44,7 @@ def short_side_size(height: int, width: int, short: int) -> tuple[int, int]:
     return int(width * scale + 0.5), int(height * scale + 0.5)
 
 
-def resized_size(height: int, width: int, protocol: ViewProtocol, size: int) -> tuple[int, int]:
+def resized_size(height: int, width: int, protocol: ViewProtocol, *, size: int) -> tuple[int, int]:
     """``(new_w, new_h)`` of a ``height x width`` frame after the protocol's resize."""
     return (size, size) if protocol.squash else short_side_size(height, width, size)
 
@@ -52,13 +52,13 @@ def resized_size(height: int, width: int, protocol: ViewProtocol, size: int) -> 
 def resize_frame(frame: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarray:
     """Resize one ``(H, W, 3)`` uint8 frame as the protocol says (``cv2.INTER_LINEAR``); a no-op when already there."""
     h, w = frame.shape[:2]
-    new_w, new_h = resized_size(h, w, protocol, size)
+    new_w, new_h = resized_size(h, w, protocol, size=size)
     if (new_w, new_h) == (w, h):
         return frame
     return cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
 
 
-def crop_offsets(height: int, width: int, crops: str, size: int) -> list[tuple[int, int]]:
+def crop_offsets(height: int, width: int, crops: str, *, size: int) -> list[tuple[int, int]]:
     """Top-left ``(x, y)`` of each crop, in mmaction2's order (three crops: left/top, right/bottom, middle)."""
     if crops == "full":
         if (height, width) != (size, size):
@@ -87,7 +87,7 @@ def make_views(clips: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarr
         uint8 ``(num_crops * num_clips, 3, clip_len, size, size)``, C-contiguous.
     """
     num_clips, clip_len, height, width = clips.shape[:4]
-    offsets = crop_offsets(height, width, protocol.crops, size)
+    offsets = crop_offsets(height, width, protocol.crops, size=size)
     views = np.empty((len(offsets) * num_clips, 3, clip_len, size, size), dtype=clips.dtype)
     for k, (x, y) in enumerate(offsets):
         crop = clips[:, :, y : y + size, x : x + size]  # (clips, T, size, size, 3)

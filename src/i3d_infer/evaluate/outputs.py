@@ -65,7 +65,9 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, readable: np.ndarray) -> di
     return {"top1_acc": top1, "top5_acc": top5, "mean_class_accuracy": float(np.mean(recalls))}
 
 
-def write_outputs(out: Path, records: list[dict], labels: list[str], config, timing: dict, complete: bool) -> RunRecord:
+def write_outputs(
+    out: Path, records: list[dict], labels: list[str], *, config, timing: dict, complete: bool
+) -> RunRecord:
     """Write every result file for ``records`` (list order) and return the run record."""
     num_classes = len(labels)
     readable = np.array([r["scores"] is not None for r in records], dtype=bool)
@@ -84,12 +86,12 @@ def write_outputs(out: Path, records: list[dict], labels: list[str], config, tim
         "versions": versions(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
-    _write_predictions(out / "predictions.jsonl", records, scores, labels)
-    _write_per_class(out / "per_class.csv", scores, truth, readable, labels)
-    return RunRecord(out, metrics, write_report(out, metrics, scores, truth, readable, labels))
+    _write_predictions(out / "predictions.jsonl", records, scores, labels=labels)
+    _write_per_class(out / "per_class.csv", scores, truth, readable=readable, labels=labels)
+    return RunRecord(out, metrics, write_report(out, metrics, scores, truth=truth, readable=readable, labels=labels))
 
 
-def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, labels: list[str]) -> None:
+def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, *, labels: list[str]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for record, row in zip(records, scores, strict=True):
             top = [] if record["scores"] is None else np.argsort(row)[::-1][:5].tolist()
@@ -107,7 +109,7 @@ def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, labe
             )
 
 
-def _write_per_class(path, scores, truth, readable, labels) -> None:
+def _write_per_class(path, scores, truth, *, readable, labels) -> None:
     n = len(labels)
     pred = np.where(readable, np.argmax(scores, axis=1), -1)
     counts = np.bincount(truth, minlength=n)[:n]
@@ -159,4 +161,6 @@ def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timing = {"merged_from": [str(r) for r in run_dirs]}
-    return write_outputs(out, [records[i] for i in range(len(list_lines))], labels, config, timing, complete=True)
+    return write_outputs(
+        out, [records[i] for i in range(len(list_lines))], labels, config=config, timing=timing, complete=True
+    )

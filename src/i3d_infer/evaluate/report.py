@@ -70,7 +70,7 @@ class ClassRow:
     confused_count: int
 
 
-def class_rows(scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, labels: list[str]) -> list[ClassRow]:
+def class_rows(scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, *, labels: list[str]) -> list[ClassRow]:
     """A row per class present among the labels, in class order."""
     pred = np.where(readable, np.argmax(scores, axis=1), -1)
     top5 = np.argsort(scores, axis=1)[:, ::-1][:, :5]
@@ -96,7 +96,7 @@ def class_rows(scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, labe
 
 
 def confused_pairs(
-    truth: np.ndarray, pred: np.ndarray, labels: list[str], limit: int = TOP_PAIRS
+    truth: np.ndarray, pred: np.ndarray, labels: list[str], *, limit: int = TOP_PAIRS
 ) -> list[tuple[str, str, int, float]]:
     """The ``limit`` most frequent (true, predicted, count, share of the true class) mistakes of readable videos."""
     mistakes = pred != truth
@@ -110,7 +110,7 @@ def confused_pairs(
 
 
 def figures(
-    scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, labels: list[str], rows: list[ClassRow], pairs
+    scores: np.ndarray, truth: np.ndarray, readable: np.ndarray, *, labels: list[str], rows: list[ClassRow], pairs
 ) -> dict[str, bytes]:
     """The PNGs by file name: per-class accuracy, confusion matrix (few classes) or top confusions, confidence."""
     pred = np.argmax(scores, axis=1)
@@ -142,7 +142,7 @@ def published(config: dict) -> tuple[float, float, str] | None:
     return next((tuple(row[1:]) for row in weights.published if row[0] == config.get("protocol")), None)
 
 
-def render(metrics: dict, rows: list[ClassRow], pairs, pngs: dict[str, bytes], reference) -> str:
+def render(metrics: dict, rows: list[ClassRow], pairs, *, pngs: dict[str, bytes], reference) -> str:
     """The report's HTML."""
     e = html.escape
     config, timing, counts = metrics["config"], metrics["timing"], metrics["counts"]
@@ -256,19 +256,20 @@ def write_report(
     out: Path,
     metrics: dict,
     scores: np.ndarray,
+    *,
     truth: np.ndarray,
     readable: np.ndarray,
     labels: list[str],
 ) -> Path:
     """Write the figures as PNG files and ``report.html`` with them inline; returns the report's path."""
-    rows = class_rows(scores, truth, readable, labels)
+    rows = class_rows(scores, truth, readable, labels=labels)
     pred = np.argmax(scores, axis=1)
     pairs = confused_pairs(truth[readable], pred[readable], labels)
-    pngs = figures(scores, truth, readable, labels, rows, pairs)
+    pngs = figures(scores, truth, readable, labels=labels, rows=rows, pairs=pairs)
     for name in ("confusion_matrix.png", "top_confusions.png"):
         (out / name).unlink(missing_ok=True)  # only the one that fits this run's class count stays
     for name, data in pngs.items():
         (out / name).write_bytes(data)
     path = out / "report.html"
-    path.write_text(render(metrics, rows, pairs, pngs, published(metrics["config"])), encoding="utf-8")
+    path.write_text(render(metrics, rows, pairs, pngs=pngs, reference=published(metrics["config"])), encoding="utf-8")
     return path

@@ -57,6 +57,7 @@ def evaluate(
     config: EvalConfig,
     out_dir: str | os.PathLike,
     options: RunOptions = RunOptions(),
+    *,
     resume: bool = False,
     weights: Weights = DEFAULT_WEIGHTS,
 ) -> RunRecord:
@@ -72,7 +73,12 @@ def evaluate(
     cpu_decoder = DEFAULT_DECODER if gpu else config.decoder  # a GPU run's CPU side (its share and fallbacks)
     weights = dataclasses.replace(weights, preprocessing=config.preprocessing or weights.preprocessing)
     dataset = VideoDataset(
-        config.list_file, config.root, config.list_format, config.protocol, weights.preprocessing, cpu_decoder
+        config.list_file,
+        config.root,
+        config.list_format,
+        protocol=config.protocol,
+        preprocessing=weights.preprocessing,
+        decoder=cpu_decoder,
     )
     config = dataclasses.replace(config, list_format=dataset.list_format, preprocessing=weights.preprocessing)
     gpu_decoding = None
@@ -100,11 +106,29 @@ def evaluate(
     bar = tqdm(total=total, initial=len(done), unit="video", disable=not options.progress, dynamic_ncols=True)
     started = time.perf_counter()
     with (out / RESULTS).open("a", encoding="utf-8") as sink:
-        recorder = _Recorder(sink, config.fusion, bar, done)
+        recorder = _Recorder(sink, config.fusion, bar, done=done)
         if options.ray is not None:
-            device, extra = _run_on_ray(dataset, todo, spec, weights, config.fusion, options, recorder, len(labels))
+            device, extra = _run_on_ray(
+                dataset,
+                todo,
+                spec,
+                weights=weights,
+                fusion=config.fusion,
+                options=options,
+                recorder=recorder,
+                classes=len(labels),
+            )
         else:
-            device, extra = _run_here(dataset, todo, spec, weights, options, gpu_decoding, recorder, len(labels))
+            device, extra = _run_here(
+                dataset,
+                todo,
+                spec,
+                weights=weights,
+                options=options,
+                gpu_decoding=gpu_decoding,
+                recorder=recorder,
+                classes=len(labels),
+            )
     bar.close()
     wall = time.perf_counter() - started
     records = load_results(out / RESULTS, batches)
@@ -119,16 +143,28 @@ def evaluate(
         **extra,
     }
     return write_outputs(
-        out, [records[i] for batch in batches for i in batch], labels, config, timing, complete=config.shard[1] == 1
+        out,
+        [records[i] for batch in batches for i in batch],
+        labels,
+        config=config,
+        timing=timing,
+        complete=config.shard[1] == 1,
     )
 
 
-def _run_here(dataset, todo, spec, weights, options, gpu_decoding, recorder, classes: int) -> tuple[str, dict]:
+def _run_here(dataset, todo, spec, *, weights, options, gpu_decoding, recorder, classes: int) -> tuple[str, dict]:
     """This process: decode workers (or GPU decode threads), the model, a writer thread (``transport.stream``)."""
     backend = make_backend(spec, weights)
     _check_classes(classes, backend.num_classes)
     launched = feed(
-        dataset, todo, backend, options.workers, options.timeout, options.strict, options.device, gpu_decoding
+        dataset,
+        todo,
+        backend,
+        workers=options.workers,
+        timeout=options.timeout,
+        strict=options.strict,
+        device=options.device,
+        gpu_decoding=gpu_decoding,
     )
     with contextlib.closing(launched):
         writer = OrderedWriter(recorder)
@@ -140,7 +176,7 @@ def _run_here(dataset, todo, spec, weights, options, gpu_decoding, recorder, cla
     return backend.device, {}
 
 
-def _run_on_ray(dataset, todo, spec, weights, fusion, options, recorder, classes: int) -> tuple[str, dict]:
+def _run_on_ray(dataset, todo, spec, *, weights, fusion, options, recorder, classes: int) -> tuple[str, dict]:
     """A Ray cluster through Ray Data (``transport.ray_data``); this process only appends the results."""
     import torch
 
@@ -155,14 +191,22 @@ def _run_on_ray(dataset, todo, spec, weights, fusion, options, recorder, classes
 
         fuse = partial(fuse_clips, fusion=fusion)
         for done in ray_batches(
-            dataset, todo, spec, weights, fuse, options.workers, options.timeout, threads, options.ray
+            dataset,
+            todo,
+            spec,
+            weights=weights,
+            fuse=fuse,
+            workers=options.workers,
+            timeout=options.timeout,
+            threads=threads,
+            options=options.ray,
         ):
             _check_classes(classes, next((len(score) for score in done.scores.values()), classes))
             if options.strict:
                 refuse_failures(done.samples)
             nodes.update(done.nodes)
             actors[done.actor] += 1
-            recorder.record(done.samples, done.scores, done.seconds, 0.0, nodes=alive(), actors=len(actors))
+            recorder.record(done.samples, done.scores, done.seconds, waited=0.0, nodes=alive(), actors=len(actors))
         where = f"ray ({alive()} nodes, {len(actors)} model actors, {spec.device})"
     extra = {"cluster": "ray", "decode_tasks_per_node": dict(nodes), "batches_per_actor": dict(actors)}
     return where, extra
@@ -177,7 +221,7 @@ class _Recorder:
     """The writer thread's work per batch: wait for the logits, fuse them, append the batch and fsync it, then count
     it as done (progress bar: videos/s, running top-1, failures)."""
 
-    def __init__(self, sink, fusion: str, bar, done: dict[int, dict]) -> None:
+    def __init__(self, sink, fusion: str, bar, *, done: dict[int, dict]) -> None:
         self.sink, self.fusion, self.bar = sink, fusion, bar
         self.previous = len(done)
         self.hits = sum(1 for r in done.values() if r["scores"] and int(np.argmax(r["scores"])) == r["label"])
@@ -192,9 +236,9 @@ class _Recorder:
         if logits is not None:
             fused = fuse_clips(logits, batch.views_per_video, self.fusion)  # (B·V, classes) -> (B, classes)
             scores = {s.index: fused[k] for k, s in enumerate(batch.readable)}
-        self.record(batch.samples, scores, seconds, pending.waited)
+        self.record(batch.samples, scores, seconds, waited=pending.waited)
 
-    def record(self, samples: list[Sample], scores: dict[int, np.ndarray], seconds: float, waited: float, **shown):
+    def record(self, samples: list[Sample], scores: dict[int, np.ndarray], seconds: float, *, waited: float, **shown):
         """Append one batch (its readable videos' fused scores by list index), fsync, then count it as done;
         ``shown``: more on the progress bar."""
         self.sink.write("".join(_result_line(s, scores.get(s.index)) for s in samples))

@@ -35,6 +35,7 @@ def quantize_openvino(
     onnx_path: str | os.PathLike,
     output: str | os.PathLike,
     calibration: list[str | os.PathLike],
+    *,
     check: list[str | os.PathLike] | None = None,
     preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
     threads: int | None = None,
@@ -64,12 +65,12 @@ def quantize_openvino(
     ov.save_model(quantized, str(output))
     int8 = OpenVINOBackend(output, threads=threads, preprocessing=preprocessing)
     inputs = samples if check is None else read_inputs(check, shape, preprocessing)
-    report = compare(fp32, int8, inputs, len(samples))
+    report = compare(fp32, int8, inputs, calibration_videos=len(samples))
     output.with_suffix(".json").write_text(json.dumps(asdict(report), indent=1) + "\n", encoding="utf-8")
     return report
 
 
-def compare(reference, candidate, inputs: list[np.ndarray], calibration_videos: int) -> QuantizationReport:
+def compare(reference, candidate, inputs: list[np.ndarray], *, calibration_videos: int) -> QuantizationReport:
     """Clip logits and fused top-1 of ``candidate`` against ``reference`` backends on the same inputs."""
     from ..evaluate.metrics import fuse_clips
 

@@ -158,7 +158,7 @@ class Verification:
 
 
 def verify_onnx(
-    path: str | os.PathLike, recognizer: Recognizer, options: ExportOptions, example: np.ndarray
+    path: str | os.PathLike, recognizer: Recognizer, options: ExportOptions, *, example: np.ndarray
 ) -> Verification:
     """Full ``onnx.checker`` check, then ONNX Runtime vs eager PyTorch (fp32 reference) on ``example``.
 

@@ -135,6 +135,7 @@ def load_model(
     checkpoint: str | os.PathLike | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
     config: I3DConfig | None = None,
+    *,
     progress: bool = True,
 ) -> Recognizer:
     """Build the network for ``weights`` (or ``config``) and load a checkpoint into it strictly.

@@ -41,7 +41,7 @@ def cached_path(url: str, directory: Path | None = None) -> Path:
     return (directory or cache_dir()) / name
 
 
-def download(url: str, directory: Path | None = None, progress: bool = True, timeout: float = 60.0) -> Path:
+def download(url: str, directory: Path | None = None, progress: bool = True, *, timeout: float = 60.0) -> Path:
     """Return the cached copy of ``url``, downloading it first if needed.
 
     The transfer goes to a temporary file in the cache directory that is renamed into place only after its size
@@ -61,7 +61,7 @@ def download(url: str, directory: Path | None = None, progress: bool = True, tim
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                digest, received = _copy_with_progress(response, out, total, target.name, progress)
+                digest, received = _copy_with_progress(response, out, total, name=target.name, progress=progress)
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", None) or e
             raise DownloadError(f"cannot download {url}: {reason}; {by_hand}") from e
@@ -81,7 +81,7 @@ def download(url: str, directory: Path | None = None, progress: bool = True, tim
         tmp.unlink(missing_ok=True)
 
 
-def _copy_with_progress(response, out, total: int | None, name: str, progress: bool) -> tuple[str, int]:
+def _copy_with_progress(response, out, total: int | None, *, name: str, progress: bool) -> tuple[str, int]:
     """Copy a response body to ``out`` chunk by chunk, hashing it; returns (sha256 hex, bytes copied).
 
     A connection that closes early ends the copy; the caller compares the byte count with Content-Length.

@@ -28,7 +28,7 @@ class InferenceOnly(nn.Module):
 class ConvBN(nn.Module):
     """Conv3d without bias followed by BatchNorm3d (eps 1e-5); no activation."""
 
-    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0) -> None:
+    def __init__(self, cin: int, cout: int, kernel, *, stride=1, padding=0) -> None:
         super().__init__()
         self.conv = nn.Conv3d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm3d(cout, eps=BN_EPS)
@@ -64,7 +64,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int, inflate: bool, non_local: bool) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, *, inflate: bool, non_local: bool) -> None:
         super().__init__()
         cout = planes * self.expansion
         if inflate:
@@ -105,7 +105,7 @@ class I3D(InferenceOnly):
             blocks = []
             for j in range(len(inflate)):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(Bottleneck(cin, planes, stride, bool(inflate[j]), bool(non_local[j])))
+                blocks.append(Bottleneck(cin, planes, stride, inflate=bool(inflate[j]), non_local=bool(non_local[j])))
                 cin = planes * Bottleneck.expansion
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages

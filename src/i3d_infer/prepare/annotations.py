@@ -122,7 +122,7 @@ def video_key(name: str) -> tuple[str, tuple[int, int] | None]:
 
 
 def match_items(
-    items: list[Path], annotations: list[Annotation], classes: list[str], report: ListsReport, source: str
+    items: list[Path], annotations: list[Annotation], classes: list[str], *, report: ListsReport, source: str
 ) -> list[tuple[Path, int]]:
     """Pair each item (video or rawframe dir) with its annotation's class index; the rest goes to ``report``."""
     index = {name: i for i, name in enumerate(classes)}
@@ -164,6 +164,7 @@ def make_lists(
     train_csv: str | os.PathLike,
     split_csv: str | os.PathLike,
     out_dir: str | os.PathLike,
+    *,
     videos: str | os.PathLike | None = None,
     rawframes: str | os.PathLike | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
@@ -189,7 +190,7 @@ def make_lists(
     for kind, root in roots.items():
         report = ListsReport(malformed_rows=list(csv_report.malformed_rows))
         items = find_items(root, kind, extensions)
-        pairs = match_items(items, annotations, classes, report, Path(split_csv).name)
+        pairs = match_items(items, annotations, classes, report=report, source=Path(split_csv).name)
         if kind == "videos":
             lines = [f"{path} {label}\n" for path, label in pairs]
         else:

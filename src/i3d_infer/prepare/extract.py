@@ -136,6 +136,7 @@ def extract_all(
     videos_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     options: ExtractOptions = ExtractOptions(),
+    *,
     workers: int | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
     check_disk: bool = True,

@@ -51,8 +51,8 @@ def make_backend(spec: BackendSpec = BackendSpec(), weights: Weights = DEFAULT_W
         if backend == "onnxruntime":
             from .onnxruntime_backend import OnnxRuntimeBackend
 
-            return OnnxRuntimeBackend(model, device, threads, weights.preprocessing)
+            return OnnxRuntimeBackend(model, device, threads, preprocessing=weights.preprocessing)
         from .openvino_backend import OpenVINOBackend
 
-        return OpenVINOBackend(model, device, threads, weights.preprocessing)
+        return OpenVINOBackend(model, device, threads, preprocessing=weights.preprocessing)
     raise I3DError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

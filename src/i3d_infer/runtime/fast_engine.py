@@ -50,7 +50,7 @@ class Conv(nn.Module):
     == 1`` a temporal conv, a (kt,1) 2D conv over the free view ``(N, C, T, H·W)``.
     """
 
-    def __init__(self, weight, bias, stride: int, padding: int, dtype, epilogue: str) -> None:
+    def __init__(self, weight, bias, stride: int, *, padding: int, dtype, epilogue: str) -> None:
         super().__init__()
         kt, kh, kw = weight.shape[2:]
         self.gemm = kt == kh == kw == stride == 1  # a 1x1x1 conv: a GEMM over the N·T·H·W rows
@@ -93,7 +93,8 @@ class Conv(nn.Module):
 
 def conv_for(conv_bn: ConvBN, dtype, epilogue: str) -> Conv:
     """The 2D form of one folded ConvBN of a bottleneck."""
-    return Conv(*fold(conv_bn), conv_bn.conv.stride[1], conv_bn.conv.padding[1], dtype, epilogue)
+    weight, bias = fold(conv_bn)
+    return Conv(weight, bias, conv_bn.conv.stride[1], padding=conv_bn.conv.padding[1], dtype=dtype, epilogue=epilogue)
 
 
 class FastNonLocal(nn.Module):
@@ -101,10 +102,15 @@ class FastNonLocal(nn.Module):
 
     def __init__(self, block: NonLocalDotProduct, dtype, epilogue: str) -> None:
         super().__init__()
-        self.theta = Conv(block.theta.weight.double(), block.theta.bias.double(), 1, 0, dtype, epilogue)
+        self.theta = Conv(
+            block.theta.weight.double(), block.theta.bias.double(), 1, padding=0, dtype=dtype, epilogue=epilogue
+        )
         weight = torch.cat([block.phi.weight, block.g.weight]).double()  # (C, C, 1, 1, 1): phi and g in one GEMM
-        self.phi_g = Conv(weight, torch.cat([block.phi.bias, block.g.bias]).double(), 1, 0, dtype, epilogue)
-        self.out = Conv(*fold(block.out), 1, 0, dtype, epilogue)
+        self.phi_g = Conv(
+            weight, torch.cat([block.phi.bias, block.g.bias]).double(), 1, padding=0, dtype=dtype, epilogue=epilogue
+        )
+        weight, bias = fold(block.out)
+        self.out = Conv(weight, bias, 1, padding=0, dtype=dtype, epilogue=epilogue)
 
     def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
         nt, _, h, w = x.shape
@@ -132,9 +138,9 @@ class FastBottleneck(nn.Module):
         if block.downsample is not None:  # its bias joins conv3's: relu(conv3 + b3 + (downsample + b_ds))
             ds_weight, ds_bias = fold(block.downsample)
             ds = block.downsample.conv
-            self.downsample = Conv(ds_weight, None, ds.stride[1], ds.padding[1], dtype, epilogue)
+            self.downsample = Conv(ds_weight, None, ds.stride[1], padding=ds.padding[1], dtype=dtype, epilogue=epilogue)
             bias = bias + ds_bias
-        self.conv3 = Conv(weight, bias, 1, 0, dtype, epilogue)
+        self.conv3 = Conv(weight, bias, 1, padding=0, dtype=dtype, epilogue=epilogue)
         self.non_local = FastNonLocal(block.non_local, dtype, epilogue) if block.non_local is not None else None
 
     def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -165,7 +171,9 @@ class FastI3D(nn.Module):
         stem = weight.permute(0, 2, 1, 3, 4).reshape(co, kt * 3, 1, kh, kw)  # channel k·3 + c: tap k, colour c
         self.channels = -(-kt * 3 // 8) * 8  # 15 -> 16: zero weights on the padding channels
         stem = torch.cat([stem, stem.new_zeros(co, self.channels - kt * 3, 1, kh, kw)], dim=1)
-        self.stem = Conv(stem, bias, net.stem.conv.stride[1], net.stem.conv.padding[1], dtype, epilogue)
+        self.stem = Conv(
+            stem, bias, net.stem.conv.stride[1], padding=net.stem.conv.padding[1], dtype=dtype, epilogue=epilogue
+        )
         self.taps, self.pad_t = kt, net.stem.conv.padding[0]
         pool_stride = net.maxpool.stride if isinstance(net.maxpool.stride, int) else net.maxpool.stride[0]
         self.step = net.stem.conv.stride[0] * pool_stride  # the max-pool (temporal kernel 1) keeps every other frame

@@ -45,7 +45,7 @@ class OnnxGraphBackend:
         self.std = np.array(preprocessing.std, np.float32).reshape(1, 1, 3, 1, 1, 1)
 
     def check_contract(
-        self, input_name: str, shape: list, output_names: list[str], input_dtype, output_shape: list
+        self, input_name: str, shape: list, output_names: list[str], *, input_dtype, output_shape: list
     ) -> None:
         """Check that the graph is one of ours and remember its batch, views and input type."""
         if input_name != "video" or len(shape) != 6 or "logits" not in output_names:

@@ -47,6 +47,7 @@ class OnnxRuntimeBackend(OnnxGraphBackend):
         path: str | os.PathLike,
         device: str = "cpu",
         threads: int | None = None,
+        *,
         preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
     ) -> None:
         super().__init__(path, preprocessing)
@@ -55,7 +56,9 @@ class OnnxRuntimeBackend(OnnxGraphBackend):
         (inp,) = self.session.get_inputs()
         outputs = self.session.get_outputs()
         dtype = ORT_TYPES.get(inp.type, np.float32)
-        self.check_contract(inp.name, list(inp.shape), [o.name for o in outputs], dtype, list(outputs[0].shape))
+        self.check_contract(
+            inp.name, list(inp.shape), [o.name for o in outputs], input_dtype=dtype, output_shape=list(outputs[0].shape)
+        )
 
     def run(self, video: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {"video": video})[0]

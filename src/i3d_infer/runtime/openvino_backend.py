@@ -27,6 +27,7 @@ class OpenVINOBackend(OnnxGraphBackend):
         path: str | os.PathLike,
         device: str = "cpu",
         threads: int | None = None,
+        *,
         preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
         hint: str = "LATENCY",
     ) -> None:
@@ -50,7 +51,9 @@ class OpenVINOBackend(OnnxGraphBackend):
         shape = [d.get_length() if d.is_static else -1 for d in inp.get_partial_shape()]
         outputs = [name for o in self.compiled.outputs for name in o.get_names()]
         out_shape = [d.get_length() if d.is_static else -1 for d in self.compiled.outputs[0].get_partial_shape()]
-        self.check_contract(inp.get_any_name(), shape, outputs, inp.get_element_type().to_dtype(), out_shape)
+        self.check_contract(
+            inp.get_any_name(), shape, outputs, input_dtype=inp.get_element_type().to_dtype(), output_shape=out_shape
+        )
 
     def run(self, video: np.ndarray) -> np.ndarray:
         result = self.request.infer({"video": video})

@@ -66,6 +66,7 @@ class TorchBackend:
         model: Recognizer,
         device: str = "cpu",
         max_views: int | None = None,
+        *,
         engine: str | None = None,
         precision: str = "fp32",
         cuda_graphs: bool = True,

@@ -54,6 +54,7 @@ class GpuDecodeStream:
         dataset: VideoDataset,
         indices: list[int],
         gpu: GpuDecoding,
+        *,
         device: torch.device,
         batch_size: int,
         reader: Callable[[], FrameReader] | None = None,
@@ -61,7 +62,7 @@ class GpuDecodeStream:
         self.dataset, self.indices, self.gpu, self.device = dataset, indices, gpu, device
         self.prefetch = gpu.threads + batch_size
         protocol, size = get_protocol(dataset.protocol), dataset.preprocessing.size
-        self.make_reader = reader or (lambda: make_reader(gpu.decoder, device, protocol, size))
+        self.make_reader = reader or (lambda: make_reader(gpu.decoder, device, protocol, size=size))
         self.local, self.lock, self.shared_reader = threading.local(), threading.Lock(), None
 
     def _reader(self) -> FrameReader:
@@ -143,6 +144,7 @@ def decode_stream(
     dataset: VideoDataset,
     indices: list[int],
     workers: int,
+    *,
     timeout: float | None,
     batch_size: int,
     gpu: GpuDecoding | None = None,
@@ -151,11 +153,13 @@ def decode_stream(
 ):
     """The stream of decoded samples for ``indices``: CPU workers, GPU threads, or both by ``gpu.cpu_share``."""
     if gpu is None:
-        return DecodeStream(dataset, indices, workers, timeout, batch_size)
+        return DecodeStream(dataset, indices, workers, timeout=timeout, batch_size=batch_size)
     routes = [on_cpu(index, gpu.cpu_share) for index in indices]
     gpu_indices = [index for index, route in zip(indices, routes, strict=True) if not route]
-    gpu_stream = GpuDecodeStream(dataset, gpu_indices, gpu, device, batch_size, reader)
+    gpu_stream = GpuDecodeStream(dataset, gpu_indices, gpu, device=device, batch_size=batch_size, reader=reader)
     if not any(routes):
         return gpu_stream
     cpu_indices = [index for index, route in zip(indices, routes, strict=True) if route]
-    return MergedStream(DecodeStream(dataset, cpu_indices, workers, timeout, batch_size), gpu_stream, routes)
+    return MergedStream(
+        DecodeStream(dataset, cpu_indices, workers, timeout=timeout, batch_size=batch_size), gpu_stream, routes
+    )

@@ -148,7 +148,7 @@ def decode_row(row: dict, dataset: VideoDataset, timeout: float | None) -> dict:
 class ModelActor:
     """Holds the backend once; each call is one list batch of decoded videos in, fused probabilities out."""
 
-    def __init__(self, spec: BackendSpec, weights: Weights, fuse, protocol: str, threads: int | None) -> None:
+    def __init__(self, spec: BackendSpec, weights: Weights, fuse, *, protocol: str, threads: int | None) -> None:
         import torch
 
         if threads:
@@ -211,6 +211,7 @@ def ray_batches(
     dataset: VideoDataset,
     batches: list[list[int]],
     spec: BackendSpec,
+    *,
     weights: Weights,
     fuse: Callable[[np.ndarray, int], np.ndarray],
     workers: int,

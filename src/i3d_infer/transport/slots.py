@@ -95,7 +95,7 @@ class _SlotWriter:
         return self.slots.array(self.slot, shape) if self.used else np.empty(shape, np.uint8)
 
 
-def _decode(task: tuple[int, int | None], dataset: VideoDataset, slots: FrameSlots | None, threads: int):
+def _decode(task: tuple[int, int | None], dataset: VideoDataset, slots: FrameSlots | None, *, threads: int):
     """Worker side: decode into the slot (with ``threads`` decoding threads); return the sample without its frames
     (and their shape) when they are there, or with them when they did not fit."""
     index, slot = task
@@ -116,7 +116,7 @@ class DecodeStream:
     """
 
     def __init__(
-        self, dataset: VideoDataset, indices: list[int], workers: int, timeout: float | None, batch_size: int
+        self, dataset: VideoDataset, indices: list[int], workers: int, *, timeout: float | None, batch_size: int
     ) -> None:
         self.dataset, self.indices, self.workers, self.timeout = dataset, indices, workers, timeout
         self.prefetch = workers + batch_size  # finished or running tasks the pool may hold
@@ -131,7 +131,9 @@ class DecodeStream:
             return
         tasks = ((index, self.slots.acquire() if self.slots else None) for index in self.indices)
         decode = partial(_decode, dataset=self.dataset, slots=self.slots, threads=worker_threads(self.workers))
-        for result in run_tasks(decode, tasks, self.workers, self.timeout, True, self.prefetch):
+        for result in run_tasks(
+            decode, tasks, self.workers, timeout=self.timeout, ordered=True, prefetch=self.prefetch
+        ):
             yield self._receive(result)
 
     def _receive(self, result: TaskResult) -> Decoded:

@@ -183,6 +183,7 @@ def feed(
     dataset: VideoDataset,
     batches: list[list[int]],
     backend,
+    *,
     workers: int,
     timeout: float | None = None,
     strict: bool = False,
@@ -201,7 +202,9 @@ def feed(
     if gpu_decoding is not None:
         decoding_device = target or gpu_decoding_device(gpu_decoding.decoder)
     indices = [i for b in batches for i in b]
-    stream = decode_stream(dataset, indices, workers, timeout, batch_size, gpu_decoding, decoding_device)
+    stream = decode_stream(
+        dataset, indices, workers, timeout=timeout, batch_size=batch_size, gpu=gpu_decoding, device=decoding_device
+    )
     assemble = DeviceAssembler(target, batch_size * slot_bytes(dataset)) if target is not None else HostAssembler()
     call = ModelCall(backend, target)
 

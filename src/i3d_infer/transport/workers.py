@@ -74,6 +74,7 @@ def run_tasks(
     fn: Callable[[Any], Any],
     tasks: Iterable[Any],
     workers: int,
+    *,
     timeout: float | None = None,
     ordered: bool = True,
     prefetch: int | None = None,
@@ -116,7 +117,7 @@ def run_tasks(
                 return
             ready = wait([w.conn for w in pool if w.job], timeout=0.1) if _busy(pool) else []
             for i, worker in enumerate(pool):
-                result = _collect(worker, worker.conn in ready, timeout, on_abandon)
+                result = _collect(worker, worker.conn in ready, timeout, on_abandon=on_abandon)
                 if result is None:
                     continue
                 if worker.job is not None:  # killed: replace
@@ -143,7 +144,7 @@ def _busy(pool: list[_Worker]) -> int:
     return sum(1 for w in pool if w.job is not None)
 
 
-def _collect(worker: _Worker, readable: bool, timeout: float | None, on_abandon) -> TaskResult | None:
+def _collect(worker: _Worker, readable: bool, timeout: float | None, *, on_abandon) -> TaskResult | None:
     """The finished, crashed or timed-out task of ``worker``, or None while it runs. A dead or stuck worker is
     killed and keeps its ``job`` set so the caller replaces it."""
     if worker.job is None:

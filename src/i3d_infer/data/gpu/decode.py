@@ -71,7 +71,7 @@ class FrameReader:
 
     def resize(self, rgb: torch.Tensor) -> torch.Tensor:
         """uint8 ``(K, H, W, 3)`` RGB -> the protocol's size, exactly as ``cv2.resize(INTER_LINEAR)``."""
-        new_w, new_h = resized_size(rgb.shape[1], rgb.shape[2], self.protocol, self.size)
+        new_w, new_h = resized_size(rgb.shape[1], rgb.shape[2], self.protocol, size=self.size)
         return rgb if (new_w, new_h) == (rgb.shape[2], rgb.shape[1]) else resize_linear(rgb, new_w, new_h)
 
     def read(
@@ -95,6 +95,7 @@ class NvdecReader(FrameReader):
         device: torch.device,
         protocol: ViewProtocol,
         size: int,
+        *,
         batches: Nv12Batches | None = None,
         batch=NVDEC_BATCH,
         fused: bool | None = None,
@@ -122,7 +123,7 @@ class NvdecReader(FrameReader):
                     sampled = [wrap(batch[int(planned[k]) - count], stream) for k in rows]  # (3H/2, W) views
                     nv12 = torch.stack(sampled)  # copied off the decoder's surfaces
                     copied = None if in_order else _event(nv12)
-                    new_w, new_h = resized_size(nv12.shape[1] * 2 // 3, nv12.shape[2], self.protocol, self.size)
+                    new_w, new_h = resized_size(nv12.shape[1] * 2 // 3, nv12.shape[2], self.protocol, size=self.size)
                     if frames is None:
                         frames = torch.empty((len(planned), new_h, new_w, 3), dtype=torch.uint8, device=nv12.device)
                     if (new_h, new_w) != frames.shape[1:3]:
@@ -133,7 +134,7 @@ class NvdecReader(FrameReader):
                 count += len(batch)
             return count, frames
 
-        return in_two_passes(path, guess, sample, decode_pass)
+        return in_two_passes(path, guess, sample, decode_pass=decode_pass)
 
     def convert(self, nv12: torch.Tensor, out: torch.Tensor) -> None:
         """NV12 ``(K, 3H/2, W)`` -> the protocol's size, written into ``out`` ``(K, height, width, 3)``."""
@@ -151,7 +152,7 @@ class NvjpegReader(FrameReader):
     name = "nvjpeg"
     shared = True
 
-    def __init__(self, device: torch.device, protocol: ViewProtocol, size: int, decode=None, most: int = 16) -> None:
+    def __init__(self, device: torch.device, protocol: ViewProtocol, size: int, *, decode=None, most: int = 16) -> None:
         super().__init__(device, protocol, size)
         if decode is None:
             from torchvision.io import ImageReadMode, decode_jpeg
@@ -340,7 +341,7 @@ def _event(tensor: torch.Tensor):
     return event
 
 
-def make_reader(decoder: str, device: torch.device, protocol: ViewProtocol, size: int) -> FrameReader:
+def make_reader(decoder: str, device: torch.device, protocol: ViewProtocol, *, size: int) -> FrameReader:
     if decoder == "nvdec":
         return NvdecReader(device, protocol, size)
     if decoder == "nvjpeg":

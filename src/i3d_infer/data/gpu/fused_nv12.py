@@ -81,8 +81,8 @@ def nv12_resize(nv12: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         nv12 = nv12.contiguous()
     mode = COPY if (w, h) == (width, height) else AREA if (w, h) == (2 * width, 2 * height) else LINEAR
     if mode == LINEAR:
-        columns, column_weights = resize_taps(width, w, True, nv12.device)
-        rows, row_weights = resize_taps(height, h, False, nv12.device)
+        columns, column_weights = resize_taps(width, w, True, device=nv12.device)
+        rows, row_weights = resize_taps(height, h, False, device=nv12.device)
     else:  # unused by the kernel; any int32 tensors on the device will do
         columns = column_weights = rows = row_weights = _placeholder(nv12.device)
     tiles = (height + BLOCK_H - 1) // BLOCK_H

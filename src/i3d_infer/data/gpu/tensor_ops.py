@@ -78,7 +78,7 @@ def nv12_to_rgb(nv12: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def resize_taps(dst: int, src: int, clamp: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+def resize_taps(dst: int, src: int, clamp: bool, *, device) -> tuple[torch.Tensor, torch.Tensor]:
     """The source indices ``(2 * dst,)`` (first taps, then second taps) and int32 weights ``(2, dst)`` of one axis,
     as OpenCV's resize computes them (float32); cached per size and device (no host-to-device copy per call)."""
     scale = src / dst
@@ -103,8 +103,8 @@ def resize_linear(images: torch.Tensor, width: int, height: int) -> torch.Tensor
     if w == 2 * width and h == 2 * height:  # OpenCV resizes an exact 2x reduction with INTER_AREA
         blocks = images.view(n, height, 2, width, 2, c).to(torch.int32).sum(dim=(2, 4))
         return ((blocks + 2) >> 2).to(torch.uint8)
-    columns, a = resize_taps(width, w, True, images.device)
-    rows, b = resize_taps(height, h, False, images.device)
+    columns, a = resize_taps(width, w, True, device=images.device)
+    rows, b = resize_taps(height, h, False, device=images.device)
     pairs = images.index_select(2, columns).view(n, h, 2, width, c)  # both taps of every column, uint8
     across = (pairs * a[:, :, None]).sum(dim=2, dtype=torch.int32)  # (N, h, width, C): exact integers
     stacked = across.index_select(1, rows).view(n, 2, height, width, c)  # both source rows of every output row
