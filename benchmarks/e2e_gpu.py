@@ -282,7 +282,7 @@ def source_rows(kind: str, listing: Path, tmp: Path, args, weights, model_rate, 
     if args.device.startswith("cuda"):
         import torch
 
-        from i3d_infer.transport.gpu import GpuDecoding
+        from i3d_infer.transport.decoding import GpuDecoding
 
         gpu_decoder = "nvdec" if kind == "videos" else "nvjpeg"
         decoders.append((gpu_decoder, GpuDecoding(gpu_decoder, args.gpu_decoders)))

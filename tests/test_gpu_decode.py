@@ -36,7 +36,8 @@ from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
 from i3d_infer.runtime.cuda_graphs import CAPTURE_GATE
 from i3d_infer.transport import gpu, stream
-from i3d_infer.transport.gpu import GpuDecodeStream, GpuDecoding, decode_stream, on_cpu
+from i3d_infer.transport.decoding import Decoding, GpuDecoding, on_cpu
+from i3d_infer.transport.gpu import GpuDecodeStream, decode_stream
 from reduced import SMALL_PRE
 from videos import ffmpeg_nv12, opencv_rawframes, write_video
 
@@ -336,16 +337,8 @@ def test_cpu_share_is_a_fixed_even_assignment(videos):
     assert not any(on_cpu(i, 0.0) for i in range(100)) and all(on_cpu(i, 1.0) for i in range(100))
     assert sum(on_cpu(i, 0.3) for i in range(1000)) == 300
     dataset = VideoDataset(videos / "list.txt", videos, preprocessing=SMALL_PRE)
-    merged = decode_stream(
-        dataset,
-        list(range(6)),
-        1,
-        timeout=60,
-        batch_size=2,
-        gpu=GpuDecoding("nvdec", 2, 0.5),
-        device=CPU,
-        reader=nvdec_on_cpu,
-    )
+    decoding = Decoding(workers=1, timeout=60, gpu=GpuDecoding("nvdec", 2, 0.5))
+    merged = decode_stream(dataset, list(range(6)), decoding, batch_size=2, device=CPU, reader=nvdec_on_cpu)
     samples = [d.sample for d in merged]
     merged.close()
     assert [s.index for s in samples] == list(range(6))

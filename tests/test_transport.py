@@ -31,6 +31,7 @@ from i3d_infer.model.checkpoint import load_model
 from i3d_infer.model.weights import DEFAULT_WEIGHTS
 from i3d_infer.transport import slots as slots_module
 from i3d_infer.transport.batches import HostAssembler, gather_views, gather_views_host
+from i3d_infer.transport.decoding import Decoding
 from i3d_infer.transport.slots import DecodeStream, FrameSlots
 from i3d_infer.transport.stream import OrderedWriter, background, feed
 from reduced import SMALL_PRE
@@ -194,11 +195,11 @@ def test_host_assembler_reuses_its_buffers(videos):
 
 def test_feed_without_a_model_and_strict(videos):
     dataset = dataset_of(videos)
-    pending = list(feed(dataset, [[0, 1], [2, 3], [4, 5]], None, workers=2))
+    pending = list(feed(dataset, [[0, 1], [2, 3], [4, 5]], None, Decoding(workers=2)))
     assert [len(p.batch.samples) for p in pending] == [2, 2, 2]
     assert [len(p.batch.readable) for p in pending] == [2, 1, 2]
     assert pending[0].result() == (None, 0.0)
-    launched = feed(dataset, [[0, 1], [2, 3], [4, 5]], None, workers=2, strict=True)
+    launched = feed(dataset, [[0, 1], [2, 3], [4, 5]], None, Decoding(workers=2), strict=True)
     assert len(next(launched).batch.readable) == 2  # the batch before the bad video comes through
     with pytest.raises(I3DError, match=r"broken.mp4: cannot open as a video .*\(--strict\)"):
         next(launched)

@@ -18,7 +18,7 @@ from .machine import versions
 from .model.weights import Weights
 from .runtime import BackendSpec
 from .runtime.base import Backend
-from .transport.gpu import GpuDecoding
+from .transport.decoding import Decoding, GpuDecoding
 from .transport.stream import gpu_decoding_device
 
 
@@ -182,7 +182,7 @@ def bench_e2e(
     with tqdm(total=count, desc=f"{label} e2e B={batch_size}", unit="video", delay=3, disable=not progress) as bar:
         start = time.perf_counter()
         for k, pending in enumerate(
-            feed(dataset, batches, backend, workers=workers, device=device, gpu_decoding=gpu_decoding)
+            feed(dataset, batches, backend, Decoding(workers, gpu=gpu_decoding), device=device)
         ):
             pending.result()
             now = time.perf_counter()

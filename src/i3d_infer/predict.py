@@ -84,7 +84,10 @@ class Predictor:
     ) -> Predictor:
         """A predictor on ``backend``: torch from a checkpoint path or URL (None: the official checkpoint of
         ``weights``), onnxruntime / openvino from an exported ``model`` file. ``kwargs`` go to the constructor."""
-        spec = BackendSpec(backend, checkpoint, model, device, threads, engine=engine, precision=precision)
+        spec = BackendSpec(
+            backend=backend, checkpoint=checkpoint, model=model, device=device, threads=threads, engine=engine,
+            precision=precision,
+        )  # fmt: skip
         runner = make_backend(spec, weights)
         labels = read_labels(label_map, weights)
         if len(labels) != runner.num_classes:

@@ -70,14 +70,14 @@ def run_bench(args: argparse.Namespace) -> int:
     if not args.decode_only:
         random_weights = args.backend == "torch" and not args.checkpoint
         spec = BackendSpec(
-            args.backend,
-            args.checkpoint,
-            args.model,
-            where.device,
-            args.threads or None,
-            random_weights,
-            args.engine,
-            where.precision,
+            backend=args.backend,
+            checkpoint=args.checkpoint,
+            model=args.model,
+            device=where.device,
+            threads=args.threads or None,
+            random_weights=random_weights,
+            engine=args.engine,
+            precision=where.precision,
         )
         if random_weights:
             print("torch backend with random weights (timing only; pass --checkpoint for real ones)", file=sys.stderr)
@@ -119,7 +119,7 @@ def _gpu_decoding(args: argparse.Namespace, dataset):
     if args.decoder == "cpu":
         return None
     from ..data.gpu.decode import check_gpu_decoder
-    from ..transport.gpu import GpuDecoding
+    from ..transport.decoding import GpuDecoding
 
     check_gpu_decoder(args.decoder, dataset.list_format)
     return GpuDecoding(args.decoder, args.gpu_decoders)

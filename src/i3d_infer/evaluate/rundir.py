@@ -17,6 +17,7 @@ from pathlib import Path
 from ..data.decode import DEFAULT_DECODER
 from ..errors import I3DError
 from ..model.weights import Preprocessing
+from ..runtime import BackendSpec
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -43,6 +44,19 @@ class EvalConfig:
     cpu_share: float = 0.0  # GPU decoders: the fraction of the list the CPU workers decode (a fixed assignment)
     label_map: str | None = None
     shard: tuple[int, int] = (0, 1)  # (I, N): this process evaluates batches I, I+N, I+2N, ...
+
+    def backend_spec(self, options) -> BackendSpec:
+        """The backend this configuration runs, where ``options`` (a ``RunOptions``) place it."""
+        return BackendSpec(
+            backend=self.backend,
+            checkpoint=self.checkpoint,
+            model=self.model,
+            device=options.device,
+            threads=options.threads,
+            random_weights=self.random_weights,
+            engine=self.engine,
+            precision=self.precision,
+        )
 
     @classmethod
     def from_json(cls, fields: dict) -> EvalConfig:

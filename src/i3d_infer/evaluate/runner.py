@@ -29,7 +29,7 @@ from ..data.gpu.decode import check_gpu_decoder
 from ..errors import I3DError
 from ..model.weights import DEFAULT_WEIGHTS, Weights, read_labels
 from ..runtime import BackendSpec, make_backend
-from ..transport.gpu import GpuDecoding
+from ..transport.decoding import Decoding, GpuDecoding
 from ..transport.ray_data import RayOptions
 from ..transport.stream import OrderedWriter, Pending, feed, refuse_failures
 from .metrics import fuse_clips
@@ -53,6 +53,20 @@ class RunOptions:
     progress: bool = True
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One evaluation as its stages receive it: what to read, what still needs doing, the model and how to run."""
+
+    dataset: VideoDataset  # the list, read with the run's preprocessing and protocol
+    todo: list[list[int]]  # the batches (list indices) not on disk yet
+    spec: BackendSpec  # the model and where it runs
+    weights: Weights  # architecture and preprocessing of the model
+    decoding: Decoding  # how the videos are decoded
+    options: RunOptions
+    fusion: str  # clip fusion
+    classes: int  # names in the label map (the model must have as many)
+
+
 def evaluate(
     config: EvalConfig,
     out_dir: str | os.PathLike,
@@ -69,66 +83,22 @@ def evaluate(
     from tqdm import tqdm
 
     out = Path(out_dir)
-    gpu = config.decoder in GPU_DECODERS
-    cpu_decoder = DEFAULT_DECODER if gpu else config.decoder  # a GPU run's CPU side (its share and fallbacks)
     weights = dataclasses.replace(weights, preprocessing=config.preprocessing or weights.preprocessing)
-    dataset = VideoDataset(
-        config.list_file,
-        config.root,
-        config.list_format,
-        protocol=config.protocol,
-        preprocessing=weights.preprocessing,
-        decoder=cpu_decoder,
-    )
-    config = dataclasses.replace(config, list_format=dataset.list_format, preprocessing=weights.preprocessing)
-    gpu_decoding = None
-    if gpu and options.ray is not None:
-        raise I3DError(f"--cluster ray decodes on the cluster's CPUs; --decoder {config.decoder} is for local runs")
-    if gpu:
-        check_gpu_decoder(config.decoder, dataset.list_format)
-        gpu_decoding = GpuDecoding(config.decoder, options.gpu_decoders, config.cpu_share)
+    config, dataset, decoding = _read(config, options, weights)
     labels = read_labels(config.label_map, weights)
     prepare_run_dir(out, config, resume)
     batches = batches_of(len(dataset), config.batch_size, config.shard)
     done = load_results(out / RESULTS, batches)
     todo = [batch for batch in batches if batch[0] not in done]
-    spec = BackendSpec(
-        config.backend,
-        config.checkpoint,
-        config.model,
-        options.device,
-        options.threads,
-        config.random_weights,
-        config.engine,
-        config.precision,
-    )
-    total = sum(len(b) for b in batches)
-    bar = tqdm(total=total, initial=len(done), unit="video", disable=not options.progress, dynamic_ncols=True)
+    job = _Job(dataset, todo, config.backend_spec(options), weights, decoding, options, config.fusion, len(labels))
+    bar = tqdm(
+        total=sum(len(b) for b in batches), initial=len(done), unit="video", disable=not options.progress,
+        dynamic_ncols=True,
+    )  # fmt: skip
     started = time.perf_counter()
     with (out / RESULTS).open("a", encoding="utf-8") as sink:
         recorder = _Recorder(sink, config.fusion, bar, done=done)
-        if options.ray is not None:
-            device, extra = _run_on_ray(
-                dataset,
-                todo,
-                spec,
-                weights=weights,
-                fusion=config.fusion,
-                options=options,
-                recorder=recorder,
-                classes=len(labels),
-            )
-        else:
-            device, extra = _run_here(
-                dataset,
-                todo,
-                spec,
-                weights=weights,
-                options=options,
-                gpu_decoding=gpu_decoding,
-                recorder=recorder,
-                classes=len(labels),
-            )
+        device, extra = (_run_on_ray if options.ray is not None else _run_here)(job, recorder)
     bar.close()
     wall = time.perf_counter() - started
     records = load_results(out / RESULTS, batches)
@@ -142,30 +112,37 @@ def evaluate(
         "workers": options.workers,
         **extra,
     }
-    return write_outputs(
-        out,
-        [records[i] for batch in batches for i in batch],
-        labels,
-        config=config,
-        timing=timing,
-        complete=config.shard[1] == 1,
+    listed = [records[i] for batch in batches for i in batch]
+    return write_outputs(out, listed, labels, config=config, timing=timing, complete=config.shard[1] == 1)
+
+
+def _read(config: EvalConfig, options: RunOptions, weights: Weights) -> tuple[EvalConfig, VideoDataset, Decoding]:
+    """The list as a dataset, the configuration with what reading it settled (format, preprocessing), and how the
+    videos are decoded (a GPU run's CPU side, its share and fallbacks, uses the default CPU decoder)."""
+    gpu = config.decoder in GPU_DECODERS
+    dataset = VideoDataset(
+        config.list_file,
+        config.root,
+        config.list_format,
+        protocol=config.protocol,
+        preprocessing=weights.preprocessing,
+        decoder=DEFAULT_DECODER if gpu else config.decoder,
     )
+    config = dataclasses.replace(config, list_format=dataset.list_format, preprocessing=weights.preprocessing)
+    gpu_decoding = None
+    if gpu and options.ray is not None:
+        raise I3DError(f"--cluster ray decodes on the cluster's CPUs; --decoder {config.decoder} is for local runs")
+    if gpu:
+        check_gpu_decoder(config.decoder, dataset.list_format)
+        gpu_decoding = GpuDecoding(config.decoder, options.gpu_decoders, config.cpu_share)
+    return config, dataset, Decoding(options.workers, options.timeout, gpu_decoding)
 
 
-def _run_here(dataset, todo, spec, *, weights, options, gpu_decoding, recorder, classes: int) -> tuple[str, dict]:
+def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, dict]:
     """This process: decode workers (or GPU decode threads), the model, a writer thread (``transport.stream``)."""
-    backend = make_backend(spec, weights)
-    _check_classes(classes, backend.num_classes)
-    launched = feed(
-        dataset,
-        todo,
-        backend,
-        workers=options.workers,
-        timeout=options.timeout,
-        strict=options.strict,
-        device=options.device,
-        gpu_decoding=gpu_decoding,
-    )
+    backend = make_backend(job.spec, job.weights)
+    _check_classes(job.classes, backend.num_classes)
+    launched = feed(job.dataset, job.todo, backend, job.decoding, strict=job.options.strict, device=job.spec.device)
     with contextlib.closing(launched):
         writer = OrderedWriter(recorder)
         try:
@@ -176,38 +153,37 @@ def _run_here(dataset, todo, spec, *, weights, options, gpu_decoding, recorder, 
     return backend.device, {}
 
 
-def _run_on_ray(dataset, todo, spec, *, weights, fusion, options, recorder, classes: int) -> tuple[str, dict]:
+def _run_on_ray(job: _Job, recorder: _Recorder) -> tuple[str, dict]:
     """A Ray cluster through Ray Data (``transport.ray_data``); this process only appends the results."""
     import torch
 
     from ..transport.ray_data import connected, ray_batches
 
-    threads = options.threads or torch.get_num_threads()  # every actor computes with the same thread count
+    threads = job.options.threads or torch.get_num_threads()  # every actor computes with the same thread count
     nodes, actors = Counter(), Counter()
-    with connected(options.ray) as ray:
+    with connected(job.options.ray) as ray:
 
         def alive() -> int:
             return sum(node["Alive"] for node in ray.nodes())
 
-        fuse = partial(fuse_clips, fusion=fusion)
-        for done in ray_batches(
-            dataset,
-            todo,
-            spec,
-            weights=weights,
-            fuse=fuse,
-            workers=options.workers,
-            timeout=options.timeout,
+        batches = ray_batches(
+            job.dataset,
+            job.todo,
+            job.spec,
+            weights=job.weights,
+            fuse=partial(fuse_clips, fusion=job.fusion),
+            decoding=job.decoding,
             threads=threads,
-            options=options.ray,
-        ):
-            _check_classes(classes, next((len(score) for score in done.scores.values()), classes))
-            if options.strict:
+            options=job.options.ray,
+        )
+        for done in batches:
+            _check_classes(job.classes, next((len(score) for score in done.scores.values()), job.classes))
+            if job.options.strict:
                 refuse_failures(done.samples)
             nodes.update(done.nodes)
             actors[done.actor] += 1
             recorder.record(done.samples, done.scores, done.seconds, waited=0.0, nodes=alive(), actors=len(actors))
-        where = f"ray ({alive()} nodes, {len(actors)} model actors, {spec.device})"
+        where = f"ray ({alive()} nodes, {len(actors)} model actors, {job.spec.device})"
     extra = {"cluster": "ray", "decode_tasks_per_node": dict(nodes), "batches_per_actor": dict(actors)}
     return where, extra
 

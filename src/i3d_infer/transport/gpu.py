@@ -14,12 +14,10 @@ resumed or a sharded one too.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from itertools import islice
 
 import torch
@@ -29,21 +27,8 @@ from ..data.gpu.decode import FrameReader, make_reader
 from ..data.transforms import get_protocol
 from ..errors import I3DError, first_line
 from ..runtime.cuda_graphs import CAPTURE_GATE
+from .decoding import Decoding, GpuDecoding, on_cpu
 from .slots import Decoded, DecodeStream
-
-
-@dataclass(frozen=True)
-class GpuDecoding:
-    """How a run decodes on the GPU."""
-
-    decoder: str  # "nvdec" (video files) | "nvjpeg" (rawframe directories)
-    threads: int = 8  # decode sessions at once
-    cpu_share: float = 0.0  # fraction of the list decoded by the CPU workers instead, spread evenly
-
-
-def on_cpu(index: int, share: float) -> bool:
-    """Whether list entry ``index`` goes to the CPU workers: every 1/share-th entry, the same in every run."""
-    return math.floor((index + 1) * share) > math.floor(index * share)
 
 
 class GpuDecodeStream:
@@ -143,15 +128,14 @@ class MergedStream:
 def decode_stream(
     dataset: VideoDataset,
     indices: list[int],
-    workers: int,
+    decoding: Decoding,
     *,
-    timeout: float | None,
     batch_size: int,
-    gpu: GpuDecoding | None = None,
     device: torch.device | None = None,
     reader: Callable[[], FrameReader] | None = None,
 ):
-    """The stream of decoded samples for ``indices``: CPU workers, GPU threads, or both by ``gpu.cpu_share``."""
+    """The stream of decoded samples for ``indices``: CPU workers, GPU threads, or both by ``cpu_share``."""
+    gpu, workers, timeout = decoding.gpu, decoding.workers, decoding.timeout
     if gpu is None:
         return DecodeStream(dataset, indices, workers, timeout=timeout, batch_size=batch_size)
     routes = [on_cpu(index, gpu.cpu_share) for index in indices]

@@ -42,6 +42,7 @@ from ..data.transforms import get_protocol
 from ..errors import I3DError, VideoError
 from ..model.weights import Weights
 from ..runtime import BackendSpec, make_backend
+from .decoding import Decoding
 
 INSTALL_HINT = "pip install 'i3d-infer[ray]'"
 EMPTY_FRAMES = np.zeros((0, 1, 1, 3), np.uint8)
@@ -214,16 +215,15 @@ def ray_batches(
     *,
     weights: Weights,
     fuse: Callable[[np.ndarray, int], np.ndarray],
-    workers: int,
-    timeout: float | None,
+    decoding: Decoding,
     threads: int | None,
     options: RayOptions,
 ) -> Iterator[RayBatch]:
     """Run ``batches`` (lists of list indices) through Ray Data; yields each batch, done, in order.
 
     Needs a connected Ray (:func:`connected`). ``fuse(logits, views per video)``: the clip fusion, run in the actors
-    (only the fused scores leave them); ``workers``: concurrent decode tasks; ``threads``: the backend's CPU threads
-    in every actor.
+    (only the fused scores leave them); ``decoding.workers``: concurrent decode tasks (each with the timeout);
+    ``threads``: the backend's CPU threads in every actor.
     """
     ray = require_ray()
     if not batches:
@@ -240,8 +240,8 @@ def ray_batches(
         ray.data.from_items(rows, override_num_blocks=len(rows))  # one video per decode task
         .map(
             decode_row,
-            fn_kwargs={"dataset": dataset, "timeout": timeout},
-            compute=ray.data.TaskPoolStrategy(size=max(1, workers)),
+            fn_kwargs={"dataset": dataset, "timeout": decoding.timeout},
+            compute=ray.data.TaskPoolStrategy(size=max(1, decoding.workers)),
             num_cpus=1,
         )
         .map_batches(

@@ -20,10 +20,12 @@ import numpy as np
 from ..data.datasets import Sample, VideoDataset
 from ..errors import I3DError
 from .batches import Batch, DeviceAssembler, HostAssembler
-from .gpu import GpuDecoding, decode_stream
+from .decoding import Decoding
+from .gpu import decode_stream
 from .slots import slot_bytes
 
 _DONE = object()
+ONE_WORKER = Decoding()  # one decode process, no timeout
 
 
 def background(make: Callable[[], Iterator[Any]], depth: int = 1) -> Iterator[Any]:
@@ -183,28 +185,24 @@ def feed(
     dataset: VideoDataset,
     batches: list[list[int]],
     backend,
+    decoding: Decoding = ONE_WORKER,
     *,
-    workers: int,
-    timeout: float | None = None,
     strict: bool = False,
     device: str = "cpu",
-    gpu_decoding: GpuDecoding | None = None,
 ) -> Iterator[Pending]:
-    """Launch the model on each batch of list indices in turn, decoding and assembling ahead of it.
+    """Launch the model on each batch of list indices in turn, decoding (as ``decoding`` says) and assembling ahead.
 
     Yields one :class:`Pending` per batch, in order; ``backend=None`` measures the data path alone (views still
     gathered, on ``device``). With ``strict``, the first unreadable video raises :class:`I3DError` after the
-    batches before it. ``gpu_decoding``: decode on the GPU (all videos, or those ``on_cpu`` leaves it).
+    batches before it.
     """
     batch_size = max((len(b) for b in batches), default=1)
     target = device_of(backend, device)
     decoding_device = None
-    if gpu_decoding is not None:
-        decoding_device = target or gpu_decoding_device(gpu_decoding.decoder)
+    if decoding.gpu is not None:
+        decoding_device = target or gpu_decoding_device(decoding.gpu.decoder)
     indices = [i for b in batches for i in b]
-    stream = decode_stream(
-        dataset, indices, workers, timeout=timeout, batch_size=batch_size, gpu=gpu_decoding, device=decoding_device
-    )
+    stream = decode_stream(dataset, indices, decoding, batch_size=batch_size, device=decoding_device)
     assemble = DeviceAssembler(target, batch_size * slot_bytes(dataset)) if target is not None else HostAssembler()
     call = ModelCall(backend, target)
 
