@@ -198,7 +198,7 @@ def evaluate_once(listing: str, root: str, out: str, args, weights, decoder: str
         cpu_share=share,
     )
     options = RunOptions(device=args.device, workers=args.workers, gpu_decoders=args.gpu_decoders, progress=False)
-    return evaluate(config, out, options, weights=weights).metrics["timing"]
+    return evaluate(config, out, options, weights=weights).metrics.timing.to_json()
 
 
 def main(argv: list[str] | None = None) -> dict:

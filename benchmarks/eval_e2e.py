@@ -54,8 +54,8 @@ def main() -> None:
         start = time.perf_counter()
         run = evaluate(config, Path(tmp) / "run", options)
         e2e = (time.perf_counter() - start) / args.videos
-        loop = run.metrics["timing"]["wall_seconds"] / args.videos  # from the first decode to the last result
-        model = run.metrics["timing"]["model_seconds"] / args.videos
+        loop = run.metrics.timing.wall_seconds / args.videos  # from the first decode to the last result
+        model = run.metrics.timing.model_seconds / args.videos
         shutil.rmtree(Path(tmp) / "run")
     print(f"{args.backend} on {backend.device}, batch {args.batch_size}, {args.videos} videos, {args.workers} workers")
     print(f"pure inference (i3d bench): {pure:.2f} s/video")

@@ -61,7 +61,7 @@ def main() -> None:
             for name, cluster in (("local", None), ("ray", RayOptions())):
                 options = RunOptions(device=args.device, workers=args.workers, progress=False, ray=cluster)
                 record = evaluate(config, Path(tmp) / f"{name}{round_}", options, weights=weights)
-                rates[name] = record.metrics["timing"]["videos_per_s"]
+                rates[name] = record.metrics.timing.videos_per_s
             ratios.append(rates["ray"] / rates["local"])
             local, on_ray = rates["local"], rates["ray"]
             print(f"round {round_}: local {local:.3f}, ray {on_ray:.3f} videos/s, ray / local {ratios[-1]:.3f}")

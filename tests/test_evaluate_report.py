@@ -16,6 +16,7 @@ import pytest
 from browser import chromium, render
 from i3d_infer.evaluate.outputs import write_outputs
 from i3d_infer.evaluate.report import class_rows, confused_pairs, published
+from i3d_infer.evaluate.results import Timing, VideoResult
 from i3d_infer.evaluate.rundir import EvalConfig
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, I3D_NL_DOT_PRODUCT_R50_K400_V1, read_labels
 
@@ -23,7 +24,7 @@ LABELS = read_labels()
 SCREENSHOT = Path(__file__).parent.parent / "docs" / "report.png"
 
 
-def synthetic_records(classes: int, per_class: int, failures: int = 2, seed: int = 0) -> list[dict]:
+def synthetic_records(classes: int, per_class: int, failures: int = 2, seed: int = 0) -> list[VideoResult]:
     """Videos of ``classes`` Kinetics classes, ~70% right, mistakes mostly to a neighbouring class."""
     rng = np.random.default_rng(seed)
     records = []
@@ -38,17 +39,17 @@ def synthetic_records(classes: int, per_class: int, failures: int = 2, seed: int
         records.append({"index": i, "video": f"v{i:04d}.mp4", "label": label, "scores": scores.tolist(), "error": None})
     for record in records[:failures]:
         record.update(scores=None, error=f"/data/{record['video']}: cannot open as a video (Invalid data)")
-    return records
+    return [VideoResult.from_json(record) for record in records]
 
 
-def write_run(out: Path, records: list[dict], timing: dict | None = None):
+def write_run(out: Path, records: list[VideoResult], timing: Timing | None = None):
     out.mkdir(parents=True, exist_ok=True)
     config = EvalConfig(
         list_file="/data/val_list_videos.txt", root="/data", checkpoint="synthetic.pth", batch_size=8, precision="fp16"
     )
-    timing = timing or {"wall_seconds": 12.5, "model_seconds": 10.0, "waiting_for_data_seconds": 1.0,
-                        "videos_this_session": len(records), "videos_per_s": len(records) / 12.5, "device": "cuda:0",
-                        "workers": 15}  # fmt: skip
+    timing = timing or Timing(wall_seconds=12.5, model_seconds=10.0, waiting_for_data_seconds=1.0,
+                              videos_this_session=len(records), videos_per_s=len(records) / 12.5, device="cuda:0",
+                              workers=15)  # fmt: skip
     return write_outputs(out, records, LABELS, config=config, timing=timing, complete=True)
 
 
@@ -106,9 +107,9 @@ def test_report_numbers_rows_failures_and_no_network(tmp_path):
         expected = [f"{100 * metrics[key][n]:.2f}" for n in ("top1_acc", "top5_acc", "mean_class_accuracy")]
         assert headline[label] == expected
     classes = tables["classes"][1:]
-    assert len(classes) == len({r["label"] for r in records}) == 12  # one row per class present
+    assert len(classes) == len({r.label for r in records}) == 12  # one row per class present
     per_class = {int(row[0]): row for row in classes}
-    truth = np.array([r["label"] for r in records])
+    truth = np.array([r.label for r in records])
     for c, row in per_class.items():
         assert row[1] == LABELS[c] and int(row[2]) == int((truth == c).sum())
     assert not re.search(r"https?://", text)  # nothing to load: images inline, no script or font from the network
@@ -154,7 +155,7 @@ def test_many_classes_get_top_confusions_instead_of_a_matrix(tmp_path):
 def test_merged_report_equals_single_apart_from_timing(tmp_path):
     records = synthetic_records(classes=6, per_class=4)
     write_run(tmp_path / "single", records)
-    write_run(tmp_path / "merged", records, timing={"merged_from": ["runs/s0", "runs/s1"]})
+    write_run(tmp_path / "merged", records, timing=Timing(merged_from=["runs/s0", "runs/s1"]))
     single, merged = ((tmp_path / d / "report.html").read_text() for d in ("single", "merged"))
     assert single != merged and without_run_section(single) == without_run_section(merged)
     assert "merged from" in merged and "videos/s" in single
@@ -163,7 +164,7 @@ def test_merged_report_equals_single_apart_from_timing(tmp_path):
 def test_random_weights_are_named_as_such(tmp_path):
     records = synthetic_records(classes=3, per_class=2, failures=0)
     config = EvalConfig(list_file="/data/l.txt", root="/data", random_weights=True)
-    write_outputs(tmp_path, records, LABELS, config=config, timing={"wall_seconds": 1.0}, complete=True)
+    write_outputs(tmp_path, records, LABELS, config=config, timing=Timing(wall_seconds=1.0), complete=True)
     text = (tmp_path / "report.html").read_text()
     assert "seeded random weights" in text and "published" not in text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from i3d_infer import Predictor
 from i3d_infer.cli import main
 from i3d_infer.errors import I3DError
 from i3d_infer.evaluate.outputs import accuracy, merge_runs
+from i3d_infer.evaluate.results import Counts
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, batches_of, evaluate
 from i3d_infer.model.weights import read_labels
 from reduced import SMALL
@@ -87,8 +89,8 @@ def test_eval_equals_predict_video_by_video(dataset, tmp_path, checkpoint_file):
     np.testing.assert_array_equal(result, expected)  # same views, same batch: bit for bit
     labels = np.array([int(label) for _, label in entries])
     top1 = float(np.mean(np.argmax(expected, axis=1) == labels))
-    assert record.metrics["all_videos"]["top1_acc"] == pytest.approx(top1)
-    assert record.metrics["counts"] == {"listed": 6, "readable": 6, "failed": 0}
+    assert record.metrics.all_videos.top1_acc == pytest.approx(top1)
+    assert record.metrics.counts == Counts(listed=6, readable=6, failed=0)
 
 
 def test_metrics_hand_computed():
@@ -97,10 +99,10 @@ def test_metrics_hand_computed():
     readable = np.array([True, True, True, False])
     # readable: predictions 1, 0, 2 for labels 1, 2, 2 -> top1 2/3; classes {0,1,2}: recall 0(no label), 1, 1/2.
     m = accuracy(scores[:3], labels[:3], readable[:3])
-    assert m == pytest.approx({"top1_acc": 2 / 3, "top5_acc": 1.0, "mean_class_accuracy": (0 + 1 + 0.5) / 3})
+    assert dataclasses.astuple(m) == pytest.approx((2 / 3, 1.0, (0 + 1 + 0.5) / 3))  # top-1, top-5, mean class
     # all: the unreadable video (label 0) counts as wrong: top1 2/4; class 0 now has a label: recall 0.
     m = accuracy(scores, labels, readable)
-    assert m == pytest.approx({"top1_acc": 0.5, "top5_acc": 0.75, "mean_class_accuracy": (0 + 1 + 0.5) / 3})
+    assert dataclasses.astuple(m) == pytest.approx((0.5, 0.75, (0 + 1 + 0.5) / 3))
 
 
 @pytest.mark.slow
@@ -115,8 +117,8 @@ def test_bad_videos_are_accounted_and_strict_aborts(dataset, tmp_path, checkpoin
         list_file=str(tmp_path / "list.txt"), root=str(videos), checkpoint=str(checkpoint_file), batch_size=2
     )
     record = evaluate(config, tmp_path / "run", RunOptions(workers=2, progress=False), weights=SMALL)
-    assert record.metrics["counts"] == {"listed": 4, "readable": 1, "failed": 3}
-    reasons = {f["video"]: f["reason"] for f in record.metrics["failures"]}
+    assert record.metrics.counts == Counts(listed=4, readable=1, failed=3)
+    reasons = {f["video"]: f["reason"] for f in record.metrics.failures}
     assert reasons["corrupt.mp4"].endswith(
         "corrupt.mp4: cannot open as a video (Invalid data found when processing input)"
     )
@@ -124,7 +126,7 @@ def test_bad_videos_are_accounted_and_strict_aborts(dataset, tmp_path, checkpoin
     assert reasons["empty.mkv"].endswith("empty.mkv: no decodable frames")
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert len(result) == 4 and result[1] == [0.0] * 400
-    assert record.metrics["all_videos"]["top1_acc"] <= 0.25
+    assert record.metrics.all_videos.top1_acc <= 0.25
     with pytest.raises(I3DError, match=r"corrupt.mp4: cannot open as a video .*\(--strict\)"):
         evaluate(config, tmp_path / "strict", RunOptions(workers=0, strict=True, progress=False), weights=SMALL)
 
@@ -158,8 +160,8 @@ def test_resume_refuses_another_configuration(dataset, tmp_path, checkpoint_file
         resume=True,
         weights=SMALL,
     )
-    assert record.metrics["timing"]["videos_this_session"] == 0  # everything was done
-    assert record.metrics["config"]["preprocessing"]["sampling"] == "0.x"
+    assert record.metrics.timing.videos_this_session == 0  # everything was done
+    assert record.metrics.config["preprocessing"]["sampling"] == "0.x"
 
 
 def test_batches_and_shards_partition_the_list():
@@ -178,7 +180,7 @@ def test_shards_merge_to_the_single_run(dataset, tmp_path, checkpoint_file):
     merged = merge_runs([tmp_path / "s1", tmp_path / "s0"], tmp_path / "merged", labels)
     assert (tmp_path / "merged" / "result.json").read_bytes() == (tmp_path / "single" / "result.json").read_bytes()
     for key in ("all_videos", "readable_videos", "counts", "failures"):
-        assert merged.metrics[key] == single.metrics[key]
+        assert getattr(merged.metrics, key) == getattr(single.metrics, key)
     assert (tmp_path / "merged" / "predictions.jsonl").read_text() == (
         tmp_path / "single" / "predictions.jsonl"
     ).read_text()

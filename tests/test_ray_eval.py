@@ -90,9 +90,9 @@ class TestOneInstance:
         assert (tmp_path / "ray" / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
         local_lines = (tmp_path / "local" / "results.jsonl").read_text()
         assert (tmp_path / "ray" / "results.jsonl").read_text() == local_lines  # failures and decoders too
-        timing = record.metrics["timing"]
+        timing = record.metrics.timing.to_json()
         assert timing["cluster"] == "ray" and sum(timing["decode_tasks_per_node"].values()) == 8
-        assert record.metrics["counts"] == local.metrics["counts"]
+        assert record.metrics.counts == local.metrics.counts
 
     def test_killed_driver_then_resume(self, videos, tmp_path, checkpoint_file):
         run(videos, tmp_path / "local", checkpoint_file, 2, cluster=False)
@@ -125,7 +125,7 @@ class TestCluster:
         cluster, cpu_node = cluster
         record = run(videos, tmp_path / "ray", checkpoint_file, 2, cluster=True)
         run(videos, tmp_path / "local", checkpoint_file, 2, cluster=False)
-        assert record.metrics["timing"]["decode_tasks_per_node"] == {cpu_node.node_id: 8}
+        assert record.metrics.timing.cluster["decode_tasks_per_node"] == {cpu_node.node_id: 8}
         assert (tmp_path / "ray" / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
 
     def test_a_node_removed_mid_run(self, cluster, videos, tmp_path, checkpoint_file, monkeypatch):

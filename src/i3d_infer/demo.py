@@ -114,11 +114,11 @@ def run_demo(
             start = time.perf_counter()
             options = RunOptions(workers=1, progress=False)
             record = evaluate(config, run_dir, options, resume=run_dir.exists(), weights=weights)
-            m = record.metrics["all_videos"]
+            m = record.metrics.all_videos
             results[(backend, kind)] = np.array(json.loads((run_dir / "result.json").read_text()))
             log(
-                f"      {backend:<11} {kind:<9} top1 {m['top1_acc']:.4f} top5 {m['top5_acc']:.4f} "
-                f"mean class {m['mean_class_accuracy']:.4f}  ({time.perf_counter() - start:.0f} s) -> {run_dir}"
+                f"      {backend:<11} {kind:<9} top1 {m.top1_acc:.4f} top5 {m.top5_acc:.4f} "
+                f"mean class {m.mean_class_accuracy:.4f}  ({time.perf_counter() - start:.0f} s) -> {run_dir}"
             )
     for kind in ("rawframes", "videos"):
         diff = np.abs(results[("torch", kind)] - results[("onnxruntime", kind)]).max()

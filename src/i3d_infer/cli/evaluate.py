@@ -143,8 +143,8 @@ def _ray(args: argparse.Namespace):
 def _report_run(record, out: str | None) -> int:
     if out:
         shutil.copyfile(record.out_dir / "result.json", out)
-    counts = record.metrics["counts"]
-    print(f"{counts['listed']} videos, {counts['failed']} unreadable; results in {record.out_dir}")
+    counts = record.metrics.counts
+    print(f"{counts.listed} videos, {counts.failed} unreadable; results in {record.out_dir}")
     for line in record.summary_lines():
         print(line)
     print(f"report: {record.report.resolve().as_uri()}")

@@ -19,6 +19,7 @@ from ..errors import I3DError
 from ..machine import versions
 from .metrics import mean_class_accuracy, top_k_accuracy
 from .report import write_report
+from .results import Accuracy, Counts, Metrics, Timing, VideoResult
 from .rundir import CONFIG, RESULTS, EvalConfig
 
 SEED_METRICS = ("top1_acc", "top5_acc", "mean_class_accuracy")
@@ -29,30 +30,30 @@ class RunRecord:
     """What an evaluation produced."""
 
     out_dir: Path
-    metrics: dict  # the content of metrics.json
+    metrics: Metrics  # what metrics.json holds
     report: Path | None = None  # report.html
 
     def summary_lines(self) -> list[str]:
         """The seed's closing lines (all listed videos, unreadable ones counted as wrong), 4 decimals."""
-        m = self.metrics["all_videos"]
-        lines = [f"{name}\t{m[name]:.4f}" for name in SEED_METRICS]
-        if self.metrics["counts"]["failed"]:
-            r = self.metrics["readable_videos"]
+        m, counts = self.metrics.all_videos, self.metrics.counts
+        lines = [f"{name}\t{getattr(m, name):.4f}" for name in SEED_METRICS]
+        if counts.failed:
+            r = self.metrics.readable_videos
             lines.append(
-                f"({self.metrics['counts']['failed']} unreadable videos counted as wrong; over the "
-                f"{self.metrics['counts']['readable']} readable: top1 {r['top1_acc']:.4f}, "
-                f"top5 {r['top5_acc']:.4f}, mean class {r['mean_class_accuracy']:.4f})"
+                f"({counts.failed} unreadable videos counted as wrong; over the "
+                f"{counts.readable} readable: top1 {r.top1_acc:.4f}, "
+                f"top5 {r.top5_acc:.4f}, mean class {r.mean_class_accuracy:.4f})"
             )
         return lines
 
 
-def accuracy(scores: np.ndarray, labels: np.ndarray, readable: np.ndarray) -> dict:
+def accuracy(scores: np.ndarray, labels: np.ndarray, readable: np.ndarray) -> Accuracy:
     """top-1/top-5/mean class accuracy; rows not ``readable`` count as wrong (a prediction of no class)."""
     if not len(labels):
-        return {name: 0.0 for name in SEED_METRICS}
+        return Accuracy(0.0, 0.0, 0.0)
     if readable.all():
         top1, top5 = top_k_accuracy(scores, labels, (1, 5))
-        return {"top1_acc": top1, "top5_acc": top5, "mean_class_accuracy": mean_class_accuracy(scores, labels)}
+        return Accuracy(top1, top5, mean_class_accuracy(scores, labels))
     ok = readable.nonzero()[0]
     top1, top5 = top_k_accuracy(scores[ok], labels[ok], (1, 5)) if len(ok) else [0.0, 0.0]
     top1, top5 = top1 * len(ok) / len(labels), top5 * len(ok) / len(labels)
@@ -62,47 +63,47 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, readable: np.ndarray) -> di
         np.sum((pred == c) & (labels == c)) / max(np.sum(labels == c), 1) if np.any(labels == c) else 0.0
         for c in classes
     ]
-    return {"top1_acc": top1, "top5_acc": top5, "mean_class_accuracy": float(np.mean(recalls))}
+    return Accuracy(top1, top5, float(np.mean(recalls)))
 
 
 def write_outputs(
-    out: Path, records: list[dict], labels: list[str], *, config, timing: dict, complete: bool
+    out: Path, records: list[VideoResult], labels: list[str], *, config, timing: Timing, complete: bool
 ) -> RunRecord:
     """Write every result file for ``records`` (list order) and return the run record."""
     num_classes = len(labels)
-    readable = np.array([r["scores"] is not None for r in records], dtype=bool)
-    scores = np.array([r["scores"] if r["scores"] is not None else [0.0] * num_classes for r in records])
+    readable = np.array([r.readable for r in records], dtype=bool)
+    scores = np.array([r.scores if r.readable else [0.0] * num_classes for r in records])
     scores = scores.reshape(len(records), num_classes)
-    truth = np.array([r["label"] for r in records], dtype=np.int64)
+    truth = np.array([r.label for r in records], dtype=np.int64)
     if complete:
         (out / "result.json").write_text(json.dumps(scores.tolist()), encoding="utf-8")
-    metrics = {
-        "all_videos": accuracy(scores, truth, readable),
-        "readable_videos": accuracy(scores[readable], truth[readable], readable[readable]),
-        "counts": {"listed": len(records), "readable": int(readable.sum()), "failed": int((~readable).sum())},
-        "failures": [{"video": r["video"], "reason": r["error"]} for r in records if r["scores"] is None],
-        "timing": timing,
-        "config": dataclasses.asdict(config),
-        "versions": versions(),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    metrics = Metrics(
+        all_videos=accuracy(scores, truth, readable),
+        readable_videos=accuracy(scores[readable], truth[readable], readable[readable]),
+        counts=Counts(len(records), int(readable.sum()), int((~readable).sum())),
+        failures=[{"video": r.video, "reason": r.error} for r in records if not r.readable],
+        timing=timing,
+        config=dataclasses.asdict(config),
+        versions=versions(),
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics.to_json(), indent=1) + "\n", encoding="utf-8")
     _write_predictions(out / "predictions.jsonl", records, scores, labels=labels)
     _write_per_class(out / "per_class.csv", scores, truth, readable=readable, labels=labels)
     return RunRecord(out, metrics, write_report(out, metrics, scores, truth=truth, readable=readable, labels=labels))
 
 
-def _write_predictions(path: Path, records: list[dict], scores: np.ndarray, *, labels: list[str]) -> None:
+def _write_predictions(path: Path, records: list[VideoResult], scores: np.ndarray, *, labels: list[str]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for record, row in zip(records, scores, strict=True):
-            top = [] if record["scores"] is None else np.argsort(row)[::-1][:5].tolist()
+            top = np.argsort(row)[::-1][:5].tolist() if record.readable else []
             f.write(
                 json.dumps(
                     {
-                        "video": record["video"],
-                        "label": record["label"],
-                        "label_name": labels[record["label"]] if 0 <= record["label"] < len(labels) else None,
+                        "video": record.video,
+                        "label": record.label,
+                        "label_name": labels[record.label] if 0 <= record.label < len(labels) else None,
                         "top5": [{"index": i, "label": labels[i], "prob": float(row[i])} for i in top],
-                        "error": record["error"],
+                        "error": record.error,
                     }
                 )
                 + "\n"
@@ -136,12 +137,12 @@ def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str
         configs.append(json.loads((run / CONFIG).read_text(encoding="utf-8")))
         for line in (run / RESULTS).read_text(encoding="utf-8").splitlines() if (run / RESULTS).is_file() else []:
             try:
-                record = json.loads(line)
+                record = VideoResult.from_json(json.loads(line))
             except json.JSONDecodeError:
                 break  # a shard killed mid-write: what follows is missing and reported below
-            if record["index"] in records:
-                raise I3DError(f"{run}: video {record['video']} (list line {record['index'] + 1}) is in two runs")
-            records[record["index"]] = record
+            if record.index in records:
+                raise I3DError(f"{run}: video {record.video} (list line {record.index + 1}) is in two runs")
+            records[record.index] = record
     base = {k: v for k, v in configs[0].items() if k != "shard"}
     for run, config in zip(run_dirs, configs, strict=True):
         if {k: v for k, v in config.items() if k != "shard"} != base:
@@ -160,7 +161,7 @@ def merge_runs(run_dirs: list[str | Path], out_dir: str | Path, labels: list[str
     config = dataclasses.replace(EvalConfig.from_json(base), shard=(0, 1))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    timing = {"merged_from": [str(r) for r in run_dirs]}
+    timing = Timing(merged_from=[str(r) for r in run_dirs])
     return write_outputs(
         out, [records[i] for i in range(len(list_lines))], labels, config=config, timing=timing, complete=True
     )

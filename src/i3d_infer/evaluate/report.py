@@ -19,6 +19,7 @@ import numpy as np
 
 from ..model.weights import published_weights
 from . import plots
+from .results import Metrics, Timing
 
 TOP_PAIRS = 20
 SCRIPT = r"""
@@ -142,14 +143,15 @@ def published(config: dict) -> tuple[float, float, str] | None:
     return next((tuple(row[1:]) for row in weights.published if row[0] == config.get("protocol")), None)
 
 
-def render(metrics: dict, rows: list[ClassRow], pairs, *, pngs: dict[str, bytes], reference) -> str:
+def render(metrics: Metrics, rows: list[ClassRow], pairs, *, pngs: dict[str, bytes], reference) -> str:
     """The report's HTML."""
     e = html.escape
-    config, timing, counts = metrics["config"], metrics["timing"], metrics["counts"]
+    config, timing, counts = metrics.config, metrics.timing, metrics.counts
     headline = "".join(
         f"<tr><th>{e(label)}</th>"
         + "".join(
-            f"<td>{100 * metrics[key][name]:.2f}</td>" for name in ("top1_acc", "top5_acc", "mean_class_accuracy")
+            f"<td>{100 * getattr(getattr(metrics, key), name):.2f}</td>"
+            for name in ("top1_acc", "top5_acc", "mean_class_accuracy")
         )
         + "</tr>"
         for label, key in (
@@ -173,7 +175,7 @@ def render(metrics: dict, rows: list[ClassRow], pairs, *, pngs: dict[str, bytes]
         "batch size": config.get("batch_size"),
         "list": Path(str(config.get("list_file"))).name,
     }
-    run = _run_facts(timing, metrics.get("versions", {}))
+    run = _run_facts(timing, metrics.versions)
     table_rows = "".join(
         f'<tr><td data-v="{r.index}">{r.index}</td><td>{e(r.name)}</td><td data-v="{r.videos}">{r.videos}</td>'
         f'<td data-v="{r.top1:.6f}">{100 * r.top1:.1f}</td><td data-v="{r.top5:.6f}">{100 * r.top5:.1f}</td>'
@@ -183,7 +185,7 @@ def render(metrics: dict, rows: list[ClassRow], pairs, *, pngs: dict[str, bytes]
     pair_rows = "".join(
         f"<tr><td>{e(t)}</td><td>{e(p)}</td><td>{n}</td><td>{100 * share:.1f}%</td></tr>" for t, p, n, share in pairs
     )
-    failures = "".join(f"<li><b>{e(f['video'])}</b>: {e(f['reason'] or '')}</li>" for f in metrics["failures"])
+    failures = "".join(f"<li><b>{e(f['video'])}</b>: {e(f['reason'] or '')}</li>" for f in metrics.failures)
     images = "".join(
         f'<figure><img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}"></figure>'
         for name, data in pngs.items()
@@ -199,8 +201,8 @@ th, td {{ border-bottom: 1px solid #ddd; padding: 3px 10px; text-align: left; }}
 .big td {{ font-size: 1.6em; font-weight: 600; }} figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
 dl {{ display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }} dt {{ color: #666; }}
 </style></head><body>
-<h1>Evaluation of {counts["listed"]} videos</h1>
-<p>{counts["readable"]} readable, {counts["failed"]} unreadable.</p>
+<h1>Evaluation of {counts.listed} videos</h1>
+<p>{counts.readable} readable, {counts.failed} unreadable.</p>
 <table class="big"><tr><th></th><th>top-1 %</th><th>top-5 %</th><th>mean class %</th></tr>{headline}</table>
 <h2>Configuration</h2>
 <dl>{"".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts.items())}</dl>
@@ -214,7 +216,7 @@ dl {{ display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }} 
 <table id="pairs">
 <tr><th>true class</th><th>predicted</th><th>videos</th><th>share of the true class</th></tr>
 {pair_rows or '<tr><td colspan="4">none</td></tr>'}</table>
-<h2>Failures ({counts["failed"]})</h2><ul id="failures">{failures or "<li>none</li>"}</ul>
+<h2>Failures ({counts.failed})</h2><ul id="failures">{failures or "<li>none</li>"}</ul>
 <h2>Figures</h2>{images}
 <script>
 {SCRIPT}</script>
@@ -230,23 +232,21 @@ def _checkpoint_name(config: dict) -> str:
     return Path(str(config["checkpoint"])).name if config.get("checkpoint") else "official"
 
 
-def _run_facts(timing: dict, versions: dict) -> str:
+def _run_facts(timing: Timing, versions: dict) -> str:
     e = html.escape
     facts = {}
-    if "merged_from" in timing:
-        facts["merged from"] = ", ".join(timing["merged_from"])
+    if timing.merged_from is not None:
+        facts["merged from"] = ", ".join(timing.merged_from)
     else:
-        wall = timing.get("wall_seconds") or 0.0
-        facts["device"] = timing.get("device", "—")
-        facts["decode workers"] = timing.get("workers", "—")
+        wall = timing.wall_seconds or 0.0
+        facts["device"] = timing.device or "—"
+        facts["decode workers"] = "—" if timing.workers is None else timing.workers
         facts["wall time"] = f"{wall:.1f} s"
-        if timing.get("videos_per_s"):
-            facts["speed"] = (
-                f"{timing['videos_per_s']:.2f} videos/s ({timing.get('videos_this_session', 0)} this session)"
-            )
+        if timing.videos_per_s:
+            facts["speed"] = f"{timing.videos_per_s:.2f} videos/s ({timing.videos_this_session or 0} this session)"
         if wall:
-            facts["model busy"] = f"{100 * timing.get('model_seconds', 0) / wall:.0f}% of the wall time"
-            waited = timing.get("waiting_for_data_seconds", 0)
+            facts["model busy"] = f"{100 * (timing.model_seconds or 0) / wall:.0f}% of the wall time"
+            waited = timing.waiting_for_data_seconds or 0
             facts["model waiting for data"] = f"{100 * waited / wall:.0f}% of the wall time"
     facts["versions"] = ", ".join(f"{k} {v}" for k, v in versions.items())
     return "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in facts.items())
@@ -254,7 +254,7 @@ def _run_facts(timing: dict, versions: dict) -> str:
 
 def write_report(
     out: Path,
-    metrics: dict,
+    metrics: Metrics,
     scores: np.ndarray,
     *,
     truth: np.ndarray,
@@ -271,5 +271,5 @@ def write_report(
     for name, data in pngs.items():
         (out / name).write_bytes(data)
     path = out / "report.html"
-    path.write_text(render(metrics, rows, pairs, pngs=pngs, reference=published(metrics["config"])), encoding="utf-8")
+    path.write_text(render(metrics, rows, pairs, pngs=pngs, reference=published(metrics.config)), encoding="utf-8")
     return path

@@ -18,6 +18,7 @@ from ..data.decode import DEFAULT_DECODER
 from ..errors import I3DError
 from ..model.weights import Preprocessing
 from ..runtime import BackendSpec
+from .results import VideoResult
 
 RESULTS = "results.jsonl"
 CONFIG = "config.json"
@@ -84,7 +85,7 @@ def batches_of(count: int, batch_size: int, shard: tuple[int, int]) -> list[list
     return all_batches[index::total]
 
 
-def load_results(path: Path, batches: list[list[int]]) -> dict[int, dict]:
+def load_results(path: Path, batches: list[list[int]]) -> dict[int, VideoResult]:
     """Records of ``results.jsonl`` by list index, whole batches only; a cut-off tail is dropped from the file."""
     if not path.is_file():
         return {}
@@ -97,11 +98,11 @@ def load_results(path: Path, batches: list[list[int]]) -> dict[int, dict]:
                 break  # the run was killed while writing this line
             if not line.endswith(b"\n"):
                 break
-            records[record["index"]] = record
+            records[record["index"]] = VideoResult.from_json(record)
             good_bytes += len(line)
     complete = {i: records[i] for batch in batches if all(j in records for j in batch) for i in batch}
     if len(complete) != len(records) or good_bytes != path.stat().st_size:
-        kept = [json.dumps(complete[i]) + "\n" for batch in batches for i in batch if i in complete]
+        kept = [complete[i].line() for batch in batches for i in batch if i in complete]
         _atomic_write(path, "".join(kept))
     return complete
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from ..transport.ray_data import RayOptions
 from ..transport.stream import OrderedWriter, Pending, feed, refuse_failures
 from .metrics import fuse_clips
 from .outputs import RunRecord, write_outputs
+from .results import Timing, VideoResult
 from .rundir import RESULTS, EvalConfig, batches_of, load_results, prepare_run_dir
 
 __all__ = ["EvalConfig", "RunOptions", "batches_of", "evaluate"]
@@ -98,20 +98,20 @@ def evaluate(
     started = time.perf_counter()
     with (out / RESULTS).open("a", encoding="utf-8") as sink:
         recorder = _Recorder(sink, config.fusion, bar, done=done)
-        device, extra = (_run_on_ray if options.ray is not None else _run_here)(job, recorder)
+        device, cluster = (_run_on_ray if options.ray is not None else _run_here)(job, recorder)
     bar.close()
     wall = time.perf_counter() - started
     records = load_results(out / RESULTS, batches)
-    timing = {
-        "wall_seconds": wall,
-        "model_seconds": recorder.model_seconds,
-        "waiting_for_data_seconds": recorder.waited,
-        "videos_this_session": recorder.videos,
-        "videos_per_s": recorder.videos / wall if wall and recorder.videos else None,
-        "device": device,
-        "workers": options.workers,
-        **extra,
-    }
+    timing = Timing(
+        wall_seconds=wall,
+        model_seconds=recorder.model_seconds,
+        waiting_for_data_seconds=recorder.waited,
+        videos_this_session=recorder.videos,
+        videos_per_s=recorder.videos / wall if wall and recorder.videos else None,
+        device=device,
+        workers=options.workers,
+        cluster=cluster,
+    )
     listed = [records[i] for batch in batches for i in batch]
     return write_outputs(out, listed, labels, config=config, timing=timing, complete=config.shard[1] == 1)
 
@@ -138,7 +138,7 @@ def _read(config: EvalConfig, options: RunOptions, weights: Weights) -> tuple[Ev
     return config, dataset, Decoding(options.workers, options.timeout, gpu_decoding)
 
 
-def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, dict]:
+def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, None]:
     """This process: decode workers (or GPU decode threads), the model, a writer thread (``transport.stream``)."""
     backend = make_backend(job.spec, job.weights)
     _check_classes(job.classes, backend.num_classes)
@@ -150,11 +150,12 @@ def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, dict]:
                 writer.submit(pending)
         finally:
             writer.close()  # every launched batch is on disk before an error goes on
-    return backend.device, {}
+    return backend.device, None
 
 
 def _run_on_ray(job: _Job, recorder: _Recorder) -> tuple[str, dict]:
-    """A Ray cluster through Ray Data (``transport.ray_data``); this process only appends the results."""
+    """A Ray cluster through Ray Data (``transport.ray_data``); this process only appends the results. Returns where
+    it ran and the cluster's part of the timing."""
     import torch
 
     from ..transport.ray_data import connected, ray_batches
@@ -197,11 +198,11 @@ class _Recorder:
     """The writer thread's work per batch: wait for the logits, fuse them, append the batch and fsync it, then count
     it as done (progress bar: videos/s, running top-1, failures)."""
 
-    def __init__(self, sink, fusion: str, bar, *, done: dict[int, dict]) -> None:
+    def __init__(self, sink, fusion: str, bar, *, done: dict[int, VideoResult]) -> None:
         self.sink, self.fusion, self.bar = sink, fusion, bar
         self.previous = len(done)
-        self.hits = sum(1 for r in done.values() if r["scores"] and int(np.argmax(r["scores"])) == r["label"])
-        self.failures = sum(1 for r in done.values() if r["scores"] is None)
+        self.hits = sum(r.correct for r in done.values())
+        self.failures = sum(not r.readable for r in done.values())
         self.videos, self.model_seconds, self.waited = 0, 0.0, 0.0
         self.started = time.perf_counter()
 
@@ -217,7 +218,7 @@ class _Recorder:
     def record(self, samples: list[Sample], scores: dict[int, np.ndarray], seconds: float, *, waited: float, **shown):
         """Append one batch (its readable videos' fused scores by list index), fsync, then count it as done;
         ``shown``: more on the progress bar."""
-        self.sink.write("".join(_result_line(s, scores.get(s.index)) for s in samples))
+        self.sink.write("".join(_result(s, scores.get(s.index)).line() for s in samples))
         self.sink.flush()
         os.fsync(self.sink.fileno())
         self.model_seconds += seconds
@@ -233,8 +234,7 @@ class _Recorder:
         self.bar.set_postfix(videos_per_s=f"{rate:.3g}", top1=f"{top1:.4f}", failed=self.failures, **shown)
 
 
-def _result_line(sample: Sample, score: np.ndarray | None) -> str:
-    """One line of ``results.jsonl``: the video's fused scores (exact float repr) or why it failed."""
+def _result(sample: Sample, score: np.ndarray | None) -> VideoResult:
+    """A decoded sample's result: its fused scores, or why it failed."""
     scores = None if score is None else score.tolist()
-    record = {"index": sample.index, "video": sample.video_id, "label": sample.label, "scores": scores}
-    return json.dumps({**record, "error": sample.error, "decoder": sample.decoder}) + "\n"
+    return VideoResult(sample.index, sample.video_id, sample.label, scores, sample.error, sample.decoder)
