@@ -195,11 +195,11 @@ def test_host_assembler_reuses_its_buffers(videos):
 
 def test_feed_without_a_model_and_strict(videos):
     dataset = dataset_of(videos)
-    pending = list(feed(dataset, [[0, 1], [2, 3], [4, 5]], None, Decoding(workers=2)))
+    pending = list(feed(dataset, [[0, 1], [2, 3], [4, 5]], None, decoding=Decoding(workers=2)))
     assert [len(p.batch.samples) for p in pending] == [2, 2, 2]
     assert [len(p.batch.readable) for p in pending] == [2, 1, 2]
     assert pending[0].result() == (None, 0.0)
-    launched = feed(dataset, [[0, 1], [2, 3], [4, 5]], None, Decoding(workers=2), strict=True)
+    launched = feed(dataset, [[0, 1], [2, 3], [4, 5]], None, decoding=Decoding(workers=2), strict=True)
     assert len(next(launched).batch.readable) == 2  # the batch before the bad video comes through
     with pytest.raises(I3DError, match=r"broken.mp4: cannot open as a video .*\(--strict\)"):
         next(launched)

@@ -182,7 +182,7 @@ def bench_e2e(
     with tqdm(total=count, desc=f"{label} e2e B={batch_size}", unit="video", delay=3, disable=not progress) as bar:
         start = time.perf_counter()
         for k, pending in enumerate(
-            feed(dataset, batches, backend, Decoding(workers, gpu=gpu_decoding), device=device)
+            feed(dataset, batches, backend, decoding=Decoding(workers, gpu=gpu_decoding), device=device)
         ):
             pending.result()
             now = time.perf_counter()

@@ -11,12 +11,15 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DownloadError
 from .model.checkpoint import load_model, random_model, resolve_checkpoint
+from .model.i3d import Recognizer
 from .model.weights import DEFAULT_WEIGHTS, Weights, read_labels
 from .prepare.annotations import make_lists
 from .prepare.extract import ExtractOptions, extract_all
@@ -50,93 +53,125 @@ def run_demo(
     log=print,
 ) -> Path:
     """Run the whole flow in ``directory`` (default: a new temporary directory, kept); returns it."""
-    from .bench import HEADER, bench_inference, to_json
-    from .evaluate.runner import EvalConfig, RunOptions, evaluate
-    from .export.onnx import ExportOptions, example_input, export_onnx, verify_onnx
-    from .runtime import BackendSpec, make_backend
-
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="i3d-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     log(f"i3d demo in {root} (about 6 minutes on a 2-core CPU, where one video, 10 clips of 32x256x256, takes 10-25 s)")
+    demo = _Demo(root, weights, log, *_checkpoint(checkpoint, weights, log))
+    lists = demo.prepare()
+    demo.export()
+    demo.evaluate(lists)
+    demo.bench()
+    log(
+        f"[7/7] artefacts: videos {root / 'videos'}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
+        f"rawframes {root / 'rawframes'}, model {demo.onnx}, runs {root / 'runs'}, benchmark {root / 'bench.json'}"
+    )
+    log(f"report (opens offline in any browser): {(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
+    return root
 
-    pre = weights.preprocessing
-    view_shape = (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
-    random_weights = False
+
+def _checkpoint(checkpoint: str | None, weights: Weights, log) -> tuple[str | None, Recognizer]:
+    """The checkpoint's local path and its model; without the official file, seeded random weights (said loudly)."""
     try:
         checkpoint = str(resolve_checkpoint(checkpoint or weights.url))
         recognizer = load_model(checkpoint, weights)
         log(f"[1/7] checkpoint: {checkpoint}")
+        return checkpoint, recognizer
     except DownloadError as e:
-        random_weights, checkpoint = True, None
-        recognizer = random_model(weights)
         log(f"[1/7] the official checkpoint is not available ({e}).")
         log(
             "      USING RANDOMLY INITIALISED WEIGHTS: the accuracy figures below are meaningless; only the pipeline "
             "and the speed are real. Pass --checkpoint PATH or put the file in the cache for real predictions."
         )
+        return None, random_model(weights)
 
-    videos = root / "videos"
-    videos.mkdir(exist_ok=True)
-    for path in sample_videos():
-        vid = DEMO_VIDEOS[path.stem][0]
-        target = videos / f"{vid}_000000_000010.mp4"  # the official crawler's naming
-        if not target.exists():
-            shutil.copyfile(path, target)
-    train_csv, val_csv = write_annotations(root / "annotations")
-    report = extract_all(videos, root / "rawframes", ExtractOptions(), progress=False, log=lambda _: None)
-    log(f"[2/7] rawframes: {report.summary()} -> {root / 'rawframes'}")
-    lists = make_lists(train_csv, val_csv, root / "lists", videos=videos, rawframes=root / "rawframes")
-    log(f"[3/7] lists: {lists.reports['videos'].summary()} -> {root / 'lists'}")
 
-    onnx_path = root / "i3d.onnx"
-    options = ExportOptions(shape=(1, *view_shape), dynamic_batch=True)
-    start = time.perf_counter()
-    export_onnx(recognizer, onnx_path, options)
-    check = verify_onnx(onnx_path, recognizer, options, example=example_input(options, pre, None))
-    log(
-        f"[4/7] ONNX export {onnx_path}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
-        f"({'OK' if check.passed else 'FAILED'}, {time.perf_counter() - start:.0f} s)"
-    )
+@dataclass
+class _Demo:
+    """The demo's steps over one directory."""
 
-    results = {}
-    log("[5/7] evaluation (torch and onnxruntime, on rawframes and on videos):")
-    for backend in ("torch", "onnxruntime"):
+    root: Path
+    weights: Weights
+    log: Callable[[str], None]
+    checkpoint: str | None  # None: random weights
+    recognizer: Recognizer
+
+    @property
+    def onnx(self) -> Path:
+        return self.root / "i3d.onnx"
+
+    @property
+    def view_shape(self) -> tuple[int, ...]:
+        pre = self.weights.preprocessing
+        return (pre.num_clips, 3, pre.clip_len, pre.size, pre.size)
+
+    def prepare(self):
+        """Sample videos named as the official crawler names them, annotations, rawframes, lists."""
+        videos = self.root / "videos"
+        videos.mkdir(exist_ok=True)
+        for path in sample_videos():
+            target = videos / f"{DEMO_VIDEOS[path.stem][0]}_000000_000010.mp4"
+            if not target.exists():
+                shutil.copyfile(path, target)
+        train_csv, val_csv = write_annotations(self.root / "annotations")
+        frames = self.root / "rawframes"
+        report = extract_all(videos, frames, ExtractOptions(), progress=False, log=lambda _: None)
+        self.log(f"[2/7] rawframes: {report.summary()} -> {frames}")
+        lists = make_lists(train_csv, val_csv, self.root / "lists", videos=videos, rawframes=frames)
+        self.log(f"[3/7] lists: {lists.reports['videos'].summary()} -> {self.root / 'lists'}")
+        return lists
+
+    def export(self) -> None:
+        from .export.onnx import ExportOptions, example_input, export_onnx, verify_onnx
+
+        options = ExportOptions(shape=(1, *self.view_shape), dynamic_batch=True)
+        start = time.perf_counter()
+        export_onnx(self.recognizer, self.onnx, options)
+        example = example_input(options, self.weights.preprocessing, None)
+        check = verify_onnx(self.onnx, self.recognizer, options, example=example)
+        self.log(
+            f"[4/7] ONNX export {self.onnx}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
+            f"({'OK' if check.passed else 'FAILED'}, {time.perf_counter() - start:.0f} s)"
+        )
+
+    def evaluate(self, lists) -> None:
+        from .evaluate.runner import EvalConfig, RunOptions, evaluate
+
+        results = {}
+        self.log("[5/7] evaluation (torch and onnxruntime, on rawframes and on videos):")
+        for backend in ("torch", "onnxruntime"):
+            for kind in ("rawframes", "videos"):
+                config = EvalConfig(
+                    list_file=str(lists.lists[kind]),
+                    root=str(self.root / kind),
+                    backend=backend,
+                    checkpoint=self.checkpoint if backend == "torch" else None,
+                    model=str(self.onnx) if backend == "onnxruntime" else None,
+                    random_weights=self.checkpoint is None and backend == "torch",
+                )
+                run_dir = self.root / "runs" / f"{backend}_{kind}"
+                start = time.perf_counter()
+                options = RunOptions(workers=1, progress=False)
+                m = evaluate(config, run_dir, options, resume=run_dir.exists(), weights=self.weights).metrics.all_videos
+                results[(backend, kind)] = np.array(json.loads((run_dir / "result.json").read_text()))
+                self.log(
+                    f"      {backend:<11} {kind:<9} top1 {m.top1_acc:.4f} top5 {m.top5_acc:.4f} "
+                    f"mean class {m.mean_class_accuracy:.4f}  ({time.perf_counter() - start:.0f} s) -> {run_dir}"
+                )
         for kind in ("rawframes", "videos"):
-            config = EvalConfig(
-                list_file=str(lists.lists[kind]),
-                root=str(root / kind),
-                backend=backend,
-                checkpoint=checkpoint if backend == "torch" else None,
-                model=str(onnx_path) if backend == "onnxruntime" else None,
-                random_weights=random_weights and backend == "torch",
-            )
-            run_dir = root / "runs" / f"{backend}_{kind}"
-            start = time.perf_counter()
-            options = RunOptions(workers=1, progress=False)
-            record = evaluate(config, run_dir, options, resume=run_dir.exists(), weights=weights)
-            m = record.metrics.all_videos
-            results[(backend, kind)] = np.array(json.loads((run_dir / "result.json").read_text()))
-            log(
-                f"      {backend:<11} {kind:<9} top1 {m.top1_acc:.4f} top5 {m.top5_acc:.4f} "
-                f"mean class {m.mean_class_accuracy:.4f}  ({time.perf_counter() - start:.0f} s) -> {run_dir}"
-            )
-    for kind in ("rawframes", "videos"):
-        diff = np.abs(results[("torch", kind)] - results[("onnxruntime", kind)]).max()
-        log(f"      torch vs onnxruntime on {kind}: max |difference| of fused probabilities {diff:.2g}")
+            diff = np.abs(results[("torch", kind)] - results[("onnxruntime", kind)]).max()
+            self.log(f"      torch vs onnxruntime on {kind}: max |difference| of fused probabilities {diff:.2g}")
 
-    log("[6/7] benchmark (pure inference, batch 1, random uint8 input):")
-    log("      " + HEADER)
-    records = []
-    for backend in ("torch", "onnxruntime"):
-        model = onnx_path if backend == "onnxruntime" else None
-        spec = BackendSpec(backend, checkpoint, model, random_weights=random_weights)
-        runner = make_backend(spec, weights)
-        records.append(bench_inference(runner, 1, view_shape, warmup=1, iters=2, progress=False))
-        log("      " + records[-1].row())
-    (root / "bench.json").write_text(json.dumps(to_json(records), indent=1) + "\n", encoding="utf-8")
-    log(
-        f"[7/7] artefacts: videos {videos}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
-        f"rawframes {root / 'rawframes'}, model {onnx_path}, runs {root / 'runs'}, benchmark {root / 'bench.json'}"
-    )
-    log(f"report (opens offline in any browser): {(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
-    return root
+    def bench(self) -> None:
+        from .bench import HEADER, bench_inference, to_json
+        from .runtime import BackendSpec, make_backend
+
+        self.log("[6/7] benchmark (pure inference, batch 1, random uint8 input):")
+        self.log("      " + HEADER)
+        records = []
+        for backend in ("torch", "onnxruntime"):
+            model = self.onnx if backend == "onnxruntime" else None
+            spec = BackendSpec(backend, self.checkpoint, model, random_weights=self.checkpoint is None)
+            runner = make_backend(spec, self.weights)
+            records.append(bench_inference(runner, 1, self.view_shape, warmup=1, iters=2, progress=False))
+            self.log("      " + records[-1].row())
+        (self.root / "bench.json").write_text(json.dumps(to_json(records), indent=1) + "\n", encoding="utf-8")

@@ -146,36 +146,8 @@ def published(config: dict) -> tuple[float, float, str] | None:
 def render(metrics: Metrics, rows: list[ClassRow], pairs, *, pngs: dict[str, bytes], reference) -> str:
     """The report's HTML."""
     e = html.escape
-    config, timing, counts = metrics.config, metrics.timing, metrics.counts
-    headline = "".join(
-        f"<tr><th>{e(label)}</th>"
-        + "".join(
-            f"<td>{100 * getattr(getattr(metrics, key), name):.2f}</td>"
-            for name in ("top1_acc", "top5_acc", "mean_class_accuracy")
-        )
-        + "</tr>"
-        for label, key in (
-            ("all listed videos (unreadable = wrong)", "all_videos"),
-            ("readable videos", "readable_videos"),
-        )
-    )
-    if reference:
-        top1, top5, source = reference
-        headline += f"<tr><th>published ({e(source)})</th><td>{top1:.2f}</td><td>{top5:.2f}</td><td>—</td></tr>"
-    facts = {
-        "backend": config.get("backend"),
-        "engine": config.get("engine") or ("fast" if config.get("backend") == "torch" else "—"),
-        "precision": config.get("precision"),
-        "checkpoint": _checkpoint_name(config),
-        "model": Path(str(config["model"])).name if config.get("model") else "—",
-        "protocol": config.get("protocol"),
-        "sampling": (config.get("preprocessing") or {}).get("sampling", "0.x"),
-        "fusion": config.get("fusion"),
-        "decoder": config.get("decoder"),
-        "batch size": config.get("batch_size"),
-        "list": Path(str(config.get("list_file"))).name,
-    }
-    run = _run_facts(timing, metrics.versions)
+    counts, facts = metrics.counts, _configuration(metrics.config)
+    headline, run = _headline(metrics, reference), _run_facts(metrics.timing, metrics.versions)
     table_rows = "".join(
         f'<tr><td data-v="{r.index}">{r.index}</td><td>{e(r.name)}</td><td data-v="{r.videos}">{r.videos}</td>'
         f'<td data-v="{r.top1:.6f}">{100 * r.top1:.1f}</td><td data-v="{r.top5:.6f}">{100 * r.top5:.1f}</td>'
@@ -222,6 +194,41 @@ dl {{ display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }} 
 {SCRIPT}</script>
 </body></html>
 """
+
+
+def _headline(metrics: Metrics, reference) -> str:
+    """The accuracy table's rows: all listed videos, the readable ones, and the published figures when they apply."""
+    e = html.escape
+    headline = "".join(
+        f"<tr><th>{e(label)}</th>"
+        + "".join(f"<td>{100 * value:.2f}</td>" for value in dataclasses.astuple(accuracy))
+        + "</tr>"
+        for label, accuracy in (
+            ("all listed videos (unreadable = wrong)", metrics.all_videos),
+            ("readable videos", metrics.readable_videos),
+        )
+    )
+    if reference:
+        top1, top5, source = reference
+        headline += f"<tr><th>published ({e(source)})</th><td>{top1:.2f}</td><td>{top5:.2f}</td><td>—</td></tr>"
+    return headline
+
+
+def _configuration(config: dict) -> dict:
+    """What the run computed with, as the report shows it."""
+    return {
+        "backend": config.get("backend"),
+        "engine": config.get("engine") or ("fast" if config.get("backend") == "torch" else "—"),
+        "precision": config.get("precision"),
+        "checkpoint": _checkpoint_name(config),
+        "model": Path(str(config["model"])).name if config.get("model") else "—",
+        "protocol": config.get("protocol"),
+        "sampling": (config.get("preprocessing") or {}).get("sampling", "0.x"),
+        "fusion": config.get("fusion"),
+        "decoder": config.get("decoder"),
+        "batch size": config.get("batch_size"),
+        "list": Path(str(config.get("list_file"))).name,
+    }
 
 
 def _checkpoint_name(config: dict) -> str:

@@ -142,7 +142,9 @@ def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, None]:
     """This process: decode workers (or GPU decode threads), the model, a writer thread (``transport.stream``)."""
     backend = make_backend(job.spec, job.weights)
     _check_classes(job.classes, backend.num_classes)
-    launched = feed(job.dataset, job.todo, backend, job.decoding, strict=job.options.strict, device=job.spec.device)
+    launched = feed(
+        job.dataset, job.todo, backend, decoding=job.decoding, strict=job.options.strict, device=job.spec.device
+    )
     with contextlib.closing(launched):
         writer = OrderedWriter(recorder)
         try:

@@ -150,8 +150,6 @@ def extract_all(
     Raises:
         I3DError: a missing input directory, or (with ``check_disk``) too little free disk space.
     """
-    from tqdm import tqdm
-
     root, out = Path(videos_dir), Path(out_dir)
     videos = find_items(root, "videos", extensions)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,25 +164,38 @@ def extract_all(
         else:
             final.parent.mkdir(parents=True, exist_ok=True)
             todo.append((root / relative, final))
+    _check_disk(out, todo, options, report=report, check=check_disk, log=log)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    tasks = [(video, final, options) for video, final in todo]
+    _run(out, tasks, workers, report=report, timeout=options.timeout, progress=progress)
+    return report
+
+
+def _check_disk(out: Path, todo: list, options: ExtractOptions, *, report: ExtractReport, check: bool, log) -> None:
+    """Say how much the frames will take; refuse (``check``) when the disk has less free."""
     frames, needed = estimate_bytes([video for video, _ in todo], options)
     free = shutil.disk_usage(out).free
     log(
-        f"{len(videos)} videos ({report.skipped} already done, {len(todo)} to extract): ~{frames} frames, "
+        f"{report.videos} videos ({report.skipped} already done, {len(todo)} to extract): ~{frames} frames, "
         f"~{_gb(needed)} needed, {_gb(free)} free in {out}"
     )
-    if check_disk and needed > free:
+    if check and needed > free:
         raise I3DError(
             f"{out}: not enough disk space (~{_gb(needed)} needed, {_gb(free)} free); "
             "free some or pass --ignore-disk-check"
         )
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+
+
+def _run(out: Path, tasks: list, workers: int, *, report: ExtractReport, timeout: float | None, progress: bool) -> None:
+    """Extract ``tasks`` on ``workers`` processes into ``report``, then write it (whatever happened)."""
+    from tqdm import tqdm
+
     start = time.monotonic()
-    tasks = [(video, final, options) for video, final in todo]
     results = run_tasks(
         _extract_task,
         tasks,
         workers,
-        timeout=options.timeout,
+        timeout=timeout,
         ordered=False,
         expected=(VideoError, OSError),
         on_abandon=lambda task: shutil.rmtree(_tmp_dir(task[1]), ignore_errors=True),
@@ -207,7 +218,6 @@ def extract_all(
         report.failed.sort(key=lambda f: f["video"])
         payload = {"summary": report.summary(), **asdict(report)}
         (out / REPORT_NAME).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    return report
 
 
 def _gb(n: int) -> str:

@@ -185,8 +185,8 @@ def feed(
     dataset: VideoDataset,
     batches: list[list[int]],
     backend,
-    decoding: Decoding = ONE_WORKER,
     *,
+    decoding: Decoding = ONE_WORKER,
     strict: bool = False,
     device: str = "cpu",
 ) -> Iterator[Pending]:

@@ -12,6 +12,7 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -93,7 +94,8 @@ def run_tasks(
     ctx = _context()
     limit = max(prefetch or 2 * workers, workers)
     pending = iter(enumerate(tasks))
-    pool = [_Worker(ctx, fn, expected) for _ in range(max(1, workers))]
+    respawn = partial(_Worker, ctx, fn, expected)
+    pool = [respawn() for _ in range(max(1, workers))]
     done: dict[int, TaskResult] = {}
     next_out = 0  # ordered: the next index to yield
     exhausted = False
@@ -116,21 +118,11 @@ def run_tasks(
             if exhausted and not _busy(pool) and not done:
                 return
             ready = wait([w.conn for w in pool if w.job], timeout=0.1) if _busy(pool) else []
-            for i, worker in enumerate(pool):
-                result = _collect(worker, worker.conn in ready, timeout, on_abandon=on_abandon)
-                if result is None:
-                    continue
-                if worker.job is not None:  # killed: replace
-                    worker.job = None
-                    pool[i] = _Worker(ctx, fn, expected)
-                done[result.index] = result
-            ready_indices = []
-            if ordered:
-                while next_out + len(ready_indices) in done:
-                    ready_indices.append(next_out + len(ready_indices))
-                next_out += len(ready_indices)
-            else:
-                ready_indices = sorted(done)
+            _gather(
+                pool, ready, done, timeout=timeout, on_abandon=on_abandon, respawn=lambda: _Worker(ctx, fn, expected)
+            )
+            ready_indices = _releasable(done, next_out, ordered)
+            next_out += len(ready_indices) if ordered else 0
             for index in ready_indices:
                 result = done.pop(index)
                 refill()
@@ -138,6 +130,28 @@ def run_tasks(
     finally:
         for worker in pool:
             worker.close(kill=worker.job is not None)
+
+
+def _gather(pool: list[_Worker], ready: list, done: dict[int, TaskResult], *, timeout, on_abandon, respawn) -> None:
+    """Move every finished (or timed-out, or dead) worker's result into ``done``; a killed worker is replaced."""
+    for i, worker in enumerate(pool):
+        result = _collect(worker, worker.conn in ready, timeout, on_abandon=on_abandon)
+        if result is None:
+            continue
+        if worker.job is not None:  # killed: replace
+            worker.job = None
+            pool[i] = respawn()
+        done[result.index] = result
+
+
+def _releasable(done: dict[int, TaskResult], next_out: int, ordered: bool) -> list[int]:
+    """The task indices that may be yielded now: the run of consecutive ones from ``next_out`` (ordered), or all."""
+    if not ordered:
+        return sorted(done)
+    indices = []
+    while next_out + len(indices) in done:
+        indices.append(next_out + len(indices))
+    return indices
 
 
 def _busy(pool: list[_Worker]) -> int:
