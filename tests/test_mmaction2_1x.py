@@ -102,6 +102,8 @@ def test_sampling_flag_and_recognition(v1_checkpoint, checkpoint_file, tmp_path,
     weights, note = choose_weights(checkpoint_file)
     assert weights is I3D_NL_DOT_PRODUCT_R50_K400 and note is None
     assert choose_weights(None) == (I3D_NL_DOT_PRODUCT_R50_K400, None)
+    assert Predictor.create(v1_checkpoint).weights is I3D_NL_DOT_PRODUCT_R50_K400_V1  # the library picks it too
+    assert Predictor.create(checkpoint_file).weights is I3D_NL_DOT_PRODUCT_R50_K400
     missing = str(tmp_path / "missing.mp4")
     assert main(["predict", missing, "--checkpoint", str(v1_checkpoint), "--sampling", "0.x"]) == 1
     assert capsys.readouterr().err.splitlines() == [

@@ -11,7 +11,7 @@ from .data.decode import DEFAULT_DECODER
 from .data.pipeline import read_video
 from .errors import I3DError
 from .evaluate.metrics import fuse_clips
-from .model.weights import DEFAULT_WEIGHTS, Weights, read_labels
+from .model.weights import DEFAULT_WEIGHTS, Weights, choose_weights, read_labels
 from .runtime import BackendSpec, make_backend
 from .runtime.base import Backend
 
@@ -77,13 +77,16 @@ class Predictor:
         device: str = "cpu",
         threads: int | None = None,
         label_map: str | os.PathLike | None = None,
-        weights: Weights = DEFAULT_WEIGHTS,
+        weights: Weights | None = None,
         engine: str | None = None,
         precision: str = "fp32",
         **kwargs,
     ) -> Predictor:
         """A predictor on ``backend``: torch from a checkpoint path or URL (None: the official checkpoint of
-        ``weights``), onnxruntime / openvino from an exported ``model`` file. ``kwargs`` go to the constructor."""
+        ``weights``), onnxruntime / openvino from an exported ``model`` file. ``weights`` (architecture and
+        preprocessing, sampling included): None takes the published checkpoint's own when ``checkpoint`` is one
+        (:func:`i3d_infer.model.weights.choose_weights`), else the default's. ``kwargs`` go to the constructor."""
+        weights = weights or choose_weights(checkpoint)[0]
         spec = BackendSpec(
             backend=backend, checkpoint=checkpoint, model=model, device=device, threads=threads, engine=engine,
             precision=precision,

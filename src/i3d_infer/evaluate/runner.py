@@ -26,7 +26,7 @@ from ..data.datasets import Sample, VideoDataset
 from ..data.decode import DEFAULT_DECODER, GPU_DECODERS
 from ..data.gpu.decode import check_gpu_decoder
 from ..errors import I3DError
-from ..model.weights import DEFAULT_WEIGHTS, Weights, read_labels
+from ..model.weights import Weights, choose_weights, read_labels
 from ..runtime import BackendSpec, make_backend
 from ..transport.decoding import Decoding, GpuDecoding
 from ..transport.ray_data import RayOptions
@@ -73,9 +73,12 @@ def evaluate(
     options: RunOptions = RunOptions(),
     *,
     resume: bool = False,
-    weights: Weights = DEFAULT_WEIGHTS,
+    weights: Weights | None = None,
 ) -> RunRecord:
     """Evaluate ``config`` into ``out_dir`` (see the module docstring); returns the run's record with its metrics.
+
+    ``weights`` (architecture and preprocessing): None takes the published checkpoint's own when
+    ``config.checkpoint`` is one, else the default's; ``config.preprocessing`` overrides its preprocessing.
 
     Raises:
         I3DError: a bad list, model or run directory; with ``options.strict``, the first unreadable video.
@@ -83,6 +86,7 @@ def evaluate(
     from tqdm import tqdm
 
     out = Path(out_dir)
+    weights = weights or choose_weights(config.checkpoint)[0]
     weights = dataclasses.replace(weights, preprocessing=config.preprocessing or weights.preprocessing)
     config, dataset, decoding = _read(config, options, weights)
     labels = read_labels(config.label_map, weights)
