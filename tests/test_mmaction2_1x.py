@@ -85,6 +85,9 @@ def test_predict_1x_checkpoint_equals_mmaction2_1x(v1_checkpoint, mm_state, samp
     assert code == 0, err
     assert f"{v1_checkpoint.name} is mmaction2's {I3D_NL_DOT_PRODUCT_R50_K400_V1.name}: 1.x sampling" in err
     record = json.loads(out)
+    assert record["video"] == str(video) and record["protocol"] == "threecrop" and record["num_frames"] == 120
+    assert len(record["scores"]) == 400 and abs(sum(record["scores"]) - 1) < 1e-6
+    assert [t["index"] for t in record["topk"]] == np.argsort(record["scores"])[::-1][:5].tolist()
     inds, views = mmaction2_1x_views(video)
     assert record["frame_indices"] == inds.tolist()
     assert inds[:, 0].tolist() == [0, 6, 13, 19, 25, 32, 38, 44, 51, 57]

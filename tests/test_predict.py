@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import urllib.error
@@ -49,26 +48,19 @@ def test_label_map_must_fit_the_model(checkpoint_file, tmp_path):
     assert main(["predict", "x.mp4", "--checkpoint", str(checkpoint_file), "--label-map", str(label_map)]) == 2
 
 
-@pytest.mark.slow
-def test_cli_json_and_bad_videos(checkpoint_file, sample_videos, tmp_path, capsys):
+def test_cli_bad_videos_are_one_line_each(checkpoint_file, tmp_path, capsys):
+    """A missing file and a file that is no video: one line each naming it, the others go on, exit code 1. (A good
+    video's --json record is checked in full size by test_mmaction2_1x.py.)"""
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("hello")
     missing = tmp_path / "missing.mp4"
-    good = sample_videos["carphone_pristine"]
-    code = main(["predict", str(missing), str(good), str(not_video), "--checkpoint", str(checkpoint_file), "--json"])
+    code = main(["predict", str(missing), str(not_video), "--checkpoint", str(checkpoint_file), "--json"])
     out, err = capsys.readouterr()
-    assert code == 1
-    records = [json.loads(line) for line in out.splitlines()]
-    assert len(records) == 1
-    record = records[0]
-    assert record["video"] == str(good) and record["protocol"] == "seed" and record["num_frames"] == 120
-    assert np.array(record["frame_indices"]).shape == (10, 32)
-    assert len(record["scores"]) == 400 and abs(sum(record["scores"]) - 1) < 1e-6
-    assert [t["index"] for t in record["topk"]] == np.argsort(record["scores"])[::-1][:5].tolist()
+    assert code == 1 and out == ""
     assert err.splitlines() == [
         f"i3d: {missing}: no such file",
         f"i3d: {not_video}: cannot open as a video (Invalid data found when processing input)",
-        "i3d: 2 of 3 videos failed",
+        "i3d: 2 of 2 videos failed",
     ]
 
 
