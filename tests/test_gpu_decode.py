@@ -29,6 +29,7 @@ from i3d_infer.data.datasets import VideoDataset
 from i3d_infer.data.decode import RawframeSource
 from i3d_infer.data.gpu import decode as gpu_decode
 from i3d_infer.data.gpu.decode import NvdecReader, NvjpegReader
+from i3d_infer.data.gpu.probe import VideoProbe, probe_video
 from i3d_infer.data.pipeline import read_frames, sampler
 from i3d_infer.data.transforms import get_protocol
 from i3d_infer.errors import VideoError
@@ -45,14 +46,19 @@ SMALL = replace(DEFAULT_WEIGHTS, preprocessing=SMALL_PRE)
 CPU = torch.device("cpu")
 
 
-def nvdec_on_cpu(protocol: str = "seed") -> NvdecReader:
-    return NvdecReader(CPU, get_protocol(protocol), SMALL_PRE.size, batches=ffmpeg_nv12)
+def nvdec_on_cpu(protocol: str = "seed", **kwargs) -> NvdecReader:
+    return NvdecReader(CPU, get_protocol(protocol), SMALL_PRE.size, batches=ffmpeg_nv12, **kwargs)
+
+
+def as_h264(path: str) -> VideoProbe:
+    """A probe that takes every file for 8-bit H.264 (so a reader failure, not a hand-over, is what is tested)."""
+    return replace(probe_video(path), codec="h264")
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory, sample_videos):
-    """Real videos, an odd-sized one (FFmpeg's planes of it are refused: the GPU reader fails and the CPU reads
-    it), and a file that is no video."""
+    """Real videos, an odd-sized MPEG-4 Part 2 one (handed over to the CPU by the probe; FFmpeg's planes of it
+    would be refused: the GPU reader fails and the CPU reads it), and a file that is no video."""
     root = tmp_path_factory.mktemp("gpu_decode")
     for name, path in sample_videos.items():
         (root / f"{name}.mp4").symlink_to(path)
@@ -316,7 +322,9 @@ def test_gpu_stream_order_decoders_and_cpu_fallback(videos):
     decoding = GpuDecoding("nvdec", threads=3)
     samples = [
         d.sample
-        for d in GpuDecodeStream(dataset, list(range(6)), decoding, device=CPU, batch_size=2, reader=nvdec_on_cpu)
+        for d in GpuDecodeStream(
+            dataset, list(range(6)), decoding, device=CPU, batch_size=2, reader=lambda: nvdec_on_cpu(probe=as_h264)
+        )
     ]
     assert [s.index for s in samples] == list(range(6))
     assert [s.decoder for s in samples[:3]] == [
@@ -365,7 +373,8 @@ def test_eval_with_nvdec_equals_the_cpu_run(videos, tmp_path, checkpoint_file, f
     assert (tmp_path / "gpu" / "result.json").read_bytes() == (tmp_path / "cpu" / "result.json").read_bytes()
     lines = [json.loads(line) for line in (tmp_path / "gpu" / "results.jsonl").read_text().splitlines()]
     expected = ["opencv" if on_cpu(i, cpu_share) else "nvdec" for i in range(6)]
-    expected[1] = "opencv" if cpu_share else "opencv (nvdec failed: width has to be even for this format)"
+    handed_over = "opencv (nvdec hands over: mpeg4 is not decoded bit-exactly by every decoder: the CPU's FFmpeg decodes it)"
+    expected[1] = "opencv" if cpu_share else handed_over
     expected[3] = "opencv"  # broken.mp4: read by neither, the CPU's reason recorded
     assert [line["decoder"] for line in lines] == expected
 

@@ -70,10 +70,11 @@ def opencv_rawframes(video: Path, out: Path, size: tuple[int, int] | None = (256
 
 
 def yuv420_planes(frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PyAV's yuv420p planes of an ``av.VideoFrame`` (FFmpeg's software decoder: what NVDEC outputs, by the
-    standard); PyAV refuses odd sizes."""
+    """FFmpeg's 4:2:0 planes of an ``av.VideoFrame`` as its decoder made them (a yuvj420p frame's full-range samples
+    left as they are): what NVDEC outputs, by the standard; PyAV refuses odd sizes."""
     h, w = frame.height, frame.width
-    data = frame.to_ndarray(format="yuv420p")
+    native = frame.format.name if frame.format.name in ("yuv420p", "yuvj420p") else "yuv420p"
+    data = frame.to_ndarray(format=native)
     chroma = data[h:].reshape(2, h // 2, w // 2)
     return data[:h], chroma[0], chroma[1]
 

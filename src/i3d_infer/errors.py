@@ -21,3 +21,8 @@ class DownloadError(I3DError):
 
 class VideoError(I3DError):
     """A video file or rawframe directory that cannot be read."""
+
+
+class HandOver(VideoError):
+    """A GPU decoder does not take this video (it would not give the reference's pixels): a CPU worker decodes it,
+    the message saying why."""

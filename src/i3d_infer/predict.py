@@ -36,6 +36,7 @@ class Prediction:
     scores: np.ndarray  # (num_classes,) clip-fused scores
     topk: list[ClassScore]  # the k best classes, best first
     clip_scores: np.ndarray | None = None  # (num_clips, num_classes): each clip's own, its crops fused
+    decoder: str = ""  # what decoded it; a hand-over says why ("pyav (opencv: no decodable frames)")
 
     def to_json(self) -> dict:
         """The ``--json`` record of this prediction."""
@@ -46,6 +47,7 @@ class Prediction:
             "num_frames": self.num_frames,
             "frame_indices": self.frame_indices.tolist(),
             "protocol": self.protocol,
+            "decoder": self.decoder,
         }
 
 
@@ -113,7 +115,16 @@ class Predictor:
         )  # (crops·clips, C) -> (clips, crops, C)
         clip_scores = fuse_clips(per_clip.reshape(-1, logits.shape[-1]), per_clip.shape[1], self.fusion)  # (clips, C)
         top = self.top(scores, topk)
-        return Prediction(str(video), views.num_frames, views.frame_indices, views.protocol, scores, top, clip_scores)
+        return Prediction(
+            str(video),
+            views.num_frames,
+            views.frame_indices,
+            views.protocol,
+            scores,
+            top,
+            clip_scores,
+            decoder=views.decoder,
+        )
 
     def top(self, scores: np.ndarray, k: int) -> list[ClassScore]:
         """The ``k`` best classes of ``scores``, best first."""

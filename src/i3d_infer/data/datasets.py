@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import I3DError, VideoError
+from ..errors import HandOver, I3DError, VideoError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER
 from .pipeline import VideoFrames, VideoViews, read_frames, read_video, sampler, video_frames
@@ -122,7 +122,7 @@ class VideoDataset:
             )
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e))
-        return Sample(index, entry.video_id, entry.label, views)
+        return Sample(index, entry.video_id, entry.label, views, decoder=views.decoder)
 
     def frames(
         self, index: int, allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None, threads: int = 0
@@ -143,7 +143,7 @@ class VideoDataset:
             )
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=self.decoder)
-        return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=self.decoder)
+        return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=frames.decoder)
 
     def read_with(self, index: int, reader) -> Sample:
         """The sample's frames read by a GPU ``reader`` (:mod:`i3d_infer.data.gpu.decode`) into device memory."""
@@ -151,9 +151,11 @@ class VideoDataset:
         path = self.root / entry.video_id
         try:
             read = reader.read(path, sampler(self.preprocessing), entry.total_frames, offset=entry.offset)
+        except HandOver:
+            raise  # not a failure: the caller has a CPU decoder read it
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=reader.name)
-        frames = video_frames(path, reader.protocol, read, size=self.preprocessing.size)
+        frames = video_frames(path, reader.protocol, read, size=self.preprocessing.size, decoder=reader.name)
         return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=reader.name)
 
     def __iter__(self) -> Iterator[Sample]:

@@ -29,6 +29,10 @@ LazyFrame = Callable[..., np.ndarray]
 RAWFRAME_PATTERN = re.compile(r"^img_(\d{5,})\.jpg$")
 
 
+class CannotOpen(VideoError):
+    """OpenCV could not open a file (FFmpeg, through PyAV, may still)."""
+
+
 def count_rawframes(directory: str | os.PathLike) -> int:
     """Number of ``img_NNNNN.jpg`` files in a rawframe directory (what a list's total_frames states)."""
     return sum(1 for name in os.listdir(directory) if RAWFRAME_PATTERN.match(name))
@@ -37,8 +41,15 @@ def count_rawframes(directory: str | os.PathLike) -> int:
 class FrameSource(ABC):
     """Sequential access to the frames of one video."""
 
+    name = ""
+
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+
+    @property
+    def used(self) -> str:
+        """What decoded the frames taken so far: the source's name, or where it handed the video over and why."""
+        return self.name
 
     @abstractmethod
     def frame_count_hint(self) -> int:
@@ -109,6 +120,16 @@ class PyAVSource(FrameSource):
             container.close()
 
     def frames(self) -> Iterator[LazyFrame]:
+        for frame in self._decoded():
+            yield lambda transform=None, out=None, frame=frame: finish(
+                bgr24(frame), transform, out, bgr=True
+            )
+
+    def bgr_frames(self) -> Iterator[np.ndarray]:
+        """Every decodable frame as OpenCV would give it (BGR, upright)."""
+        return (bgr24(frame) for frame in self._decoded())
+
+    def _decoded(self):
         import av
 
         container = self._open()
@@ -119,16 +140,34 @@ class PyAVSource(FrameSource):
             decoded = container.decode(stream)
             while True:
                 try:
-                    frame = next(decoded)
+                    yield next(decoded)
                 except StopIteration:
                     return
                 except av.error.FFmpegError:
                     return  # like cv2.VideoCapture.read(): the decodable frames end at the first failure
-                yield lambda transform=None, out=None, frame=frame: finish(
-                    frame.to_ndarray(format="rgb24"), transform, out, bgr=False
-                )
         finally:
             container.close()
+
+
+# OpenCV's rotation of a frame whose display matrix turns it (cv::rotate after the conversion, with auto-orientation
+# on), as counter-clockwise quarter turns keyed by PyAV's angle; any other angle OpenCV leaves as decoded, and so do we
+QUARTER_TURNS = {90: 1, 180: 2, -180: 2, -90: 3}
+CV2_TURNS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0-3) that make a frame with this display-matrix angle upright."""
+    return QUARTER_TURNS.get(round(rotation), 0)
+
+
+def bgr24(frame) -> np.ndarray:
+    """A decoded ``av.VideoFrame`` -> uint8 BGR (H, W, 3), pixel for pixel what ``cv2.VideoCapture`` gives: swscale to
+    BGR24 with OpenCV's flags (``SWS_BICUBIC``, no colour details: BT.601, range from the pixel format;
+    ``cap_ffmpeg_impl.hpp``), then turned upright as OpenCV's auto-orientation does. (High bit depths and 4:2:2 go
+    through swscale's scaler, where the flag picks the chroma filter: PyAV's default differs by up to 11 levels.)"""
+    image = frame.reformat(format="bgr24", interpolation="BICUBIC").to_ndarray()
+    turns = quarter_turns(frame.rotation)
+    return cv2.rotate(image, CV2_TURNS[turns]) if turns else image
 
 
 class OpenCVSource(FrameSource):
@@ -140,6 +179,7 @@ class OpenCVSource(FrameSource):
     def __init__(self, path: str | os.PathLike, threads: int = 0) -> None:
         super().__init__(path)
         self.threads = threads
+        self.handed_over = ""  # "pyav (opencv: <why>)" once a video went to PyAV
 
     def _open(self) -> cv2.VideoCapture:
         if not self.path.is_file():
@@ -147,36 +187,59 @@ class OpenCVSource(FrameSource):
         params = [cv2.CAP_PROP_N_THREADS, self.threads] if self.threads > 0 else []
         capture = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, params)
         if not capture.isOpened():
-            PyAVSource(self.path)._open().close()  # OpenCV gives no reason; FFmpeg via PyAV names one
-            raise VideoError(f"{self.path}: cannot open as a video (OpenCV could not open it)")
+            raise CannotOpen(f"{self.path}: cannot open as a video (OpenCV could not open it)")
+        # upright, as players show it: a decision, not the installed version's default (off in 4.11 only)
+        capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         return capture
 
     def frame_count_hint(self) -> int:
-        capture = self._open()
+        try:
+            capture = self._open()
+        except CannotOpen:
+            return self._pyav("could not open it").frame_count_hint()
         try:
             return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
         finally:
             capture.release()
 
+    @property
+    def used(self) -> str:
+        return self.handed_over or self.name
+
+    def _pyav(self, reason: str) -> PyAVSource:
+        """The PyAV source a video OpenCV cannot read goes to (its reason recorded in ``used``); PyAV's own error
+        (e.g. "has no video stream") when it cannot read it either."""
+        self.handed_over = f"pyav (opencv: {reason})"
+        return PyAVSource(self.path, self.threads)
+
     def frames(self) -> Iterator[LazyFrame]:
-        capture = self._open()
-        try:
-            while capture.grab():
-                yield lambda transform=None, out=None: finish(capture.retrieve()[1], transform, out, bgr=True)
-        finally:
-            capture.release()
+        yield from self._read(lambda capture: lambda transform=None, out=None: finish(
+            capture.retrieve()[1], transform, out, bgr=True), "frames")  # fmt: skip
 
     def bgr_frames(self) -> Iterator[np.ndarray]:
         """Every frame as OpenCV reads it (BGR), until ``read()`` fails: the reference frame extraction's loop."""
-        capture = self._open()
+        yield from self._read(lambda capture: capture.retrieve()[1], "bgr_frames")
+
+    def _read(self, take, kind: str) -> Iterator:
+        """``take(capture)`` after each ``grab()``; a video OpenCV cannot open or decodes no frame of goes to PyAV
+        (FFmpeg too, with every decoder of its wheel: e.g. AV1, which OpenCV's wheel cannot decode)."""
+        if self.handed_over:  # a second pass over a video already handed over
+            yield from getattr(PyAVSource(self.path, self.threads), kind)()
+            return
         try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    return
-                yield frame
+            capture = self._open()
+        except CannotOpen:
+            yield from getattr(self._pyav("could not open it"), kind)()
+            return
+        count = 0
+        try:
+            while capture.grab():
+                count += 1
+                yield take(capture)
         finally:
             capture.release()
+        if count == 0:
+            yield from getattr(self._pyav("no decodable frames"), kind)()
 
 
 class RawframeSource(FrameSource):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -29,6 +29,7 @@ class SampledVideo:
     num_frames: int  # decodable frames (what sampling used)
     frame_indices: np.ndarray  # (num_clips, clip_len) 0-based frame indices
     protocol: str  # name of the view protocol
+    decoder: str = field(default="", kw_only=True)  # what decoded it; a hand-over says why ("pyav (opencv: ...)")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,12 @@ class VideoFrames(SampledVideo):
         clips = self.frames[self.table]  # (F, H, W, 3) -> (num_clips, clip_len, H, W, 3)
         protocol = get_protocol(self.protocol)
         return VideoViews(
-            self.path, self.num_frames, self.frame_indices, protocol.name, make_views(clips, protocol, self.size)
+            self.path,
+            self.num_frames,
+            self.frame_indices,
+            protocol.name,
+            make_views(clips, protocol, self.size),
+            decoder=self.decoder,
         )
 
 
@@ -86,7 +92,7 @@ def read_frames(
     source = open_source(path, decoder, num_frames, threads=threads, offset=offset)
     resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
     read = read_sampled_frames(source, sampler(preprocessing), resize, allocate=allocate)
-    return video_frames(path, proto, read, size=preprocessing.size)
+    return video_frames(path, proto, read, size=preprocessing.size, decoder=source.used)
 
 
 def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
@@ -101,13 +107,13 @@ def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
     )
 
 
-def video_frames(path, protocol: ViewProtocol, read: tuple, *, size: int) -> VideoFrames:
+def video_frames(path, protocol: ViewProtocol, read: tuple, *, size: int, decoder: str = "") -> VideoFrames:
     """The :class:`VideoFrames` of a read: ``(num_frames, indices, frames, table)`` as
     :func:`i3d_infer.data.decode.read_sampled_frames` returns it (``frames`` a host array or a device tensor,
     ``(F, H, W, 3)``)."""
     num_frames, indices, frames, table = read
     crops = tuple(crop_offsets(frames.shape[1], frames.shape[2], protocol.crops, size=size))
-    return VideoFrames(str(path), num_frames, indices, protocol.name, frames, table, crops, size)
+    return VideoFrames(str(path), num_frames, indices, protocol.name, frames, table, crops, size, decoder=decoder)
 
 
 def read_video(

@@ -25,7 +25,7 @@ import torch
 from ..data.datasets import Sample, VideoDataset
 from ..data.gpu.decode import FrameReader, make_reader
 from ..data.transforms import get_protocol
-from ..errors import I3DError, first_line
+from ..errors import HandOver, I3DError, first_line
 from ..runtime.cuda_graphs import CAPTURE_GATE
 from .decoding import Decoding, GpuDecoding, on_cpu
 from .slots import Decoded, DecodeStream
@@ -71,19 +71,22 @@ class GpuDecodeStream:
                 sample = self.dataset.read_with(index, local.reader)
                 if local.stream is not None:
                     local.stream.synchronize()  # the frames are complete before another stream reads them
+        except HandOver as e:  # refused before decoding: the CPU's pixels are the reference's
+            return self._fallback(Sample(index, "", 0, None, str(e)), local.reader, verb="hands over")
         except I3DError:
             raise  # the decoder library is missing: the run stops with the install hint
         except Exception as e:  # the library's own failure (not a bad file) is recorded, and the CPU decodes it
             sample = Sample(index, "", 0, None, first_line(e))
         return self._fallback(sample, local.reader) if sample.error is not None else sample
 
-    def _fallback(self, sample: Sample, reader: FrameReader) -> Sample:
-        """The CPU decoder's sample of a video the GPU reader failed on, recording why (or the CPU's own error)."""
+    def _fallback(self, sample: Sample, reader: FrameReader, verb: str = "failed") -> Sample:
+        """The CPU decoder's sample of a video the GPU reader failed on or handed over, recording why (or the CPU's
+        own error)."""
         cpu = self.dataset.frames(sample.index)
         if cpu.error is not None:
             return cpu  # unreadable: the CPU decoder's one-line reason
         reason = sample.error.removeprefix(f"{self.dataset.root / cpu.video_id}: ")
-        return dataclasses.replace(cpu, decoder=f"{self.dataset.decoder} ({reader.name} failed: {reason})")
+        return dataclasses.replace(cpu, decoder=f"{cpu.decoder} ({reader.name} {verb}: {reason})")
 
     def __iter__(self) -> Iterator[Decoded]:
         pool = ThreadPoolExecutor(self.gpu.threads, thread_name_prefix="i3d-gpu-decode")

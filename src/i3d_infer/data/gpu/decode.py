@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...errors import I3DError, VideoError, first_line
-from ..decode import GPU_DECODERS, RawframeSource, in_two_passes
+from ...errors import HandOver, I3DError, VideoError, first_line
+from ..decode import GPU_DECODERS, RawframeSource, in_two_passes, quarter_turns
 from ..transforms import ViewProtocol, resized_size
 from . import fused_nv12
+from .probe import VideoProbe, jpeg_refusal, nvdec_refusal, probe_video
 from .tensor_ops import nv12_to_rgb, resize_linear
 
 INSTALL_HINT = "pip install 'i3d-infer[gpu]'"
@@ -84,9 +85,13 @@ class FrameReader:
 class NvdecReader(FrameReader):
     """Video files through NVDEC; ``batches`` replaces PyNvVideoCodec (tests feed FFmpeg's planes through it).
 
-    Each decoder batch's sampled frames are converted and resized by one fused Triton kernel
-    (:mod:`i3d_infer.data.gpu.fused_nv12`) where Triton is there (``fused``; default: when it runs on this device), else
-    by the torch ops of :mod:`i3d_infer.data.gpu.tensor_ops`: the same integers either way."""
+    Each video is probed first (:mod:`i3d_infer.data.gpu.probe`; ``probe`` and ``limits`` replace the file's and the
+    card's facts in tests): one NVDEC would not give the reference's pixels of is refused with :class:`HandOver`
+    before a decoder is made for it. Each decoder batch's sampled frames are converted and resized by one fused
+    Triton kernel (:mod:`i3d_infer.data.gpu.fused_nv12`) where Triton is there (``fused``; default: when it runs on
+    this device) and the video is limited-range and upright, else by the torch ops of
+    :mod:`i3d_infer.data.gpu.tensor_ops` (full range; a turn before the resize, as OpenCV does): the same integers
+    either way."""
 
     name = "nvdec"
 
@@ -99,16 +104,28 @@ class NvdecReader(FrameReader):
         batches: Nv12Batches | None = None,
         batch=NVDEC_BATCH,
         fused: bool | None = None,
+        probe: Callable[[str], VideoProbe] = probe_video,
+        limits=None,
     ):
         super().__init__(device, protocol, size)
         self.batches = batches or PyNvVideoCodecFrames(device, batch)
         self.fused = fused_nv12.available(device) if fused is None else fused
+        self.probe, self.limits = probe, limits
 
     def read(self, path, sample, num_frames=None, *, offset=0):
-        """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong)."""
+        """Decode ``path`` in one sequential pass (a second one if the header's frame count was wrong).
+
+        Raises:
+            HandOver: NVDEC would not give the reference's pixels of this video (before any decoding).
+        """
+        probe = self.probe(str(path))
+        reason = nvdec_refusal(probe, self.limits)
+        if reason is not None:
+            raise HandOver(f"{path}: {reason}")
         guess, batches = self.batches(str(path))
         in_order = isinstance(self.batches, PyNvVideoCodecFrames) and self.batches.in_order()
         stream = consumer_stream(self.device)
+        convert = partial(self.convert, full_range=probe.full_range, turns=quarter_turns(probe.rotation))
         passes = 0
 
         def decode_pass(planned: np.ndarray):
@@ -123,12 +140,7 @@ class NvdecReader(FrameReader):
                     sampled = [wrap(batch[int(planned[k]) - count], stream) for k in rows]  # (3H/2, W) views
                     nv12 = torch.stack(sampled)  # copied off the decoder's surfaces
                     copied = None if in_order else _event(nv12)
-                    new_w, new_h = resized_size(nv12.shape[1] * 2 // 3, nv12.shape[2], self.protocol, size=self.size)
-                    if frames is None:
-                        frames = torch.empty((len(planned), new_h, new_w, 3), dtype=torch.uint8, device=nv12.device)
-                    if (new_h, new_w) != frames.shape[1:3]:
-                        raise VideoError(f"{path}: frame {int(planned[rows[0]])} has another size than the ones before")
-                    self.convert(nv12, frames[int(rows[0]) : int(rows[-1]) + 1])  # sorted: the rows are consecutive
+                    frames = convert(nv12, frames, rows=rows, total=len(planned), path=path)
                     if copied is not None:  # the next batch may reuse the surfaces the copy read
                         copied.synchronize()  # (in order: the decoder writes them on this stream, after the copy)
                 count += len(batch)
@@ -136,12 +148,24 @@ class NvdecReader(FrameReader):
 
         return in_two_passes(path, guess, sample, decode_pass=decode_pass)
 
-    def convert(self, nv12: torch.Tensor, out: torch.Tensor) -> None:
-        """NV12 ``(K, 3H/2, W)`` -> the protocol's size, written into ``out`` ``(K, height, width, 3)``."""
-        if self.fused:
+    def convert(self, nv12: torch.Tensor, frames, *, rows, total: int, path, full_range=False, turns=0):
+        """NV12 ``(K, 3H/2, W)`` -> upright RGB at the protocol's size, written into rows ``rows`` (consecutive:
+        the planned frames are sorted) of ``frames`` ``(total, height, width, 3)``, made on the first call."""
+        height, width = nv12.shape[1] * 2 // 3, nv12.shape[2]
+        if turns % 2:
+            height, width = width, height
+        new_w, new_h = resized_size(height, width, self.protocol, size=self.size)
+        if frames is None:
+            frames = torch.empty((total, new_h, new_w, 3), dtype=torch.uint8, device=nv12.device)
+        if (new_h, new_w) != frames.shape[1:3]:
+            raise VideoError(f"{path}: a sampled frame has another size than the ones before")
+        out = frames[int(rows[0]) : int(rows[-1]) + 1]
+        if self.fused and not (full_range or turns):
             fused_nv12.nv12_resize(nv12, out)
         else:
-            out.copy_(self.resize(nv12_to_rgb(nv12)))
+            rgb = nv12_to_rgb(nv12, full_range=full_range)
+            out.copy_(self.resize(torch.rot90(rgb, turns, dims=(1, 2)).contiguous() if turns else rgb))
+        return frames
 
 
 class NvjpegReader(FrameReader):
@@ -179,6 +203,9 @@ class NvjpegReader(FrameReader):
                 raise VideoError(f"{frame}: cannot read frame ({e.strerror or e})") from e
             if not len(data[-1]):
                 raise VideoError(f"{frame}: not a readable image")
+            reason = jpeg_refusal(data[-1][:4096].numpy().tobytes())  # the frame header comes first
+            if reason is not None:
+                raise HandOver(f"{path}: {frame.name} is {reason}")
         return count, indices, self.decoded((path, data)), np.searchsorted(planned, indices)
 
     def _decode_group(self, videos: list[tuple[str, list[torch.Tensor]]]) -> list[torch.Tensor | Exception]:

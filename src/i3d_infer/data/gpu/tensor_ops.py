@@ -32,33 +32,61 @@ import functools
 import torch
 
 COEF_SCALE = 2048  # 1 << INTER_RESIZE_COEF_BITS
-# swscale's 13-bit BT.601 limited-range coefficients: roundToInt16(c * 2^13) of ff_yuv2rgb_coeffs[SWS_CS_ITU601]
-Y_COEFF, Y_OFFSET, UV_OFFSET = 9539, 128, 1024  # 255/219 scale; 16 << 3; 128 << 3
-V_TO_R, U_TO_G, V_TO_G, U_TO_B = 13075, -3209, -6660, 16525
+BT601_INVERSE = (104597, 132201, 25675, 53279)  # swscale's ff_yuv2rgb_coeffs[SWS_CS_ITU601]: crv, cbu, cgu, cgv
+
+
+def swscale_coefficients(full_range: bool) -> tuple[int, int, int, int, int, int]:
+    """swscale's 13-bit BT.601 converter coefficients as ``ff_yuv2rgb_c_init_tables`` derives them (default contrast
+    and saturation), in its integer arithmetic: ``(Y, Y offset, V->R, U->G, V->G, U->B)``. Limited range scales luma
+    by 255/219 and offsets it by 16; full range (a ``yuvj*`` pixel format: what swscale takes for full) scales the
+    chroma terms by 224/255 instead. Limited: (9539, 128, 13075, -3209, -6660, 16525); full: (8192, 0, 11485, -2819,
+    -5850, 14516)."""
+
+    def scaled(c: int) -> int:  # C's int64 (c * 224) / 255: truncated toward zero
+        return c * 224 // 255 if c >= 0 else -(-c * 224 // 255)
+
+    def round16(x: int) -> int:  # roundToInt16: (x + 2^15) >> 16, an arithmetic shift
+        return (x + (1 << 15)) >> 16
+
+    crv, cbu, cgu, cgv = BT601_INVERSE[0], BT601_INVERSE[1], -BT601_INVERSE[2], -BT601_INVERSE[3]
+    cy, oy = 1 << 16, 0
+    if full_range:
+        crv, cbu, cgu, cgv = (scaled(c) for c in (crv, cbu, cgu, cgv))
+    else:
+        cy, oy = (cy * 255) // 219, 16 << 16
+    return (round16(cy << 13), round16(oy << 3), round16(crv << 13), round16(cgu << 13), round16(cgv << 13),
+            round16(cbu << 13))  # fmt: skip
+
+
+UV_OFFSET = 1024  # 128 << 3, both ranges
+Y_COEFF, Y_OFFSET, V_TO_R, U_TO_G, V_TO_G, U_TO_B = swscale_coefficients(full_range=False)  # the fused kernel's
 
 
 @functools.lru_cache(maxsize=8)
-def colour_tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """swscale's per-sample terms, tabulated once per device: the luma term ``(256,)`` and the (R, G, B) chroma terms
-    of every chroma pair ``(65536, 3)``, indexed by ``U * 256 + V``, both int16 (every term and sum fits)."""
+def colour_tables(device: torch.device, full_range: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """swscale's per-sample terms, tabulated once per device and range: the luma term ``(256,)`` and the (R, G, B)
+    chroma terms of every chroma pair ``(65536, 3)``, indexed by ``U * 256 + V``, both int16 (every term and sum
+    fits)."""
+    y_coeff, y_offset, v_to_r, u_to_g, v_to_g, u_to_b = swscale_coefficients(full_range)
     sample = torch.arange(256, dtype=torch.int32)
-    luma = (((sample << 3) - Y_OFFSET) * Y_COEFF) >> 16
+    luma = (((sample << 3) - y_offset) * y_coeff) >> 16
     chroma = (sample << 3) - UV_OFFSET
     u, v = chroma.repeat_interleave(256), chroma.repeat(256)  # (65536,): entry U * 256 + V
-    red = (v * V_TO_R) >> 16
-    green = ((u * U_TO_G) >> 16) + ((v * V_TO_G) >> 16)
-    blue = (u * U_TO_B) >> 16
+    red = (v * v_to_r) >> 16
+    green = ((u * u_to_g) >> 16) + ((v * v_to_g) >> 16)
+    blue = (u * u_to_b) >> 16
     terms = torch.stack([red, green, blue], dim=-1)  # (65536, 3)
     return luma.to(torch.int16).to(device), terms.to(torch.int16).to(device)
 
 
-def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, *, full_range: bool = False) -> torch.Tensor:
     """uint8 planes ``(N, H, W)``, ``(N, H/2, W/2)``, ``(N, H/2, W/2)`` -> uint8 RGB ``(N, H, W, 3)``, as
-    ``cv2.VideoCapture`` converts (see the module docstring): the luma term and the chroma block's three terms are
-    looked up (swscale's own C converter is table-driven too), summed and saturated; nine tensor operations."""
+    ``cv2.VideoCapture`` converts (see the module docstring; ``full_range``: a yuvj420p stream's): the luma term and
+    the chroma block's three terms are looked up (swscale's own C converter is table-driven too), summed and
+    saturated; nine tensor operations."""
     n, h, w = y.shape
     hc, wc = u.shape[1:]
-    luma_table, chroma_table = colour_tables(y.device)
+    luma_table, chroma_table = colour_tables(y.device, full_range)
     luma = luma_table.index_select(0, y.reshape(-1).int()).view(n, h, w, 1)
     pairs = u.int() * 256 + v  # (N, H/2, W/2)
     terms = chroma_table.index_select(0, pairs.view(-1)).view(n, hc, 1, wc, 1, 3)
@@ -69,12 +97,12 @@ def yuv420_to_rgb(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Te
     return rgb.view(n, h, w, 3).clamp_(0, 255).to(torch.uint8)
 
 
-def nv12_to_rgb(nv12: torch.Tensor) -> torch.Tensor:
+def nv12_to_rgb(nv12: torch.Tensor, *, full_range: bool = False) -> torch.Tensor:
     """NV12 frames ``(N, 3H/2, W)`` (the luma plane, then U and V interleaved; NVDEC's native output) -> uint8 RGB
     ``(N, H, W, 3)``."""
     h = nv12.shape[1] * 2 // 3
     chroma = nv12[:, h:]  # (N, H/2, W): U0 V0 U1 V1 ...
-    return yuv420_to_rgb(nv12[:, :h], chroma[:, :, 0::2], chroma[:, :, 1::2])
+    return yuv420_to_rgb(nv12[:, :h], chroma[:, :, 0::2], chroma[:, :, 1::2], full_range=full_range)
 
 
 @functools.lru_cache(maxsize=64)
