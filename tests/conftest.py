@@ -39,3 +39,11 @@ def server():
     yield s
     s.httpd.shutdown()
     s.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory, sample_videos) -> dict[str, Path]:
+    """The real-world corpus (tests/corpus.py): case name (or bad file name) -> path, written once per run."""
+    from corpus import make_corpus
+
+    return make_corpus(tmp_path_factory.mktemp("corpus"), sample_videos["carphone_pristine"])

@@ -158,3 +158,18 @@ def mmaction2_test_frame_inds(num_frames: int, clip_len: int, frame_interval: in
     frame_inds = clip_offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
     frame_inds = np.concatenate(frame_inds).reshape((-1, clip_len))
     return np.mod(frame_inds, num_frames)
+
+
+def mmaction2_0x_test_frame_inds(num_frames: int, clip_len: int, frame_interval: int, num_clips: int) -> np.ndarray:
+    """mmaction2 0.24 ``SampleFrames(test_mode=True)``'s ``frame_inds`` (``_get_test_clips`` without
+    ``twice_sample``, ``start_index`` 0, 'loop'), transcribed line for line, as ``(num_clips, clip_len)``."""
+    ori_clip_len = clip_len * frame_interval
+    avg_interval = (num_frames - ori_clip_len + 1) / float(num_clips)
+    if num_frames > ori_clip_len - 1:
+        base_offsets = np.arange(num_clips) * avg_interval
+        clip_offsets = (base_offsets + avg_interval / 2.0).astype(np.int64)
+    else:
+        clip_offsets = np.zeros((num_clips,), dtype=np.int64)
+    frame_inds = clip_offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
+    frame_inds = np.concatenate(frame_inds).reshape((-1, clip_len))
+    return np.mod(frame_inds, num_frames)

@@ -68,7 +68,8 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
             first = None
         if first is None:
             raise VideoError(f"{path}: no decodable frames")
-        return VideoProbe(context.name, stream.profile, first.format.name, first.width, first.height, first.rotation)
+        codec = context.codec.canonical_name  # the format, not the decoder (libdav1d decodes av1)
+        return VideoProbe(codec, stream.profile, first.format.name, first.width, first.height, first.rotation)
 
 
 def nvdec_refusal(probe: VideoProbe, limits=None) -> str | None:
