@@ -121,7 +121,8 @@ def _annotate(predictor, args: argparse.Namespace) -> int:
 
 
 def _print_prediction(video: str, prediction) -> None:
-    print(f"{video}  ({prediction.num_frames} frames, protocol {prediction.protocol})")
+    handed_over = f", decoded by {prediction.decoder}" if "(" in prediction.decoder else ""  # never silently
+    print(f"{video}  ({prediction.num_frames} frames, protocol {prediction.protocol}{handed_over})")
     for c in prediction.topk:
         print(f"  {c.prob:7.4f}  {c.label}")
     sys.stdout.flush()
