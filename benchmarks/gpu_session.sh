@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# One device run that checks and times the GPU decoders (about 6 minutes on an H100/H200 with 16 cores):
+# One device run that checks and times the GPU decoders (about 6 minutes on an H100/H200 with 16 cores): the
+# real-world corpus through nvdec and nvjpeg against the CPU path (corpus_gpu.py: equal or handed over, per file),
 # where their time goes (gpu_decode.py), the CPU workers' decoding threads (decode_threads.py), then the whole
 # table with the exactness checks (e2e_gpu.py).
 #
 # The lent GPU image has torch, torchvision and OpenCV but neither PyNvVideoCodec nor the sample videos. Here, once:
-#   mkdir -p .samples .whl && cp $(i3d samples) .samples/
+#   mkdir -p .samples .whl && cp $(i3d samples) .samples/ && python benchmarks/corpus_gpu.py write .corpus
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
 #       -d .whl PyNvVideoCodec==2.2.4
-#   printf '/.samples/\n/.whl/\n' >> .git/info/exclude
-# then run this script there with .samples and .whl carried; results land in $OUT (or ./gpu_session).
+#   printf '/.samples/\n/.whl/\n/.corpus/\n' >> .git/info/exclude
+# then run this script there with .samples, .whl and .corpus (the real-world corpus, 1 MB) carried; results land in
+# $OUT (or ./gpu_session).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-gpu_session}"
@@ -20,6 +22,8 @@ export PYTHONPATH="/tmp/site:$PWD/src" I3D_INFER_SAMPLES="$PWD/.samples" PYTHONU
     python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
     command -v cc gcc || echo "no C compiler (Triton builds its launcher with one)"
 } 2>&1 | tee "$out/machine.txt"
+python3 benchmarks/corpus_gpu.py check .corpus --json "$out/corpus.json" 2>&1 | grep -v "INVALID INDEX" \
+    | tee "$out/corpus.txt"
 python3 benchmarks/gpu_decode.py --videos 64 --threads 1 8 16 2>&1 | grep -v "INVALID INDEX" | tee "$out/gpu_decode.txt"
 # the same readers with a 10x shorter GIL switch interval: do threads back from decode calls wait for the GIL?
 python3 benchmarks/gpu_decode.py --videos 64 --threads 8 16 --rows "nvdec copy" "nvdec reader b64" "nvjpeg reader" \
