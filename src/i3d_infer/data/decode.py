@@ -42,9 +42,15 @@ class FrameSource(ABC):
     """Sequential access to the frames of one video."""
 
     name = ""
+    fps: float | None = None  # the container's frame rate, once opened (None: unknown)
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+
+    @property
+    def last_time(self) -> float | None:
+        """The timestamp in seconds of the frame last taken from :meth:`frames` (None: the source has none)."""
+        return None
 
     @property
     def used(self) -> str:
@@ -129,6 +135,11 @@ class PyAVSource(FrameSource):
         """Every decodable frame as OpenCV would give it (BGR, upright)."""
         return (bgr24(frame) for frame in self._decoded())
 
+    @property
+    def last_time(self) -> float | None:
+        frame = getattr(self, "_frame", None)
+        return None if frame is None else frame.time
+
     def _decoded(self):
         import av
 
@@ -137,10 +148,12 @@ class PyAVSource(FrameSource):
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.thread_count = self.threads
+            self.fps = float(stream.average_rate) if stream.average_rate else None
             decoded = container.decode(stream)
             while True:
                 try:
-                    yield next(decoded)
+                    self._frame = next(decoded)
+                    yield self._frame
                 except StopIteration:
                     return
                 except av.error.FFmpegError:
@@ -180,6 +193,8 @@ class OpenCVSource(FrameSource):
         super().__init__(path)
         self.threads = threads
         self.handed_over = ""  # "pyav (opencv: <why>)" once a video went to PyAV
+        self._capture: cv2.VideoCapture | None = None  # while reading: for the frame's timestamp
+        self._pyav_source: PyAVSource | None = None
 
     def _open(self) -> cv2.VideoCapture:
         if not self.path.is_file():
@@ -190,13 +205,14 @@ class OpenCVSource(FrameSource):
             raise CannotOpen(f"{self.path}: cannot open as a video (OpenCV could not open it)")
         # upright, as players show it: a decision, not the installed version's default (off in 4.11 only)
         capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+        self.fps = capture.get(cv2.CAP_PROP_FPS) or None
         return capture
 
     def frame_count_hint(self) -> int:
         try:
             capture = self._open()
         except CannotOpen:
-            return self._pyav("could not open it").frame_count_hint()
+            return PyAVSource(self.path, self.threads).frame_count_hint()
         try:
             return max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
         finally:
@@ -206,11 +222,19 @@ class OpenCVSource(FrameSource):
     def used(self) -> str:
         return self.handed_over or self.name
 
-    def _pyav(self, reason: str) -> PyAVSource:
-        """The PyAV source a video OpenCV cannot read goes to (its reason recorded in ``used``); PyAV's own error
+    @property
+    def last_time(self) -> float | None:
+        if self._pyav_source is not None:
+            return self._pyav_source.last_time
+        return None if self._capture is None else self._capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
+
+    def _pyav(self, reason: str | None = None) -> PyAVSource:
+        """The PyAV source a video OpenCV cannot read goes to (``reason`` recorded in ``used``); PyAV's own error
         (e.g. "has no video stream") when it cannot read it either."""
-        self.handed_over = f"pyav (opencv: {reason})"
-        return PyAVSource(self.path, self.threads)
+        if reason is not None:
+            self.handed_over = f"pyav (opencv: {reason})"
+        self._pyav_source = PyAVSource(self.path, self.threads)
+        return self._pyav_source
 
     def frames(self) -> Iterator[LazyFrame]:
         yield from self._read(lambda capture: lambda transform=None, out=None: finish(
@@ -224,22 +248,30 @@ class OpenCVSource(FrameSource):
         """``take(capture)`` after each ``grab()``; a video OpenCV cannot open or decodes no frame of goes to PyAV
         (FFmpeg too, with every decoder of its wheel: e.g. AV1, which OpenCV's wheel cannot decode)."""
         if self.handed_over:  # a second pass over a video already handed over
-            yield from getattr(PyAVSource(self.path, self.threads), kind)()
+            yield from self._handed(None, kind)
             return
         try:
             capture = self._open()
         except CannotOpen:
-            yield from getattr(self._pyav("could not open it"), kind)()
+            yield from self._handed("could not open it", kind)
             return
         count = 0
+        self._capture = capture
         try:
             while capture.grab():
                 count += 1
                 yield take(capture)
         finally:
             capture.release()
+            self._capture = None
         if count == 0:
-            yield from getattr(self._pyav("no decodable frames"), kind)()
+            yield from self._handed("no decodable frames", kind)
+
+    def _handed(self, reason: str | None, kind: str) -> Iterator:
+        source = self._pyav(reason)
+        for item in getattr(source, kind)():
+            self.fps = source.fps
+            yield item
 
 
 class RawframeSource(FrameSource):

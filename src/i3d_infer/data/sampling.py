@@ -44,3 +44,20 @@ def sample_frame_indices(
     offsets = clip_offsets(num_frames, clip_len, frame_interval, num_clips=num_clips, mode=mode)
     inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval  # (num_clips, clip_len)
     return inds % num_frames
+
+
+def untrimmed_frame_indices(
+    num_frames: int, clip_len: int = 32, clip_interval: int = 16, frame_interval: int = 2
+) -> np.ndarray:
+    """0-based frame indices of the dense clips of an untrimmed video, ``(num_clips, clip_len)``: mmaction2's
+    ``UntrimmedSampleFrames`` (clip centres at ``clip_interval // 2``, then every ``clip_interval`` frames below
+    ``num_frames``; each clip from ``centre - clip_len // 2 * frame_interval`` in steps of ``frame_interval``,
+    clamped to ``[0, num_frames - 1]``). A video too short for one centre (mmaction2 gives it no clip and fails)
+    gets one clip centred on its middle frame, clamped the same way."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    centres = np.arange(clip_interval // 2, num_frames, clip_interval)
+    if centres.size == 0:
+        centres = np.array([num_frames // 2])
+    steps = np.arange(-(clip_len // 2 * frame_interval), frame_interval * (clip_len - clip_len // 2), frame_interval)
+    return np.clip(centres[:, None] + steps[None, :], 0, num_frames - 1)

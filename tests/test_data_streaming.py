@@ -1,0 +1,90 @@
+"""Dense clips streamed in one pass: mmaction2's UntrimmedSampleFrames placement exactly, for every length, in
+bounded memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from i3d_infer.data.decode import FrameSource
+from i3d_infer.data.sampling import untrimmed_frame_indices
+from i3d_infer.data.streaming import DenseClips, StreamEnd, stream_clips
+from i3d_infer.errors import VideoError
+
+
+def mmaction2_untrimmed_frame_inds(total_frames: int, clip_len: int, clip_interval: int, frame_interval: int):
+    """mmaction2 1.2.0 ``UntrimmedSampleFrames.transform``'s ``frame_inds`` (start_index 0), transcribed line for
+    line, as ``(num_clips, clip_len)``."""
+    clip_centers = np.arange(clip_interval // 2, total_frames, clip_interval)
+    frame_inds = clip_centers[:, None] + np.arange(
+        -(clip_len // 2 * frame_interval), frame_interval * (clip_len - (clip_len // 2)), frame_interval
+    )[None, :]
+    frame_inds = np.clip(frame_inds, 0, total_frames - 1)
+    return np.concatenate(frame_inds).astype(np.int32).reshape(-1, clip_len) if len(clip_centers) else None
+
+
+class Counted(FrameSource):
+    """``n`` frames whose pixels say their number (R: low byte, G: high byte), 25 frames a second."""
+
+    name = "counted"
+    fps = 25.0
+
+    def __init__(self, n: int) -> None:
+        super().__init__(f"counted-{n}")
+        self.n, self.index = n, -1
+
+    def frame_count_hint(self) -> int:
+        return self.n
+
+    @property
+    def last_time(self):
+        return self.index / 25
+
+    def frames(self):
+        for i in range(self.n):
+            self.index = i
+            yield lambda transform=None, out=None, i=i: np.array([[[i % 256, i // 256, 7]]], np.uint8)
+
+
+def streamed(n: int, clips: DenseClips, chunk: int = 8):
+    end = StreamEnd()
+    chunks = list(stream_clips(Counted(n), clips, lambda f: f, chunk=chunk, end=end))
+    indices = np.concatenate([c.frame_indices for c in chunks])
+    pixels = np.concatenate([c.frames[c.table][..., 0, 0, :2].astype(np.int64) @ [1, 256] for c in chunks])
+    return chunks, indices, pixels, end
+
+
+@pytest.mark.parametrize(("clip_len", "clip_interval", "frame_interval"), [(32, 16, 2), (16, 16, 1), (8, 4, 4), (1, 1, 1), (5, 7, 3)])
+def test_placement_equals_mmaction2_for_every_length(clip_len, clip_interval, frame_interval):
+    clips = DenseClips(clip_len, clip_interval, frame_interval)
+    for n in [*range(1, 100), 300, 1001]:
+        expected = mmaction2_untrimmed_frame_inds(n, clip_len, clip_interval, frame_interval)
+        ours = untrimmed_frame_indices(n, clip_len, clip_interval, frame_interval)
+        _, indices, pixels, end = streamed(n, clips, chunk=3)
+        if expected is None:  # too short for a centre: one clip on the middle frame (mmaction2 fails)
+            expected = np.clip(n // 2 + np.arange(-(clip_len // 2) * frame_interval, frame_interval * (clip_len - clip_len // 2), frame_interval), 0, n - 1)[None]
+        np.testing.assert_array_equal(ours, expected, err_msg=str(n))
+        np.testing.assert_array_equal(indices, expected, err_msg=str(n))
+        np.testing.assert_array_equal(pixels, expected, err_msg=str(n))  # the frames are the indexed ones
+        assert (end.num_frames, end.num_clips) == (n, len(expected))
+
+
+def test_memory_does_not_grow_with_the_length():
+    clips = DenseClips()
+    held = [streamed(n, clips)[3].max_frames_held for n in (300, 3000, 30000)]
+    assert held[0] == held[1] == held[2] <= 63 + 8 * 16  # one clip's span and a chunk's centres
+    chunks = streamed(30000, clips)[0]
+    assert max(c.frames.shape[0] for c in chunks) <= 32 + 7 * 8  # a chunk of 8 clips shares frames
+
+
+def test_chunk_facts_and_times():
+    chunks, indices, _, end = streamed(100, DenseClips(), chunk=4)
+    assert [c.first_clip for c in chunks] == [0, 4]
+    seconds = np.concatenate([c.centre_seconds for c in chunks])
+    np.testing.assert_allclose(seconds, (8 + 16 * np.arange(6)) / 25)
+    assert (end.fps, end.decoder) == (25.0, "counted")
+
+
+def test_no_frames_is_one_line():
+    with pytest.raises(VideoError, match="counted-0: no decodable frames"):
+        list(stream_clips(Counted(0), DenseClips(), lambda f: f))
