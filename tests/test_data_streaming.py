@@ -80,8 +80,12 @@ def test_memory_does_not_grow_with_the_length():
 def test_chunk_facts_and_times():
     chunks, indices, _, end = streamed(100, DenseClips(), chunk=4)
     assert [c.first_clip for c in chunks] == [0, 4]
-    seconds = np.concatenate([c.centre_seconds for c in chunks])
-    np.testing.assert_allclose(seconds, (8 + 16 * np.arange(6)) / 25)
+    seconds = np.concatenate([c.seconds for c in chunks])
+    centres = 8 + 16 * np.arange(6)
+    np.testing.assert_array_equal(np.concatenate([c.centres for c in chunks]), centres)
+    np.testing.assert_allclose(seconds[:, 1], centres / 25)
+    np.testing.assert_allclose(seconds[:, 0], np.maximum(centres - 32, 0) / 25)
+    np.testing.assert_allclose(seconds[:, 2], np.minimum(centres + 30, 99) / 25)
     assert (end.fps, end.decoder) == (25.0, "counted")
 
 

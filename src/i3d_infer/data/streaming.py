@@ -55,7 +55,8 @@ class ClipChunk:
     frames: np.ndarray  # uint8 (F, H, W, 3) RGB, resized, in frame order
     table: np.ndarray  # int64 (clips, clip_len): the row of ``frames`` of every clip slot
     frame_indices: np.ndarray  # int64 (clips, clip_len): the video's frame numbers (clamped to the video)
-    centre_seconds: np.ndarray  # float64 (clips,): the centre frame's timestamp (NaN where the source has none)
+    centres: np.ndarray  # int64 (clips,): each clip's centre frame
+    seconds: np.ndarray  # float64 (clips, 3): timestamps of each clip's first, centre and last frame (NaN: none)
 
     @property
     def num_clips(self) -> int:
@@ -116,18 +117,16 @@ class _Window:
         self.clips = clips
         self.steps = clips.steps  # a clip's offsets from its centre
         self.held: dict[int, np.ndarray] = {}  # frame number -> resized frame
-        self.times: dict[int, float] = {}  # centre (or early) frame number -> its timestamp
+        self.times: list[float] = []  # every decoded frame's timestamp (8 bytes a frame), NaN where there is none
         self.latest = -1
         self.untaken: int | None = None  # the latest frame, held though no clip takes it
         self.next_clip = 0  # the first clip not yet complete
-        self.pending: list[tuple[np.ndarray, float]] = []  # complete clips not yet handed on: (frames, seconds)
+        self.pending: list[tuple[np.ndarray, int]] = []  # complete clips not yet handed on: (frames, centre)
         self.emitted = 0
 
     def offer(self, index: int, lazy, transform, seconds: float | None) -> None:
         """Frame ``index`` decoded: hold it if a clip takes it or while it is the latest; forget what none takes."""
-        first = self.clips.clip_interval // 2
-        if index < first or (index - first) % self.clips.clip_interval == 0:
-            self.times[index] = np.nan if seconds is None else float(seconds)
+        self.times.append(np.nan if seconds is None else float(seconds))
         if self.untaken is not None:  # the previous latest frame, which no clip takes
             del self.held[self.untaken]
         self.held[index] = lazy(transform)
@@ -170,15 +169,17 @@ class _Window:
         return True
 
     def add(self, centre: int, *, last: int | None) -> None:
-        self.pending.append((self.clips.window(centre, last), self.times.get(centre, np.nan)))
+        self.pending.append((self.clips.window(centre, last), centre))
 
     def take(self, most: int) -> ClipChunk:
         group, self.pending = self.pending[:most], self.pending[most:]
         indices = np.stack([frames for frames, _ in group])
         distinct = np.unique(indices)
         frames = np.stack([self.held[int(i)] for i in distinct])
-        seconds = np.array([s for _, s in group], dtype=np.float64)
-        chunk = ClipChunk(self.emitted, frames, np.searchsorted(distinct, indices), indices, seconds)
+        centres = np.array([centre for _, centre in group], dtype=np.int64)
+        times = np.array(self.times)
+        seconds = np.stack([times[indices.min(axis=1)], times[centres], times[indices.max(axis=1)]], axis=1)
+        chunk = ClipChunk(self.emitted, frames, np.searchsorted(distinct, indices), indices, centres, seconds)
         self.emitted += len(group)
         self._release()
         return chunk

@@ -1,8 +1,8 @@
 """ONNX export of the recognizer, always verified: checker, then the exported graph on a real video vs eager PyTorch.
 
 The exported graph takes ``video``: ``(B, V, 3, T, H, W)`` (uint8 RGB, or float32 already normalized like the
-seed's) and returns ``logits`` ``(B·V, classes)`` (the seed's clip logits) or ``probs`` ``(B, classes)`` (clip-fused
-with prob fusion inside the graph).
+seed's) and returns ``logits`` ``(B·V, classes)`` (the seed's clip logits), ``probs`` ``(B, classes)`` (clip-fused
+with prob fusion inside the graph) or ``features`` ``(B·V, 2048)`` (the pooled backbone, for ``i3d features``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class ExportOptions:
     dynamic_batch: bool = False  # B is a free dimension named "batch"
     opset: int = DEFAULT_OPSET
     input_kind: str = "uint8"  # "uint8": normalization inside the graph; "float32": normalized input (the seed's)
-    output_kind: str = "clip-logits"  # "clip-logits" -> logits (B·V, C); "video-probs" -> probs (B, C)
+    output_kind: str = "clip-logits"  # "clip-logits" -> logits (B·V, C); "video-probs" -> probs (B, C);
+    # "features" -> features (B·V, 2048): the pooled backbone, before the head (i3d features)
     simplify: bool = False  # run onnxslim on the exported graph
     fp16: bool = False  # network weights and activations in float16; inputs and outputs keep their types
 
@@ -50,7 +51,7 @@ class ExportOptions:
 
     @property
     def output_name(self) -> str:
-        return "logits" if self.output_kind == "clip-logits" else "probs"
+        return {"clip-logits": "logits", "video-probs": "probs", "features": "features"}[self.output_kind]
 
     @property
     def tolerance(self) -> float:
@@ -65,6 +66,8 @@ class ExportWrapper(nn.Module):
         self.normalize = recognizer.normalize if options.input_kind == "uint8" else None
         self.dtype = torch.float16 if options.fp16 else torch.float32
         self.network = copy.deepcopy(recognizer.network).to(self.dtype)
+        if options.output_kind == "features":
+            self.network.fc = nn.Identity()
         self.views = options.shape[1]
         self.fuse = options.output_kind == "video-probs"
 

@@ -7,6 +7,8 @@ them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -145,6 +147,16 @@ class Recognizer(InferenceOnly):
         self.normalize = Normalize(mean, std)
         self.network = network
         self.eval()
+
+    def features_only(self) -> Recognizer:
+        """This recognizer turned feature extractor, in place: ``(n, 2048)`` pooled backbone features out (mmaction2
+        ``FeatureHead(spatial_type='avg', temporal_type='avg')``: the mean over T, H and W of the last stage, before
+        the head's dropout and fc). Returns ``self``; its ``network.config.num_classes`` is then the feature size."""
+        net = self.network
+        if not isinstance(net.fc, nn.Identity):
+            net.config = dataclasses.replace(net.config, num_classes=net.fc.in_features)
+            net.fc = nn.Identity()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(self.normalize(x))

@@ -24,6 +24,7 @@ class BackendSpec:
     random_weights: bool = False  # torch: seeded random weights instead of a checkpoint (timing, the demo)
     engine: str | None = None  # torch: eager | fast (None: fast)
     precision: str = "fp32"  # torch: fp32 | tf32 | fp16 | bf16
+    features: bool = False  # torch: the pooled 2048-d backbone features instead of logits (ONNX: the file decides)
 
 
 def make_backend(spec: BackendSpec = BackendSpec(), weights: Weights = DEFAULT_WEIGHTS) -> Backend:
@@ -42,6 +43,8 @@ def make_backend(spec: BackendSpec = BackendSpec(), weights: Weights = DEFAULT_W
         from .torch_backend import TorchBackend
 
         recognizer = random_model(weights) if spec.random_weights else load_model(checkpoint, weights)
+        if spec.features:
+            recognizer.features_only()
         return TorchBackend(recognizer, device, engine=engine, precision=precision)
     if engine not in (None, "eager") or precision != "fp32":
         raise I3DError(f"--engine and --precision are for the torch backend; {backend} runs the exported graph")

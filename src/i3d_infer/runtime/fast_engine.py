@@ -181,8 +181,11 @@ class FastI3D(nn.Module):
             nn.ModuleList(FastBottleneck(b, dtype, epilogue) for b in layer)
             for layer in (net.layer1, net.layer2, net.layer3, net.layer4)
         )
-        self.fc = nn.Linear(net.fc.in_features, net.fc.out_features).to(dtype)
-        self.fc.load_state_dict({k: v.to(dtype) for k, v in net.fc.state_dict().items()})
+        if isinstance(net.fc, nn.Identity):  # a feature extractor (Recognizer.features_only): the pooled features
+            self.fc = None
+        else:
+            self.fc = nn.Linear(net.fc.in_features, net.fc.out_features).to(dtype)
+            self.fc.load_state_dict({k: v.to(dtype) for k, v in net.fc.state_dict().items()})
         self.dtype = dtype
         self.requires_grad_(False)
         self.eval()
@@ -220,4 +223,4 @@ class FastI3D(nn.Module):
             for block in layer:
                 x = block(x, n)
         pooled = x.permute(0, 2, 3, 1).reshape(n, -1, x.shape[1]).float().mean(dim=1)  # -> (N, 2048)
-        return self.fc(pooled.to(self.dtype)).float()  # -> (N, classes)
+        return pooled if self.fc is None else self.fc(pooled.to(self.dtype)).float()  # -> (N, classes)
