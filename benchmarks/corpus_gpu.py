@@ -4,13 +4,14 @@ Usage:
     python benchmarks/corpus_gpu.py write .corpus        # here (needs PyAV): the corpus, its probes, odd JPEGs
     python benchmarks/corpus_gpu.py check .corpus [--json corpus.json] [--device cuda] [--size 256]
 
-``write`` makes the corpus files (and HEVC, VP9 and AV1 ones large enough for NVDEC), ``probes.json`` (what :func:`i3d_infer.data.gpu.probe.probe_video` says of each:
-the lent GPU image has no PyAV, so the probes travel with the files) and three rawframe directories: a plain one, a
-greyscale and a CMYK one (JPEGs nvJPEG must hand over). ``check`` (on the GPU; ``--device cpu`` runs the same
-logic with FFmpeg's planes where PyAV is there) prints the card's NVDEC limits as the driver reports them, then for
-every file and protocol what ``--decoder nvdec`` does: ``equal`` (bit for bit the CPU path's frames), ``differs by
-N`` (max |difference|), ``hands over: <reason>`` (before a decoder is made), or ``fails: <reason>`` (the reader's
-error: the evaluation then reads it on the CPU, recorded); and the same for ``--decoder nvjpeg`` on the rawframes.
+``write`` makes the corpus files (and HEVC, VP9 and AV1 ones large enough for NVDEC), ``probes.json`` (what
+:func:`i3d_infer.data.gpu.probe.probe_video` says of each: the lent GPU image has no PyAV, so the probes travel with
+the files) and three rawframe directories: a plain one, a greyscale and a CMYK one (JPEGs nvJPEG must hand over).
+``check`` (on the GPU; ``--device cpu`` runs the same logic with FFmpeg's planes where PyAV is there) prints the
+card's NVDEC limits as the driver reports them, then for every file and protocol what ``--decoder nvdec`` does:
+``equal`` (bit for bit the CPU path's frames), ``differs by N`` (max |difference|), ``hands over: <reason>`` (before
+a decoder is made), or ``fails: <reason>`` (the reader's error: the evaluation then reads it on the CPU, recorded);
+and the same for ``--decoder nvjpeg`` on the rawframes.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def write(directory: Path) -> None:
     ):  # fmt: skip
         paths[case.name] = write_case(case, directory / "videos", sample)
     probes = {}
-    for name, path in paths.items():
+    for path in paths.values():
         try:
             probes[path.name] = asdict(probe_video(path))
         except Exception as e:  # the unreadable ones: their reason

@@ -8,11 +8,10 @@ here) and returns name -> :class:`Case`; the tests do it once per session.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-
-import os
 
 import av
 import cv2
@@ -49,7 +48,13 @@ CASES = [
     Case("h264_444", "h264_444.mp4", pix_fmt="yuv444p"),
     Case("h264_10bit", "h264_10bit.mp4", pix_fmt="yuv420p10le"),
     Case("hevc", "hevc.mp4", codec="libx265", options={"x265-params": "log-level=none"}),
-    Case("hevc_10bit", "hevc_10bit.mp4", codec="libx265", pix_fmt="yuv420p10le", options={"x265-params": "log-level=none"}),
+    Case(
+        "hevc_10bit",
+        "hevc_10bit.mp4",
+        codec="libx265",
+        pix_fmt="yuv420p10le",
+        options={"x265-params": "log-level=none"},
+    ),
     Case("vp9", "vp9.webm", codec="libvpx-vp9"),
     Case("vp8", "vp8.webm", codec="libvpx"),
     Case("av1", "av1.mkv", codec="libsvtav1", size=(128, 96)),
@@ -119,7 +124,9 @@ def _write_tone(container, stream, seconds: float) -> None:
     samples = 1024
     for k in range(int(seconds * stream.rate / samples) + 1):
         t = (np.arange(samples) + k * samples) / stream.rate
-        frame = av.AudioFrame.from_ndarray(np.sin(2 * np.pi * 440 * t, dtype=np.float32)[None], format="fltp", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.sin(2 * np.pi * 440 * t, dtype=np.float32)[None], format="fltp", layout="mono"
+        )
         frame.sample_rate, frame.pts = stream.rate, k * samples
         container.mux(stream.encode(frame))
     container.mux(stream.encode())

@@ -107,8 +107,12 @@ def _non_local(x, sd, p):
     return x + _conv_bn(y, sd, f"{p}.conv_out", relu=False)
 
 
-def reference_forward(x: torch.Tensor, sd: dict[str, torch.Tensor], non_local=NON_LOCAL) -> torch.Tensor:
-    """Logits of mmaction2's I3D on a normalized float ``(n, 3, T, H, W)`` input, straight from checkpoint keys."""
+def reference_forward(
+    x: torch.Tensor, sd: dict[str, torch.Tensor], non_local=NON_LOCAL, *, features: bool = False
+) -> torch.Tensor:
+    """Logits of mmaction2's I3D on a normalized float ``(n, 3, T, H, W)`` input, straight from checkpoint keys;
+    ``features``: stop at mmaction2 ``FeatureHead(spatial_type='avg', temporal_type='avg')``'s output, the
+    ``(n, 2048)`` mean of the last stage over H and W, then T (before the head's dropout and fc)."""
     x = _conv_bn(x, sd, "backbone.conv1", stride=(2, 2, 2), padding=(2, 3, 3))
     x = F.max_pool3d(x, (1, 3, 3), stride=(2, 2, 2), padding=(0, 1, 1))
     for i, depth in enumerate(DEPTHS):
@@ -124,6 +128,8 @@ def reference_forward(x: torch.Tensor, sd: dict[str, torch.Tensor], non_local=NO
             x = F.relu(out + identity)
             if non_local[i][j]:
                 x = _non_local(x, sd, f"{p}.non_local_block")
+    if features:
+        return x.mean(dim=[-2, -1]).mean(dim=2)  # FeatureHead.forward, 3D backbone: pool1d(pool2d(x))
     x = F.adaptive_avg_pool3d(x, 1).flatten(1)
     return F.linear(x, sd["cls_head.fc_cls.weight"], sd["cls_head.fc_cls.bias"])
 

@@ -72,8 +72,10 @@ def test_eval_over_the_corpus_equals_predict(corpus, corpus_list, tmp_path, chec
         prediction = predictor.predict(root / name, "centercrop")
         np.testing.assert_array_equal(np.array(row["scores"]), prediction.scores, err_msg=name)
         stem = name.rsplit(".", 1)[0]
-        assert row["decoder"] == prediction.decoder == (
-            "pyav (opencv: no decodable frames)" if stem in OPENCV_CANNOT else "opencv"
+        assert (
+            row["decoder"]
+            == prediction.decoder
+            == ("pyav (opencv: no decodable frames)" if stem in OPENCV_CANNOT else "opencv")
         )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["counts"] == {"listed": len(names), "readable": len(names) - len(unreadable), "failed": 4}

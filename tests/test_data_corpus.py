@@ -58,7 +58,9 @@ def reference_frames(path) -> list[np.ndarray]:
     if frames:
         return frames
     with av.open(str(path)) as container:
-        return [np.rot90(f.to_ndarray(format="rgb24"), round(f.rotation) // 90).copy() for f in container.decode(video=0)]
+        return [
+            np.rot90(f.to_ndarray(format="rgb24"), round(f.rotation) // 90).copy() for f in container.decode(video=0)
+        ]
 
 
 def reference_views(frames: list[np.ndarray], protocol: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +209,7 @@ def test_nvdec_logic_on_codecs_the_card_takes(corpus, name):
 
 
 def _assert_same_frames(reader, path, protocol):
-    count, indices, frames, table = reader.read(path, sampler(SMALL_PRE))
+    count, indices, frames, _ = reader.read(path, sampler(SMALL_PRE))
     expected = read_frames(path, protocol, SMALL_PRE)
     assert count == expected.num_frames
     np.testing.assert_array_equal(indices, expected.frame_indices)

@@ -16,9 +16,12 @@ def mmaction2_untrimmed_frame_inds(total_frames: int, clip_len: int, clip_interv
     """mmaction2 1.2.0 ``UntrimmedSampleFrames.transform``'s ``frame_inds`` (start_index 0), transcribed line for
     line, as ``(num_clips, clip_len)``."""
     clip_centers = np.arange(clip_interval // 2, total_frames, clip_interval)
-    frame_inds = clip_centers[:, None] + np.arange(
-        -(clip_len // 2 * frame_interval), frame_interval * (clip_len - (clip_len // 2)), frame_interval
-    )[None, :]
+    frame_inds = (
+        clip_centers[:, None]
+        + np.arange(-(clip_len // 2 * frame_interval), frame_interval * (clip_len - (clip_len // 2)), frame_interval)[
+            None, :
+        ]
+    )
     frame_inds = np.clip(frame_inds, 0, total_frames - 1)
     return np.concatenate(frame_inds).astype(np.int32).reshape(-1, clip_len) if len(clip_centers) else None
 
@@ -54,7 +57,9 @@ def streamed(n: int, clips: DenseClips, chunk: int = 8):
     return chunks, indices, pixels, end
 
 
-@pytest.mark.parametrize(("clip_len", "clip_interval", "frame_interval"), [(32, 16, 2), (16, 16, 1), (8, 4, 4), (1, 1, 1), (5, 7, 3)])
+@pytest.mark.parametrize(
+    ("clip_len", "clip_interval", "frame_interval"), [(32, 16, 2), (16, 16, 1), (8, 4, 4), (1, 1, 1), (5, 7, 3)]
+)
 def test_placement_equals_mmaction2_for_every_length(clip_len, clip_interval, frame_interval):
     clips = DenseClips(clip_len, clip_interval, frame_interval)
     for n in [*range(1, 100), 300, 1001]:
@@ -62,7 +67,14 @@ def test_placement_equals_mmaction2_for_every_length(clip_len, clip_interval, fr
         ours = untrimmed_frame_indices(n, clip_len, clip_interval, frame_interval)
         _, indices, pixels, end = streamed(n, clips, chunk=3)
         if expected is None:  # too short for a centre: one clip on the middle frame (mmaction2 fails)
-            expected = np.clip(n // 2 + np.arange(-(clip_len // 2) * frame_interval, frame_interval * (clip_len - clip_len // 2), frame_interval), 0, n - 1)[None]
+            expected = np.clip(
+                n // 2
+                + np.arange(
+                    -(clip_len // 2) * frame_interval, frame_interval * (clip_len - clip_len // 2), frame_interval
+                ),
+                0,
+                n - 1,
+            )[None]
         np.testing.assert_array_equal(ours, expected, err_msg=str(n))
         np.testing.assert_array_equal(indices, expected, err_msg=str(n))
         np.testing.assert_array_equal(pixels, expected, err_msg=str(n))  # the frames are the indexed ones
@@ -78,7 +90,7 @@ def test_memory_does_not_grow_with_the_length():
 
 
 def test_chunk_facts_and_times():
-    chunks, indices, _, end = streamed(100, DenseClips(), chunk=4)
+    chunks, _, _, end = streamed(100, DenseClips(), chunk=4)
     assert [c.first_clip for c in chunks] == [0, 4]
     seconds = np.concatenate([c.seconds for c in chunks])
     centres = 8 + 16 * np.arange(6)

@@ -373,7 +373,9 @@ def test_eval_with_nvdec_equals_the_cpu_run(videos, tmp_path, checkpoint_file, f
     assert (tmp_path / "gpu" / "result.json").read_bytes() == (tmp_path / "cpu" / "result.json").read_bytes()
     lines = [json.loads(line) for line in (tmp_path / "gpu" / "results.jsonl").read_text().splitlines()]
     expected = ["opencv" if on_cpu(i, cpu_share) else "nvdec" for i in range(6)]
-    handed_over = "opencv (nvdec hands over: mpeg4 is not decoded bit-exactly by every decoder: the CPU's FFmpeg decodes it)"
+    handed_over = (
+        "opencv (nvdec hands over: mpeg4 is not decoded bit-exactly by every decoder: the CPU's FFmpeg decodes it)"
+    )
     expected[1] = "opencv" if cpu_share else handed_over
     expected[3] = "opencv"  # broken.mp4: read by neither, the CPU's reason recorded
     assert [line["decoder"] for line in lines] == expected

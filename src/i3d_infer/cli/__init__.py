@@ -1,8 +1,8 @@
 """The ``i3d`` command: one module per command group, each parsing its arguments and calling the library.
 
-``predict`` (predict, demo, samples), ``evaluate`` (eval, merge), ``bench``, ``export`` (export, quantize),
-``prepare`` (fetch, lists, extract). A user error is one line on stderr and exit code 2; ``--debug`` shows the
-traceback.
+``predict`` (predict, demo, samples), ``features``, ``evaluate`` (eval, merge), ``bench``, ``export`` (export,
+quantize), ``prepare`` (fetch, lists, extract). A user error is one line on stderr and exit code 2; ``--debug``
+shows the traceback.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import argparse
 import sys
 
 from ..errors import I3DError
-from . import bench, evaluate, export, predict, prepare
+from . import bench, evaluate, export, features, predict, prepare
 
-GROUPS = (predict, export, bench, evaluate, prepare)
+GROUPS = (predict, features, export, bench, evaluate, prepare)
 
 
 def build_parser() -> argparse.ArgumentParser:

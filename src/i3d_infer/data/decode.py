@@ -127,9 +127,7 @@ class PyAVSource(FrameSource):
 
     def frames(self) -> Iterator[LazyFrame]:
         for frame in self._decoded():
-            yield lambda transform=None, out=None, frame=frame: finish(
-                bgr24(frame), transform, out, bgr=True
-            )
+            yield lambda transform=None, out=None, frame=frame: finish(bgr24(frame), transform, out, bgr=True)
 
     def bgr_frames(self) -> Iterator[np.ndarray]:
         """Every decodable frame as OpenCV would give it (BGR, upright)."""

@@ -60,8 +60,9 @@ class FeatureTask:
     offset: int = 0  # a with-offset rawframe list's
 
 
-def plan_outputs(entries: list[tuple[Path, str]], out_dir: str | os.PathLike) -> list[FeatureTask]:
-    """The task of every ``(path, name)``: its features at ``out_dir / name`` with the extension ``.npy``.
+def plan_outputs(entries: list[tuple], out_dir: str | os.PathLike) -> list[FeatureTask]:
+    """The task of every ``(path, name[, num_frames, offset])``: its features at ``out_dir / name`` with the
+    extension ``.npy`` (a rawframe list's stated frame count and offset travel with it).
 
     Raises:
         I3DError: a name would write outside ``out_dir`` (absolute, or through ``..``) or two would write the same
@@ -69,7 +70,7 @@ def plan_outputs(entries: list[tuple[Path, str]], out_dir: str | os.PathLike) ->
     """
     out_dir = Path(out_dir)
     tasks, seen = [], {}
-    for index, (path, name) in enumerate(entries):
+    for index, (path, name, *rawframes) in enumerate(entries):
         relative = PurePosixPath(name.replace(os.sep, "/"))
         if relative.is_absolute() or ".." in relative.parts or not relative.parts:
             raise I3DError(f"{name}: its features would be written outside {out_dir} (an absolute path or '..')")
@@ -77,5 +78,5 @@ def plan_outputs(entries: list[tuple[Path, str]], out_dir: str | os.PathLike) ->
         if out in seen:
             raise I3DError(f"{name}: its features would overwrite those of {seen[out]} ({out})")
         seen[out] = name
-        tasks.append(FeatureTask(index, Path(path), name, out))
+        tasks.append(FeatureTask(index, Path(path), name, out, *rawframes))
     return tasks

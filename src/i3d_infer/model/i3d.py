@@ -146,14 +146,17 @@ class Recognizer(InferenceOnly):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.network = network
+        self.head: tuple | None = None  # the fc's weights once features_only() took it off
         self.eval()
 
     def features_only(self) -> Recognizer:
         """This recognizer turned feature extractor, in place: ``(n, 2048)`` pooled backbone features out (mmaction2
         ``FeatureHead(spatial_type='avg', temporal_type='avg')``: the mean over T, H and W of the last stage, before
-        the head's dropout and fc). Returns ``self``; its ``network.config.num_classes`` is then the feature size."""
+        the head's dropout and fc). Returns ``self``; its ``network.config.num_classes`` is then the feature size and
+        ``head`` the fc's float32 ``(weight (classes, dim), bias (classes,))``, for class scores from features."""
         net = self.network
         if not isinstance(net.fc, nn.Identity):
+            self.head = (net.fc.weight.detach().float().cpu().numpy(), net.fc.bias.detach().float().cpu().numpy())
             net.config = dataclasses.replace(net.config, num_classes=net.fc.in_features)
             net.fc = nn.Identity()
         return self

@@ -89,6 +89,7 @@ class TorchBackend:
         self.precision = precision
         self.label = f"torch-{self.engine}-{precision}"
         self.config = model.network.config
+        self.head = model.head  # a feature extractor's classifier weights (Recognizer.features_only), else None
         if cuda:
             check_cuda_stack()
             # "fp32" means fp32: cuDNN would otherwise run convolutions in TF32 by default.

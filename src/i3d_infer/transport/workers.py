@@ -42,10 +42,27 @@ def _serve(conn, fn: Callable, expected: tuple[type[BaseException], ...]) -> Non
             conn.send((None, str(e) if isinstance(e, expected) else f"{type(e).__name__}: {e}"))
 
 
+def _serve_streams(conn, fn: Callable, expected: tuple[type[BaseException], ...]) -> None:
+    """Worker loop of :func:`stream_tasks`: send each item ``fn(task)`` yields as it comes, then the end."""
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        try:
+            for item in fn(task):
+                conn.send(("item", item))  # blocks while the consumer is behind: the pipe bounds what waits
+            conn.send(("done", None))
+        except Exception as e:
+            conn.send(("error", str(e) if isinstance(e, expected) else f"{type(e).__name__}: {e}"))
+
+
 class _Worker:
-    def __init__(self, ctx, fn: Callable, expected: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, ctx, fn: Callable, expected: tuple[type[BaseException], ...], serve: Callable = _serve) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, fn, expected), daemon=True)
+        self.process = ctx.Process(target=serve, args=(child, fn, expected), daemon=True)
         self.process.start()
         child.close()
         self.job: tuple[int, Any] | None = None
@@ -180,4 +197,91 @@ def _collect(worker: _Worker, readable: bool, timeout: float | None, *, on_aband
         if on_abandon is not None:
             on_abandon(task)
         return TaskResult(index, task, error=f"timed out after {timeout:g} s")
+    return None
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """One message of :func:`stream_tasks`: an ``item`` a task yielded, its ``done``, or its ``error`` (one line:
+    it raised, hung or its worker died)."""
+
+    index: int  # position of the task in the input
+    task: Any
+    kind: str  # "item" | "done" | "error"
+    value: Any = None  # the item, or the error's message
+
+
+def stream_tasks(
+    fn: Callable[[Any], Iterable[Any]],
+    tasks: Iterable[Any],
+    workers: int,
+    *,
+    timeout: float | None = None,
+    expected: tuple[type[BaseException], ...] = (Exception,),
+) -> Iterator[Streamed]:
+    """Run the generator ``fn(task)`` for every task in ``workers`` processes (0: in this one), yielding each item
+    as it arrives, tasks interleaved, then each task's end. A worker sends an item only when the consumer took its
+    previous one, so at most one item per worker waits, whatever a task's length. ``timeout``: seconds a task may go
+    without an item before its worker is killed (the task then ends in an error)."""
+    if workers == 0:
+        yield from _stream_here(fn, tasks, expected)
+        return
+    ctx = _context()
+    respawn = partial(_Worker, ctx, fn, expected, _serve_streams)
+    pool = [respawn() for _ in range(workers)]
+    pending = iter(enumerate(tasks))
+    exhausted = False
+    try:
+        while True:
+            for worker in pool:
+                item = None if exhausted or worker.job is not None else next(pending, None)
+                if item is not None:
+                    worker.submit(*item)
+                exhausted = exhausted or (item is None and worker.job is None)
+            if exhausted and not _busy(pool):
+                return
+            ready = wait([w.conn for w in pool if w.job], timeout=0.1)
+            for i, worker in enumerate(pool):
+                message = _stream_message(worker, worker.conn in ready, timeout)
+                if message is None:
+                    continue
+                if message.kind != "item" and worker.job is not None:  # died or stuck: killed, replaced
+                    pool[i] = respawn()
+                yield message
+    finally:
+        for worker in pool:
+            worker.close(kill=worker.job is not None)
+
+
+def _stream_here(fn, tasks, expected) -> Iterator[Streamed]:
+    for index, task in enumerate(tasks):
+        try:
+            for item in fn(task):
+                yield Streamed(index, task, "item", item)
+        except expected as e:
+            yield Streamed(index, task, "error", str(e))
+            continue
+        yield Streamed(index, task, "done")
+
+
+def _stream_message(worker: _Worker, readable: bool, timeout: float | None) -> Streamed | None:
+    """The worker's next message, or None while it works; a dead or stuck worker is killed (its ``job`` kept set,
+    so the caller replaces it) and its task ends in an error."""
+    if worker.job is None:
+        return None
+    index, task = worker.job
+    if readable:
+        try:
+            kind, value = worker.conn.recv()
+        except EOFError:
+            worker.process.join(timeout=5)
+            worker.close(kill=True)
+            return Streamed(index, task, "error", f"worker died (exit code {worker.process.exitcode})")
+        worker.started = time.monotonic()  # the timeout counts from the last item
+        if kind != "item":
+            worker.job = None
+        return Streamed(index, task, kind, value)
+    if timeout is not None and time.monotonic() - worker.started > timeout:
+        worker.close(kill=True)
+        return Streamed(index, task, "error", f"timed out after {timeout:g} s without a clip")
     return None

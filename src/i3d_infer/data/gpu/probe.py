@@ -1,8 +1,9 @@
 """What a video is, asked once before it reaches NVDEC: the reference's pixels on the GPU, or a hand-over to the CPU.
 
 The GPU path reproduces OpenCV exactly for 8-bit 4:2:0 video, limited or full range, upright or turned by a
-multiple of 90 degrees (``tensor_ops``, ``torch.rot90`` before the resize, as OpenCV turns before it), from the planes of a codec whose decoding the standard makes exact
-(H.264, HEVC, VP9, AV1: every conforming decoder gives the same planes). Anything else is handed to a CPU worker
+multiple of 90 degrees (``tensor_ops``; ``torch.rot90`` before the resize, as OpenCV turns before it), from the
+planes of a codec whose decoding the standard makes exact (H.264, HEVC, VP9, AV1: every conforming decoder gives the
+same planes). Anything else is handed to a CPU worker
 before a decoder is made for it, the reason recorded: another bit depth or chroma layout (swscale converts those
 through its scaler, not reproduced here), a codec whose standard allows decoders to differ (MPEG-2 and MPEG-4
 Part 2: the IDCT is only specified to a tolerance), or one the card's NVDEC cannot decode at that size.
@@ -19,14 +20,18 @@ import functools
 import os
 from dataclasses import dataclass
 
-from ...errors import HandOver, VideoError
+from ...errors import VideoError
 
 # codecs whose decoded planes are fixed by their standard -> cudaVideoCodec (nvcuvid.h)
 NVDEC_CODECS = {"h264": 4, "hevc": 8, "vp9": 10, "av1": 11}
 GPU_PIXEL_FORMATS = {"yuv420p": False, "yuvj420p": True}  # -> full range (how swscale reads them)
 # when the card cannot be asked: what NVDEC does on Hopper (H100/H200) for 8-bit 4:2:0, (min, max) coded sizes from
 # NVIDIA's NVDEC programming guide; AV1 left to the CPU (measured: no AV1 decoding on the lent H200)
-HOPPER_LIMITS = {"h264": ((48, 16), (4096, 4096)), "hevc": ((144, 144), (8192, 8192)), "vp9": ((128, 128), (8192, 8192))}
+HOPPER_LIMITS = {
+    "h264": ((48, 16), (4096, 4096)),
+    "hevc": ((144, 144), (8192, 8192)),
+    "vp9": ((128, 128), (8192, 8192)),
+}
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,12 @@ def nvdec_refusal(probe: VideoProbe, limits=None) -> str | None:
         return f"this GPU's NVDEC does not decode 8-bit 4:2:0 {probe.codec}"
     (min_w, min_h), (max_w, max_h) = sizes
     if not (min_w <= probe.width <= max_w and min_h <= probe.height <= max_h):
-        return f"{probe.width}x{probe.height} is outside the sizes this GPU's NVDEC decodes ({min_w}x{min_h}-{max_w}x{max_h})"
+        limits = f"{min_w}x{min_h}-{max_w}x{max_h}"
+        return f"{probe.width}x{probe.height} is outside the sizes this GPU's NVDEC decodes ({limits})"
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def card_limits(codec: str):
     """What the current GPU's NVDEC decodes of ``codec`` in 8-bit 4:2:0 (``cuvidGetDecoderCaps`` of the driver's
     libnvcuvid, on the current CUDA context), or :data:`HOPPER_LIMITS` when the driver cannot be asked."""
