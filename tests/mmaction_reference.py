@@ -179,3 +179,61 @@ def mmaction2_0x_test_frame_inds(num_frames: int, clip_len: int, frame_interval:
     frame_inds = clip_offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
     frame_inds = np.concatenate(frame_inds).reshape((-1, clip_len))
     return np.mod(frame_inds, num_frames)
+
+
+def mmaction2_untrimmed_frame_inds(total_frames: int, clip_len: int, clip_interval: int, frame_interval: int):
+    """mmaction2 1.2.0 ``UntrimmedSampleFrames.transform``'s ``frame_inds`` (start_index 0), transcribed line for
+    line, as ``(num_clips, clip_len)``; None where it places no clip (a video shorter than the first centre)."""
+    clip_centers = np.arange(clip_interval // 2, total_frames, clip_interval)
+    frame_inds = (
+        clip_centers[:, None]
+        + np.arange(-(clip_len // 2 * frame_interval), frame_interval * (clip_len - (clip_len // 2)), frame_interval)[
+            None, :
+        ]
+    )
+    frame_inds = np.clip(frame_inds, 0, total_frames - 1)
+    return np.concatenate(frame_inds).astype(np.int32).reshape(-1, clip_len) if len(clip_centers) else None
+
+
+def mmaction2_views(frames: list, inds: np.ndarray, protocol: str, size: int) -> np.ndarray:
+    """uint8 views ``(crops * clips, 3, T, S, S)`` of RGB ``frames`` at ``inds`` ``(clips, T)`` as mmaction2's
+    ``Resize`` (seed: ``(size, size)``, ``keep_ratio=False``; else short side, mmcv's rounding), ``CenterCrop`` /
+    ``ThreeCrop`` and ``FormatShape('NCTHW')`` make them (crop-major), with cv2 and numpy."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    if protocol == "seed":
+        new_size = (size, size)
+    else:
+        scale = size / min(h, w)
+        new_size = (int(w * scale + 0.5), int(h * scale + 0.5))  # mmcv rescale_size
+    imgs = [cv2.resize(frames[i], new_size, interpolation=cv2.INTER_LINEAR) for i in inds.reshape(-1)]
+    new_h, new_w = imgs[0].shape[:2]
+    if protocol == "seed":
+        offsets = [(0, 0)]
+    elif protocol == "centercrop":
+        offsets = [((new_w - size) // 2, (new_h - size) // 2)]
+    elif new_h == size:  # ThreeCrop: left, right, middle (or top, bottom, middle)
+        step = (new_w - size) // 2
+        offsets = [(0, 0), (2 * step, 0), (step, 0)]
+    else:
+        step = (new_h - size) // 2
+        offsets = [(0, 0), (0, 2 * step), (0, step)]
+    cropped = np.stack([img[y : y + size, x : x + size] for x, y in offsets for img in imgs])
+    clips, t = inds.shape
+    views = cropped.reshape(len(offsets), clips, t, size, size, 3).transpose(0, 1, 5, 2, 3, 4)
+    return np.ascontiguousarray(views.reshape(-1, 3, t, size, size))
+
+
+def read_all_frames(path) -> list:
+    """Every RGB frame ``cv2.VideoCapture`` reads (upright), until its first failure: the reference extraction."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    frames = []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            return frames
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))

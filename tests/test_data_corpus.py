@@ -29,7 +29,12 @@ from i3d_infer.data.gpu.decode import NvdecReader
 from i3d_infer.data.pipeline import read_frames, sampler
 from i3d_infer.data.transforms import get_protocol
 from i3d_infer.errors import HandOver, VideoError
-from mmaction_reference import mmaction2_0x_test_frame_inds, mmaction2_test_frame_inds
+from mmaction_reference import (
+    mmaction2_0x_test_frame_inds,
+    mmaction2_test_frame_inds,
+    mmaction2_views,
+    read_all_frames,
+)
 from reduced import SMALL_PRE
 from videos import ffmpeg_nv12
 
@@ -47,14 +52,7 @@ CPU = torch.device("cpu")
 
 def reference_frames(path) -> list[np.ndarray]:
     """The upright RGB frames: OpenCV's, read until the first failure; PyAV's where OpenCV decodes none."""
-    capture = cv2.VideoCapture(str(path))
-    capture.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    frames = read_all_frames(path)
     if frames:
         return frames
     with av.open(str(path)) as container:
@@ -68,28 +66,7 @@ def reference_views(frames: list[np.ndarray], protocol: str, mode: str) -> tuple
     pre = SMALL_PRE
     sample = mmaction2_0x_test_frame_inds if mode == "0.x" else mmaction2_test_frame_inds
     inds = sample(len(frames), pre.clip_len, pre.frame_interval, pre.num_clips)
-    h, w = frames[0].shape[:2]
-    if protocol == "seed":
-        new_size = (pre.size, pre.size)
-    else:
-        scale = pre.size / min(h, w)
-        new_size = (int(w * scale + 0.5), int(h * scale + 0.5))  # mmcv rescale_size
-    imgs = [cv2.resize(frames[i], new_size, interpolation=cv2.INTER_LINEAR) for i in inds.reshape(-1)]
-    new_h, new_w = imgs[0].shape[:2]
-    s = pre.size
-    if protocol == "seed":
-        offsets = [(0, 0)]
-    elif protocol == "centercrop":
-        offsets = [((new_w - s) // 2, (new_h - s) // 2)]
-    elif new_h == s:
-        step = (new_w - s) // 2
-        offsets = [(0, 0), (2 * step, 0), (step, 0)]
-    else:
-        step = (new_h - s) // 2
-        offsets = [(0, 0), (0, 2 * step), (0, step)]
-    cropped = np.stack([img[y : y + s, x : x + s] for x, y in offsets for img in imgs])
-    views = cropped.reshape(len(offsets), pre.num_clips, pre.clip_len, s, s, 3).transpose(0, 1, 5, 2, 3, 4)
-    return inds, np.ascontiguousarray(views.reshape(-1, 3, pre.clip_len, s, s))
+    return inds, mmaction2_views(frames, inds, protocol, pre.size)
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,7 @@ from i3d_infer.data.decode import FrameSource
 from i3d_infer.data.sampling import untrimmed_frame_indices
 from i3d_infer.data.streaming import DenseClips, StreamEnd, stream_clips
 from i3d_infer.errors import VideoError
-
-
-def mmaction2_untrimmed_frame_inds(total_frames: int, clip_len: int, clip_interval: int, frame_interval: int):
-    """mmaction2 1.2.0 ``UntrimmedSampleFrames.transform``'s ``frame_inds`` (start_index 0), transcribed line for
-    line, as ``(num_clips, clip_len)``."""
-    clip_centers = np.arange(clip_interval // 2, total_frames, clip_interval)
-    frame_inds = (
-        clip_centers[:, None]
-        + np.arange(-(clip_len // 2 * frame_interval), frame_interval * (clip_len - (clip_len // 2)), frame_interval)[
-            None, :
-        ]
-    )
-    frame_inds = np.clip(frame_inds, 0, total_frames - 1)
-    return np.concatenate(frame_inds).astype(np.int32).reshape(-1, clip_len) if len(clip_centers) else None
+from mmaction_reference import mmaction2_untrimmed_frame_inds
 
 
 class Counted(FrameSource):

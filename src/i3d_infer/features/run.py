@@ -103,7 +103,7 @@ class _Extraction:
     def take(self, message) -> None:
         if message.kind == "done":
             return
-        video = self.videos.setdefault(message.index, _Video(message.task))
+        video = self.videos.setdefault(message.task.index, _Video(message.task))
         if message.kind == "error":
             self._fail(video, message.value)
         elif isinstance(message.value, ClipChunk):
@@ -166,9 +166,13 @@ class _Extraction:
         if self.on_video:
             self.on_video(0)
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        """Run the clips still waiting for a full batch (the input has ended)."""
         while self.queue:
             self.run_batch()
+
+    def close(self) -> None:
+        """Close the index and failures files, each video once (a killed run's work stays; nothing more runs)."""
         out_dir = self.job.out_dir
         self.index.close(keep=lambda r: r["video"] if (out_dir / r["features"]).exists() else None)
         done = {r for r in _names(self.index.path)}
@@ -196,6 +200,7 @@ def extract_features(job: FeatureJob, tasks: list[FeatureTask], backend, *, head
     try:
         for message in stream_tasks(read, todo, job.workers, timeout=job.timeout, expected=(VideoError,)):
             extraction.take(message)
+        extraction.flush()
     finally:
         extraction.close()
     return extraction.summary

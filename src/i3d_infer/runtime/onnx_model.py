@@ -47,8 +47,10 @@ class OnnxGraphBackend:
     def check_contract(
         self, input_name: str, shape: list, output_names: list[str], *, input_dtype, output_shape: list
     ) -> None:
-        """Check that the graph is one of ours and remember its batch, views and input type."""
-        if input_name != "video" or len(shape) != 6 or "logits" not in output_names:
+        """Check that the graph is one of ours and remember its batch, views and input type. Per-view outputs only:
+        ``logits`` (classes) or ``features`` (the pooled 2048-d backbone, for ``i3d features``)."""
+        per_view = [name for name in ("logits", "features") if name in output_names]
+        if input_name != "video" or len(shape) != 6 or not per_view:
             raise I3DError(
                 f"{self.path}: not an i3d-infer clip-logits model (input 'video' (B, V, 3, T, H, W) and output "
                 f"'logits' expected, got input {input_name!r} {shape} and outputs {output_names}); "
@@ -58,7 +60,7 @@ class OnnxGraphBackend:
         self.views_per_video = int(shape[1])
         self.view_shape = tuple(int(s) for s in shape[2:])
         self.input_dtype = np.dtype(input_dtype)
-        self.output_name = "logits"
+        self.output_name = per_view[0]
         self.num_classes = int(output_shape[-1])
 
     def run(self, video: np.ndarray) -> np.ndarray:
