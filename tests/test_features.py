@@ -32,6 +32,7 @@ from mmaction_reference import (
 from reduced import SMALL
 
 DENSE = DenseClips(clip_len=8, clip_interval=16, frame_interval=2)
+PLAN = FeaturePlan(dense=DENSE)
 
 
 def reference_features(path, mm_state, protocol: str = "centercrop", clips: DenseClips = DENSE) -> np.ndarray:
@@ -50,7 +51,7 @@ def assert_close(ours: np.ndarray, expected: np.ndarray, rtol: float = 1e-5) -> 
     assert np.abs(ours - expected).max() <= rtol * np.abs(expected).max()
 
 
-def run_features(tmp_path, videos, *, backend, plan=FeaturePlan(dense=DENSE), workers=0, head=None):
+def run_features(tmp_path, videos, *, backend, plan=PLAN, workers=0, head=None):
     tasks = plan_outputs([(Path(v), Path(v).name) for v in videos], tmp_path)
     job = FeatureJob(plan, SMALL, tmp_path, workers=workers)
     return tasks, extract_features(job, tasks, backend, head=head)
