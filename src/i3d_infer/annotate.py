@@ -1,7 +1,8 @@
 """``i3d predict VIDEO --annotate OUT.mp4``: the video re-encoded with its predictions drawn on every frame.
 
 Like mmaction2's ``demo/demo.py --out-filename``, with more to read: while a clip's frames play, that clip's own
-top-3 (its crops fused) is drawn top left; the video-level top-3 (all clips fused, what ``predict`` prints) sits
+top-3 (its crops fused) is drawn top left (with a timeline, the windows' instead: every frame, like 0.x's
+``long_video_demo.py``); the video-level top-3 (all clips fused, what ``predict`` prints) sits
 bottom right throughout. Where clips overlap, the clip whose middle frame is nearest is shown; frames no clip
 samples show the video-level result only. Encoding: H.264 (libx264, CRF 18, yuv420p, or yuv444p for an odd size)
 through PyAV, at the source's frame rate (30 for a rawframe directory); ``lossless`` writes H.264 in RGB with QP 0
@@ -94,8 +95,10 @@ def annotate(
     protocol: str = "seed",
     lossless: bool = False,
     progress: bool = True,
+    timeline=None,
 ) -> Annotated:
-    """Predict ``video`` and write it to ``out`` with the predictions drawn (see the module docstring).
+    """Predict ``video`` and write it to ``out`` with the predictions drawn (see the module docstring);
+    ``timeline`` (:class:`i3d_infer.features.timeline.Timeline`): its windows instead of the test clips, top left.
 
     Raises:
         VideoError: the video cannot be read.
@@ -106,8 +109,12 @@ def annotate(
 
     path, out = Path(video), Path(out)
     prediction = predictor.predict(path, protocol=protocol, topk=3)
-    shown = clip_of_frame(prediction.frame_indices, prediction.num_frames)
-    clip_top = [predictor.top(scores, 3) for scores in prediction.clip_scores]
+    spans, scores, title = prediction.frame_indices, prediction.clip_scores, "clip"
+    if timeline is not None:
+        clips = timeline.result.clips
+        spans, scores, title = np.array([clips["first"], clips["last"]]).T, timeline.probs, "window"
+    shown = clip_of_frame(spans, prediction.num_frames)
+    clip_top = [predictor.top(s, 3) for s in scores]
     video_lines = _lines("video", prediction.topk)
     source = open_source(path, predictor.decoder)
     boxes: list[list[Box]] = []
@@ -128,7 +135,7 @@ def annotate(
             drawn = []
             clip = shown[index]
             if clip >= 0:
-                drawn.append(draw_box(frame, _lines(f"clip {clip + 1}/{len(clip_top)}", clip_top[clip]), "top-left"))
+                drawn.append(draw_box(frame, _lines(f"{title} {clip + 1}/{len(clip_top)}", clip_top[clip]), "top-left"))
             drawn.append(draw_box(frame, video_lines, "bottom-right"))
             boxes.append(drawn)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):

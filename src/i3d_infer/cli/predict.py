@@ -43,6 +43,13 @@ def add_commands(commands) -> None:
     predict.add_argument(
         "--lossless", action="store_true", help="with --annotate: lossless RGB H.264 (exact pixels, few players)"
     )
+    predict.add_argument(
+        "--timeline",
+        metavar="OUT.json",
+        help="a window every --clip-interval frames with its top-k (.json or .csv) and OUT.png, the classes over "
+        "time; with --annotate, every frame shows the top-3 of the window covering it",
+    )
+    predict.add_argument("--clip-interval", type=int, default=16, help="with --timeline: frames between windows")
     predict.set_defaults(run=run_predict)
     demo = commands.add_parser(
         "demo",
@@ -62,8 +69,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.topk < 1:
         raise I3DError(f"--topk must be >= 1, got {args.topk}")
-    if args.annotate and len(args.videos) != 1:
-        raise I3DError(f"--annotate writes one video; got {len(args.videos)} inputs")
+    for option in ("annotate", "timeline"):
+        if getattr(args, option) and len(args.videos) != 1:
+            raise I3DError(f"--{option} writes one video's; got {len(args.videos)} inputs")
     where = placement(args, batched=False)
     try:
         predictor = Predictor.create(
@@ -83,6 +91,8 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.checkpoint:
             raise
         raise DownloadError(f"{e}, or pass --checkpoint PATH") from e
+    if args.timeline:
+        return _timeline(predictor, args)
     if args.annotate:
         return _annotate(predictor, args)
     failed = 0
@@ -104,11 +114,37 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _annotate(predictor, args: argparse.Namespace) -> int:
+def _timeline(predictor, args: argparse.Namespace) -> int:
+    from ..data.streaming import DenseClips
+    from ..features.plan import FeaturePlan
+    from ..features.timeline import predict_timeline, timeline_path, write_timeline
+
+    timeline_path(args.timeline)
+    pre = predictor.weights.preprocessing
+    plan = FeaturePlan(
+        dense=DenseClips(pre.clip_len, args.clip_interval, pre.frame_interval), protocol=args.protocol, batch_size=8
+    )
+    try:
+        timeline = predict_timeline(predictor, args.videos[0], plan, topk=args.topk)
+    except VideoError as e:
+        if args.debug:
+            raise
+        print(f"i3d: {e}", file=sys.stderr)
+        return 1
+    written = write_timeline(timeline, args.timeline)
+    print(
+        f"timeline: {', '.join(map(str, written))} ({len(timeline.probs)} windows, every {args.clip_interval} frames)"
+    )
+    return _annotate(predictor, args, timeline=timeline) if args.annotate else 0
+
+
+def _annotate(predictor, args: argparse.Namespace, timeline=None) -> int:
     from ..annotate import annotate
 
     try:
-        result = annotate(predictor, args.videos[0], args.annotate, protocol=args.protocol, lossless=args.lossless)
+        result = annotate(
+            predictor, args.videos[0], args.annotate, protocol=args.protocol, lossless=args.lossless, timeline=timeline
+        )
     except VideoError as e:  # like a bad video without --annotate: one line, exit code 1
         if args.debug:
             raise

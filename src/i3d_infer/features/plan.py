@@ -55,7 +55,7 @@ class FeatureTask:
     index: int  # position in the input list
     path: Path  # the video file or rawframe directory
     name: str  # as the list names it (or the argument's file name)
-    out: Path  # its .npy file
+    out: Path | None  # its .npy file (None: the result is kept in memory, e.g. a timeline's)
     num_frames: int | None = None  # a rawframe list's stated count
     offset: int = 0  # a with-offset rawframe list's
 

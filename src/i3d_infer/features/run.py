@@ -7,6 +7,7 @@ decode -> sample (dense clips streamed in one pass, or the test clips) -> resize
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -65,22 +66,64 @@ def read_clips(task: FeatureTask, *, job: FeatureJob, threads: int = 0) -> Itera
     yield StreamEnd(count, len(indices), source.fps, source.used, frames.shape[0])
 
 
+CLIP_FACTS = ("first", "centre", "last", "first_seconds", "centre_seconds", "last_seconds")
+
+
+@dataclass(frozen=True)
+class VideoFeatures:
+    """One video's result, as the output stage receives it."""
+
+    task: FeatureTask
+    end: StreamEnd  # its frame count, frame rate, decoder
+    clips: dict[str, list]  # CLIP_FACTS -> a value per clip
+    features: np.ndarray  # (clips, dim) or (clips, crops, dim), float32
+    scores: np.ndarray | None  # (clips, classes): each clip's probabilities, its crops fused
+
+
+class FileSink:
+    """``i3d features``' outputs: the ``.npy`` files (atomically), ``index.jsonl`` and ``failures.jsonl``."""
+
+    def __init__(self, job: FeatureJob) -> None:
+        self.job = job
+        suffix = f".{job.part}" if job.part else ""
+        self.index = JsonLines(job.out_dir / f"index{suffix}.jsonl")
+        self.failures = JsonLines(job.out_dir / f"failures{suffix}.jsonl")
+
+    def video(self, result: VideoFeatures) -> None:
+        plan, out = self.job.plan, result.task.out
+        save_atomically(out, result.features.astype(plan.dtype))
+        if result.scores is not None:
+            save_atomically(out.with_suffix(".scores.npy"), result.scores.astype(np.float32))
+        if plan.clips == "test":
+            save_atomically(out.with_suffix(".mean.npy"), result.features.mean(axis=0).astype(plan.dtype))
+        shape = result.features.shape
+        self.index.write(video_record(result.task, result.end, result.clips, shape=shape, out_dir=self.job.out_dir))
+
+    def failure(self, task: FeatureTask, error: str) -> None:
+        self.failures.write({"video": task.name, "error": error})
+
+    def close(self) -> None:
+        """Each video once in the index and failures files (a rerun's lines replace the killed run's)."""
+        out_dir = self.job.out_dir
+        self.index.close(keep=lambda r: r["video"] if (out_dir / r["features"]).exists() else None)
+        done = _names(self.index.path)
+        self.failures.close(keep=lambda r: None if r["video"] in done else r["video"])
+
+
 class _Video:
     """One video's clips on their way: features as their batches come back, then the file."""
 
     def __init__(self, task: FeatureTask) -> None:
         self.task = task
         self.features: dict[int, np.ndarray] = {}  # clip -> (crops, dim)
-        self.clips: dict[str, list] = {"first": [], "centre": [], "last": [], "first_s": [], "centre_s": [],
-                                       "last_s": []}  # fmt: skip
+        self.clips: dict[str, list] = {key: [] for key in CLIP_FACTS}
         self.end: StreamEnd | None = None
 
     def add(self, chunk: ClipChunk) -> None:
         inds = chunk.frame_indices
-        for key, values in (("first", inds.min(axis=1)), ("centre", chunk.centres), ("last", inds.max(axis=1))):
-            self.clips[key].extend(values.tolist())
-        for k, key in enumerate(("first_s", "centre_s", "last_s")):
-            self.clips[key].extend(np.round(chunk.seconds[:, k], 6).tolist())  # (NaN stays NaN: null in JSON)
+        frames = (inds.min(axis=1), chunk.centres, inds.max(axis=1))
+        for key, values in zip(CLIP_FACTS, (*frames, *np.round(chunk.seconds, 6).T), strict=True):
+            self.clips[key].extend(values.tolist())  # (a NaN second stays NaN: null in JSON)
 
     @property
     def complete(self) -> bool:
@@ -90,15 +133,12 @@ class _Video:
 class _Extraction:
     """The consumer side: clips batched across videos through the backend, finished videos written."""
 
-    def __init__(self, job: FeatureJob, backend, *, head=None, on_video: Callable[[int], None] | None = None):
-        self.job, self.backend, self.head, self.on_video = job, backend, head, on_video
+    def __init__(self, job: FeatureJob, backend, *, sink, head=None, on_video: Callable[[int], None] | None = None):
+        self.job, self.backend, self.sink, self.head, self.on_video = job, backend, sink, head, on_video
         self.protocol = get_protocol(job.plan.protocol)
         self.videos: dict[int, _Video] = {}
         self.queue: list[tuple[_Video, int, np.ndarray]] = []  # (video, clip, views (crops, 3, T, S, S))
         self.summary = FeatureSummary()
-        suffix = f".{job.part}" if job.part else ""
-        self.index = JsonLines(job.out_dir / f"index{suffix}.jsonl")
-        self.failures = JsonLines(job.out_dir / f"failures{suffix}.jsonl")
 
     def take(self, message) -> None:
         if message.kind == "done":
@@ -139,29 +179,22 @@ class _Extraction:
         plan = self.job.plan
         features = np.stack([video.features[k] for k in range(video.end.num_clips)])  # (clips, crops, dim)
         out = features.mean(axis=1) if plan.views == "mean" or features.shape[1] == 1 else features
-        save_atomically(video.task.out, out.astype(plan.dtype))
-        if plan.scores:
-            save_atomically(video.task.out.with_suffix(".scores.npy"), self.scores(features).astype(np.float32))
-        if plan.clips == "test":
-            save_atomically(video.task.out.with_suffix(".mean.npy"), out.mean(axis=0).astype(plan.dtype))
-        clips = {"first": video.clips["first"], "centre": video.clips["centre"], "last": video.clips["last"],
-                 "first_seconds": video.clips["first_s"], "centre_seconds": video.clips["centre_s"],
-                 "last_seconds": video.clips["last_s"]}  # fmt: skip
-        self.index.write(video_record(video.task, video.end, clips, shape=out.shape, out_dir=self.job.out_dir))
+        scores = self.scores(features) if plan.scores else None
+        self.sink.video(VideoFeatures(video.task, video.end, video.clips, out, scores))
         self.summary.done += 1
         if self.on_video:
             self.on_video(video.end.num_clips)
 
-    def scores(self, features: np.ndarray) -> np.ndarray:
-        """Each clip's class probabilities: the head on every crop's feature, softmax, the crops' mean."""
-        weight, bias = self.head
-        logits = features.astype(np.float32) @ weight.T + bias  # (clips, crops, classes)
-        return softmax(logits, axis=-1).mean(axis=1)
+    def scores(self, outputs: np.ndarray) -> np.ndarray:
+        """Each clip's class probabilities: the head on every crop's feature (no head: the backend gives logits),
+        softmax, the crops' mean."""
+        logits = outputs if self.head is None else outputs.astype(np.float32) @ self.head[0].T + self.head[1]
+        return softmax(logits, axis=-1).mean(axis=1)  # (clips, crops, classes) -> (clips, classes)
 
     def _fail(self, video: _Video, error: str) -> None:
         self.videos.pop(video.task.index, None)
         self.queue = [q for q in self.queue if q[0] is not video]
-        self.failures.write({"video": video.task.name, "error": error})
+        self.sink.failure(video.task, error)
         self.summary.failed.append(error)
         if self.on_video:
             self.on_video(0)
@@ -171,30 +204,27 @@ class _Extraction:
         while self.queue:
             self.run_batch()
 
-    def close(self) -> None:
-        """Close the index and failures files, each video once (a killed run's work stays; nothing more runs)."""
-        out_dir = self.job.out_dir
-        self.index.close(keep=lambda r: r["video"] if (out_dir / r["features"]).exists() else None)
-        done = {r for r in _names(self.index.path)}
-        self.failures.close(keep=lambda r: None if r["video"] in done else r["video"])
-
 
 def _names(path: Path) -> set[str]:
-    import json
-
     if not path.exists():
         return set()
     return {json.loads(line)["video"] for line in path.read_text(encoding="utf-8").splitlines()}
 
 
-def extract_features(job: FeatureJob, tasks: list[FeatureTask], backend, *, head=None, on_video=None) -> FeatureSummary:
+def extract_features(
+    job: FeatureJob, tasks: list[FeatureTask], backend, *, head=None, on_video=None, sink=None
+) -> FeatureSummary:
     """Extract every task whose ``.npy`` is not there yet (a killed run goes on where it stopped).
 
-    ``backend`` returns the pooled features of uint8 views; ``head`` (the classifier's float32 weight and bias) is
-    needed for ``plan.scores``. ``on_video(clips)`` is called once per video finished or failed (progress).
+    ``backend`` returns the pooled features of uint8 views; ``head`` (the classifier's float32 weight and bias)
+    gives ``plan.scores`` from them (None: the backend returns logits, which are then the scores' input and the
+    output). ``on_video(clips)`` is called once per video finished or failed (progress).
+    ``sink``: the output stage (``video(VideoFeatures)``, ``failure(task, error)``, ``close()``); default the files
+    of :class:`FileSink`.
     """
-    todo = [task for task in tasks if not task.out.exists()]
-    extraction = _Extraction(job, backend, head=head, on_video=on_video)
+    sink = sink or FileSink(job)
+    todo = [task for task in tasks if task.out is None or not task.out.exists()]
+    extraction = _Extraction(job, backend, sink=sink, head=head, on_video=on_video)
     extraction.summary.skipped = len(tasks) - len(todo)
     read = partial(read_clips, job=job, threads=worker_threads(job.workers) if job.workers else 0)
     try:
@@ -202,5 +232,5 @@ def extract_features(job: FeatureJob, tasks: list[FeatureTask], backend, *, head
             extraction.take(message)
         extraction.flush()
     finally:
-        extraction.close()
+        sink.close()
     return extraction.summary
