@@ -71,7 +71,7 @@ def run_predict(args: argparse.Namespace) -> int:
         raise I3DError(f"--topk must be >= 1, got {args.topk}")
     for option in ("annotate", "timeline"):
         if getattr(args, option) and len(args.videos) != 1:
-            raise I3DError(f"--{option} writes one video's; got {len(args.videos)} inputs")
+            raise I3DError(f"--{option} writes one video; got {len(args.videos)} inputs")
     where = placement(args, batched=False)
     try:
         predictor = Predictor.create(
