@@ -31,6 +31,8 @@ def test_demo_with_a_checkpoint(tmp_path, checkpoint_file):
     assert (root / "i3d.onnx").is_file() and (root / "lists" / "val_list_rawframes.txt").is_file()
     assert lines[-1].endswith(f"{(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
     assert (root / "runs" / "torch_videos" / "report.html").is_file()
+    features = sorted(p.name for p in (root / "features").glob("*.npy"))
+    assert len(features) == 3 and "[7/8] features" in text
 
 
 def test_demo_without_the_official_checkpoint_says_so(tmp_path, monkeypatch):

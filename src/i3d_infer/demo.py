@@ -61,9 +61,11 @@ def run_demo(
     demo.export()
     demo.evaluate(lists)
     demo.bench()
+    demo.features()
     log(
-        f"[7/7] artefacts: videos {root / 'videos'}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
-        f"rawframes {root / 'rawframes'}, model {demo.onnx}, runs {root / 'runs'}, benchmark {root / 'bench.json'}"
+        f"[8/8] artefacts: videos {root / 'videos'}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
+        f"rawframes {root / 'rawframes'}, model {demo.onnx}, runs {root / 'runs'}, benchmark {root / 'bench.json'}, "
+        f"features {root / 'features'}"
     )
     log(f"report (opens offline in any browser): {(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
     return root
@@ -74,10 +76,10 @@ def _checkpoint(checkpoint: str | None, weights: Weights, log) -> tuple[str | No
     try:
         checkpoint = str(resolve_checkpoint(checkpoint or weights.url))
         recognizer = load_model(checkpoint, weights)
-        log(f"[1/7] checkpoint: {checkpoint}")
+        log(f"[1/8] checkpoint: {checkpoint}")
         return checkpoint, recognizer
     except DownloadError as e:
-        log(f"[1/7] the official checkpoint is not available ({e}).")
+        log(f"[1/8] the official checkpoint is not available ({e}).")
         log(
             "      USING RANDOMLY INITIALISED WEIGHTS: the accuracy figures below are meaningless; only the pipeline "
             "and the speed are real. Pass --checkpoint PATH or put the file in the cache for real predictions."
@@ -115,9 +117,9 @@ class _Demo:
         train_csv, val_csv = write_annotations(self.root / "annotations")
         frames = self.root / "rawframes"
         report = extract_all(videos, frames, ExtractOptions(), progress=False, log=lambda _: None)
-        self.log(f"[2/7] rawframes: {report.summary()} -> {frames}")
+        self.log(f"[2/8] rawframes: {report.summary()} -> {frames}")
         lists = make_lists(train_csv, val_csv, self.root / "lists", videos=videos, rawframes=frames)
-        self.log(f"[3/7] lists: {lists.reports['videos'].summary()} -> {self.root / 'lists'}")
+        self.log(f"[3/8] lists: {lists.reports['videos'].summary()} -> {self.root / 'lists'}")
         return lists
 
     def export(self) -> None:
@@ -129,7 +131,7 @@ class _Demo:
         example = example_input(options, self.weights.preprocessing, None)
         check = verify_onnx(self.onnx, self.recognizer, options, example=example)
         self.log(
-            f"[4/7] ONNX export {self.onnx}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
+            f"[4/8] ONNX export {self.onnx}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
             f"({'OK' if check.passed else 'FAILED'}, {time.perf_counter() - start:.0f} s)"
         )
 
@@ -137,7 +139,7 @@ class _Demo:
         from .evaluate.runner import EvalConfig, RunOptions, evaluate
 
         results = {}
-        self.log("[5/7] evaluation (torch and onnxruntime, on rawframes and on videos):")
+        self.log("[5/8] evaluation (torch and onnxruntime, on rawframes and on videos):")
         for backend in ("torch", "onnxruntime"):
             for kind in ("rawframes", "videos"):
                 config = EvalConfig(
@@ -165,7 +167,7 @@ class _Demo:
         from .bench import HEADER, bench_inference, to_json
         from .runtime import BackendSpec, make_backend
 
-        self.log("[6/7] benchmark (pure inference, batch 1, random uint8 input):")
+        self.log("[6/8] benchmark (pure inference, batch 1, random uint8 input):")
         self.log("      " + HEADER)
         records = []
         for backend in ("torch", "onnxruntime"):
@@ -175,3 +177,24 @@ class _Demo:
             records.append(bench_inference(runner, 1, self.view_shape, warmup=1, iters=2, progress=False))
             self.log("      " + records[-1].row())
         (self.root / "bench.json").write_text(json.dumps(to_json(records), indent=1) + "\n", encoding="utf-8")
+
+    def features(self) -> None:
+        from .data.streaming import DenseClips
+        from .features.plan import FeaturePlan, plan_outputs
+        from .features.run import FeatureJob, extract_features
+        from .runtime import BackendSpec, make_backend
+
+        pre = self.weights.preprocessing
+        spec = BackendSpec(checkpoint=self.checkpoint, random_weights=self.checkpoint is None, features=True)
+        backend = make_backend(spec, self.weights)
+        videos = sorted((self.root / "videos").iterdir())
+        out = self.root / "features"
+        tasks = plan_outputs([(v, v.name) for v in videos], out)
+        plan = FeaturePlan(dense=DenseClips(pre.clip_len, 64, pre.frame_interval), batch_size=2)  # a clip / 64 frames
+        start = time.perf_counter()
+        summary = extract_features(FeatureJob(plan, self.weights, out, workers=1), tasks, backend)
+        shapes = ", ".join(f"{t.out.name} {np.load(t.out).shape}" for t in tasks if t.out.exists())
+        self.log(
+            f"[7/8] features (i3d features, a clip every 64 frames): {summary.clips} clips of {len(tasks)} videos, "
+            f"{time.perf_counter() - start:.0f} s -> {out}: {shapes}"
+        )
