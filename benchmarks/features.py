@@ -1,7 +1,7 @@
 """``i3d features``: its speed against the model alone, and its memory against the video's length.
 
 Usage:
-    python benchmarks/features.py speed [--videos 3] [--batch-size 1] [--device cpu] [--small]
+    python benchmarks/features.py speed [--videos 3] [--batch-size 1] [--workers 1] [--device cpu] [--small]
     python benchmarks/features.py memory [--frames 300 30000] [--size 320x240]
 
 speed: clips/s of ``extract_features`` (decode workers + views + batches + backend + files) over the sample videos
@@ -42,7 +42,8 @@ SMALL = replace(DEFAULT_WEIGHTS, preprocessing=Preprocessing(clip_len=8, num_cli
 def speed(args) -> dict:
     weights = SMALL if args.small else DEFAULT_WEIGHTS
     pre = weights.preprocessing
-    backend = make_backend(BackendSpec(device=args.device, random_weights=True, features=True), weights)
+    spec = BackendSpec(device=args.device, random_weights=True, features=True, precision=args.precision)
+    backend = make_backend(spec, weights)
     with tempfile.TemporaryDirectory() as tmp:
         links = []
         for k in range(args.videos):
@@ -59,7 +60,8 @@ def speed(args) -> dict:
     model_clips = 1000 * args.batch_size / model.mean_ms
     record = {"clips": summary.clips, "wall_s": round(wall, 2), "features_clips_per_s": round(summary.clips / wall, 3),
               "model_clips_per_s": round(model_clips, 3), "ratio": round(summary.clips / wall / model_clips, 3),
-              "batch_size": args.batch_size, "workers": args.workers, "device": args.device, "size": pre.size}  # fmt: skip
+              "batch_size": args.batch_size, "workers": args.workers, "device": args.device, "size": pre.size,
+              "precision": args.precision}  # fmt: skip
     print(json.dumps(record))
     return record
 
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", help="torch: fp32, tf32, fp16, bf16")
     parser.add_argument("--small", action="store_true", help="the reduced pipeline (8-frame clips at 64 px)")
     parser.add_argument("--frames", type=int, nargs="+", default=[300, 30000])
     parser.add_argument("--size", default="320x240")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device run that checks and times the GPU decoders (about 6 minutes on an H100/H200 with 16 cores): the
 # real-world corpus through nvdec and nvjpeg against the CPU path (corpus_gpu.py: equal or handed over, per file),
-# where their time goes (gpu_decode.py), the CPU workers' decoding threads (decode_threads.py), then the whole
-# table with the exactness checks (e2e_gpu.py).
+# where their time goes (gpu_decode.py), the CPU workers' decoding threads (decode_threads.py), the whole table with
+# the exactness checks (e2e_gpu.py), then i3d features' clips/s against the model's (features.py).
 #
 # The lent GPU image has torch, torchvision and OpenCV but neither PyNvVideoCodec nor the sample videos. Here, once:
 #   mkdir -p .samples .whl && cp $(i3d samples) .samples/ && python benchmarks/corpus_gpu.py write .corpus
@@ -32,3 +32,6 @@ python3 benchmarks/gpu_decode.py --videos 64 --threads 8 16 --rows "nvdec copy" 
 python3 benchmarks/decode_threads.py --videos 160 --rounds 3 2>&1 | tee "$out/decode_threads.txt"
 python3 benchmarks/e2e_gpu.py --videos 320 --determinism 32 --json "$out/e2e.json" 2>&1 | grep -v "INVALID INDEX" \
     | tee "$out/e2e.log"
+# i3d features: clips/s of the whole extraction (15 decode workers, batches of 8 clips across videos) vs the model
+python3 benchmarks/features.py speed --device cuda --precision fp16 --videos 48 --batch-size 8 --workers 15 \
+    2>&1 | tee "$out/features.txt"

@@ -244,3 +244,21 @@ def test_plan_checks():
         FeaturePlan(views="median")
     assert FeaturePlan(protocol="threecrop").feature_shape(5, 2048) == (5, 3, 2048)
     assert replace(FeaturePlan(protocol="threecrop"), views="mean").feature_shape(5, 2048) == (5, 2048)
+
+
+def test_shards_then_the_whole_list(tmp_path, corpus, small_cli, capsys):
+    """Two --shard runs split the list (each writing its index part); the whole list's run then extracts nothing
+    and its index.jsonl has every video once. A one-frame video gets one clip on its middle frame."""
+    names = ["one_frame", "three_frames", "tiny", "portrait"]
+    (tmp_path / "list.txt").write_text("".join(f"{corpus[n].name} {k}\n" for k, n in enumerate(names)))
+    out = tmp_path / "out"
+    base = ["--list", tmp_path / "list.txt", "--root", corpus["tiny"].parent, "--out-dir", out, "--workers", "0"]
+    assert small_cli(*base, "--shard", "0/2") == 0 and small_cli(*base, "--shard", "1/2") == 0
+    parts = [json.loads(line)["video"] for p in sorted(out.glob("index.*-of-2.jsonl")) for line in p.open()]
+    assert sorted(parts) == sorted(corpus[n].name for n in names)
+    assert small_cli(*base) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["skipped"] == 4
+    index = [json.loads(line) for line in (out / "index.jsonl").open()]
+    assert sorted(r["video"] for r in index) == sorted(parts)
+    one = next(r for r in index if r["video"] == "one_frame.mp4")
+    assert one["num_clips"] == 1 and one["clips"]["centre"] == [0] and np.load(out / "one_frame.npy").shape == (1, 2048)

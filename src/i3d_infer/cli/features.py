@@ -96,11 +96,27 @@ def run_features(args: argparse.Namespace) -> int:
     backend, head = feature_backend(args, weights, device=shard.device(where.device), precision=where.precision)
     summary = _extract(args, plan, tasks[shard.index :: shard.total], backend=backend, head=head, weights=weights,
                        where=where, shard=shard)  # fmt: skip
+    if shard.torchrun:  # every rank done, then rank 0 folds the parts into index.jsonl (nothing left to extract)
+        _fold_ranks(args, plan, weights, shard)
     print(json.dumps({"out_dir": args.out_dir, "extracted": summary.done, "skipped": summary.skipped,
                       "failed": len(summary.failed), "clips": summary.clips}))  # fmt: skip
     for error in summary.failed:
         print(f"i3d: {error}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _fold_ranks(args, plan, weights, shard) -> None:
+    import torch.distributed as dist
+
+    from ..features.run import FeatureJob, FileSink
+
+    dist.init_process_group("gloo")
+    try:
+        dist.barrier()
+        if shard.index == 0:
+            FileSink(FeatureJob(plan, weights, Path(args.out_dir))).close()
+    finally:
+        dist.destroy_process_group()
 
 
 def feature_backend(args: argparse.Namespace, weights, *, device: str, precision: str):

@@ -40,14 +40,16 @@ class JsonLines:
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
 
-    def close(self, keep=None) -> None:
+    def close(self, keep=None, *, also: tuple[Path, ...] = ()) -> None:
         """Close; with ``keep(record) -> key | None``, rewrite the file with the last line of each key kept (in
-        first-seen order) and the lines whose key is None dropped."""
+        first-seen order) and the lines whose key is None dropped; the lines of the files ``also`` (e.g. a sharded
+        run's parts) come first."""
         self.file.close()
         if keep is None or not self.path.exists():
             return
         records: dict = {}
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        lines = [line for path in also for line in path.read_text(encoding="utf-8").splitlines()]
+        for line in [*lines, *self.path.read_text(encoding="utf-8").splitlines()]:
             record = json.loads(line)
             key = keep(record)
             if key is not None:

@@ -103,11 +103,14 @@ class FileSink:
         self.failures.write({"video": task.name, "error": error})
 
     def close(self) -> None:
-        """Each video once in the index and failures files (a rerun's lines replace the killed run's)."""
-        out_dir = self.job.out_dir
-        self.index.close(keep=lambda r: r["video"] if (out_dir / r["features"]).exists() else None)
+        """Each video once in the index and failures files (a rerun's lines replace the killed run's); a run of the
+        whole list also takes in the lines of its shards' parts (``index.I-of-N.jsonl``)."""
+        out_dir, whole = self.job.out_dir, not self.job.part
+        parts = sorted(out_dir.glob("index.*-of-*.jsonl")) if whole else []
+        self.index.close(keep=lambda r: r["video"] if (out_dir / r["features"]).exists() else None, also=tuple(parts))
         done = _names(self.index.path)
-        self.failures.close(keep=lambda r: None if r["video"] in done else r["video"])
+        failed = sorted(out_dir.glob("failures.*-of-*.jsonl")) if whole else []
+        self.failures.close(keep=lambda r: None if r["video"] in done else r["video"], also=tuple(failed))
 
 
 class _Video:
