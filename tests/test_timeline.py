@@ -78,5 +78,9 @@ def test_timeline_errors(tmp_path, sample_videos, checkpoint_file, small, capsys
     (tmp_path / "broken.mp4").write_bytes(b"\0" * 50)
     assert main([*base, str(tmp_path / "broken.mp4"), "--timeline", str(tmp_path / "t.json")]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
-    assert "--timeline writes one video; got 2" in lines[0] and ".json or .csv" in lines[1] and "broken.mp4: cannot open" in lines[2]
+    assert (
+        "--timeline writes one video; got 2" in lines[0]
+        and ".json or .csv" in lines[1]
+        and "broken.mp4: cannot open" in lines[2]
+    )
     assert len(lines) == 3 and not (tmp_path / "t.json").exists()
