@@ -47,7 +47,7 @@ def sample_frame_indices(
 
 
 def untrimmed_frame_indices(
-    num_frames: int, clip_len: int = 32, clip_interval: int = 16, frame_interval: int = 2
+    num_frames: int, clip_len: int = 32, *, clip_interval: int = 16, frame_interval: int = 2
 ) -> np.ndarray:
     """0-based frame indices of the dense clips of an untrimmed video, ``(num_clips, clip_len)``: mmaction2's
     ``UntrimmedSampleFrames`` (clip centres at ``clip_interval // 2``, then every ``clip_interval`` frames below

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from ...errors import HandOver, I3DError, VideoError, first_line
-from ..decode import GPU_DECODERS, RawframeSource, in_two_passes, quarter_turns
+from ..conversion import quarter_turns
+from ..decode import GPU_DECODERS, RawframeSource, in_two_passes
 from ..transforms import ViewProtocol, resized_size
 from . import fused_nv12
 from .probe import VideoProbe, jpeg_refusal, nvdec_refusal, probe_video
