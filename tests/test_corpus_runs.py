@@ -102,3 +102,16 @@ def test_predict_and_extract_take_what_opencv_cannot(corpus, tmp_path, checkpoin
         first = cv2.cvtColor(cv2.imread(str(tmp_path / name / "img_00001.jpg")), cv2.COLOR_BGR2RGB)
         assert first.shape == reference[0].shape  # upright: 64 wide, 96 high for rotate90
         assert np.abs(first.astype(int) - reference[0]).mean() < 2  # JPEG at quality 100
+
+
+def test_extract_all_names_what_pyav_read(corpus, tmp_path):
+    from i3d_infer.prepare.extract import REPORT_NAME, extract_all
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("h264", "av1"):
+        (videos / corpus[name].name).symlink_to(corpus[name])
+    report = extract_all(videos, tmp_path / "frames", workers=1, progress=False, log=lambda _: None)
+    assert report.handed_over == [{"video": str(videos / "av1.mkv"), "decoder": "pyav (opencv: no decodable frames)"}]
+    assert "2 extracted (1 read by PyAV: OpenCV could not)" in report.summary()
+    assert json.loads((tmp_path / "frames" / REPORT_NAME).read_text())["handed_over"] == report.handed_over

@@ -54,12 +54,12 @@ def test_extract_all_and_resume_after_a_worker_dies(video_dir, tmp_path, monkeyp
 
     original = extract_module.extract_video
 
-    def dies_mid_video(video, out_dir, options):
+    def dies_mid_video(video, out_dir, options, **kwargs):
         if Path(video).name == "bikes.mp4":
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(Path(out_dir) / "img_00001.jpg"), np.zeros((8, 8, 3), np.uint8))
             os._exit(9)  # the worker is killed half-way through this video
-        return original(video, out_dir, options)
+        return original(video, out_dir, options, **kwargs)
 
     monkeypatch.setattr(extract_module, "extract_video", dies_mid_video)  # workers are forked: they see it
     out = tmp_path / "out"
@@ -78,10 +78,10 @@ def test_extract_all_and_resume_after_a_worker_dies(video_dir, tmp_path, monkeyp
 def test_hanging_video_times_out(video_dir, tmp_path, monkeypatch):
     original = extract_module.extract_video
 
-    def hangs(video, out_dir, options):
+    def hangs(video, out_dir, options, **kwargs):
         if Path(video).name == "small.mp4":
             time.sleep(60)
-        return original(video, out_dir, options)
+        return original(video, out_dir, options, **kwargs)
 
     monkeypatch.setattr(extract_module, "extract_video", hangs)
     out = tmp_path / "out"

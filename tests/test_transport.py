@@ -23,7 +23,7 @@ from i3d_infer.cli import build_parser, main
 from i3d_infer.cli._common import placement
 from i3d_infer.data.datasets import Sample, VideoDataset
 from i3d_infer.data.pipeline import read_frames, read_video
-from i3d_infer.errors import I3DError
+from i3d_infer.errors import I3DError, VideoError
 from i3d_infer.evaluate.runner import EvalConfig, RunOptions, evaluate
 from i3d_infer.export.onnx import ExportOptions, export_onnx
 from i3d_infer.machine import decide_placement
@@ -430,3 +430,35 @@ def test_device_path_logic_with_cuda_faked(videos, checkpoint_file, monkeypatch)
             assert batch.views is None and seconds == 0.001  # the call took the views; timing from the events (ms)
         assert stream.slots.free == stream.slots.count
         stream.close()
+
+
+def _count_to(task):
+    """A streamed task: its items, then the end; task 2 kills its worker half-way, task 3 hangs, task 4 raises."""
+    for k in range(3):
+        if task == 2 and k == 1:
+            os._exit(5)
+        if task == 3 and k == 1:
+            time.sleep(60)
+        if task == 4 and k == 1:
+            raise VideoError(f"video {task}: broken at item {k}")
+        yield (task, k)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_stream_tasks_interleave_and_survive_dead_and_stuck_workers(workers):
+    """``stream_tasks``: every item of every task, each task's end or its one-line error; a worker that dies or
+    hangs fails its task only (killed, replaced), and the others finish."""
+    from i3d_infer.transport.workers import stream_tasks
+
+    tasks = [0, 1, 2, 3, 4, 5] if workers else [0, 1, 4, 5]
+    items, ends = {}, {}
+    for message in stream_tasks(_count_to, tasks, workers, timeout=2, expected=(VideoError,)):
+        if message.kind == "item":
+            items.setdefault(message.task, []).append(message.value[1])
+        else:
+            ends[message.task] = message.kind if message.kind == "done" else message.value
+    assert {t: items[t] for t in (0, 1, 5)} == {0: [0, 1, 2], 1: [0, 1, 2], 5: [0, 1, 2]}
+    assert ends[0] == ends[1] == ends[5] == "done" and ends[4] == "video 4: broken at item 1"
+    if workers:
+        assert ends[2].startswith("worker died") and ends[3] == "timed out after 2 s without a clip"
+        assert items[2] == items[3] == items[4] == [0]

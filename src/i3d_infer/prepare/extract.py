@@ -49,7 +49,9 @@ class ExtractOptions:
         return frame if target == (w, h) else cv2.resize(frame, target, interpolation=cv2.INTER_LINEAR)
 
 
-def extract_video(video: str | os.PathLike, out_dir: str | os.PathLike, options: ExtractOptions) -> int:
+def extract_video(
+    video: str | os.PathLike, out_dir: str | os.PathLike, options: ExtractOptions, *, source: OpenCVSource | None = None
+) -> int:
     """Write every frame of ``video`` into ``out_dir`` (created); returns the frame count.
 
     Raises:
@@ -59,7 +61,7 @@ def extract_video(video: str | os.PathLike, out_dir: str | os.PathLike, options:
     out.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, options.quality]
     count = 0
-    for count, frame in enumerate(OpenCVSource(video).bgr_frames(), start=1):
+    for count, frame in enumerate((source or OpenCVSource(video)).bgr_frames(), start=1):
         path = out / f"img_{count:05d}.jpg"
         if not cv2.imwrite(str(path), options.resize(frame), params):
             raise VideoError(f"{video}: cannot write {path}")
@@ -73,18 +75,20 @@ def output_dir(out_root: Path, relative_video: Path) -> Path:
     return out_root / relative_video.parent / relative_video.stem
 
 
-def _extract_task(task: tuple[Path, Path, ExtractOptions]) -> int:
-    """Extract one video into a temporary directory beside its final place, then rename it there."""
+def _extract_task(task: tuple[Path, Path, ExtractOptions]) -> tuple[int, str]:
+    """Extract one video into a temporary directory beside its final place, then rename it there; returns its frame
+    count and what decoded it."""
     video, final, options = task
     tmp = _tmp_dir(final)
     shutil.rmtree(tmp, ignore_errors=True)
+    source = OpenCVSource(video)
     try:
-        frames = extract_video(video, tmp, options)
+        frames = extract_video(video, tmp, options, source=source)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return frames
+    return frames, source.used
 
 
 def _tmp_dir(final: Path) -> Path:
@@ -101,12 +105,14 @@ class ExtractReport:
     frames: int = 0
     seconds: float = 0.0
     failed: list[dict] = field(default_factory=list)
+    handed_over: list[dict] = field(default_factory=list)  # {"video", "decoder"}: read by PyAV, and why
 
     def summary(self) -> str:
         """One line with every count."""
         rate = self.frames / self.seconds if self.seconds else 0.0
+        pyav = f" ({len(self.handed_over)} read by PyAV: OpenCV could not)" if self.handed_over else ""
         return (
-            f"{self.videos} videos: {self.extracted} extracted ({self.frames} frames, {rate:.0f} frames/s), "
+            f"{self.videos} videos: {self.extracted} extracted{pyav} ({self.frames} frames, {rate:.0f} frames/s), "
             f"{self.skipped} already done, {len(self.failed)} failed"
         )
 
@@ -205,8 +211,11 @@ def _run(out: Path, tasks: list, workers: int, *, report: ExtractReport, timeout
         for result in results:
             video = str(result.task[0])
             if result.error is None:
+                frames, decoder = result.value
                 report.extracted += 1
-                report.frames += result.value
+                report.frames += frames
+                if decoder != OpenCVSource.name:  # never silently
+                    report.handed_over.append({"video": video, "decoder": decoder})
             else:
                 report.failed.append({"video": video, "reason": result.error.removeprefix(f"{video}: ")})
             bar.update(1)
@@ -216,6 +225,7 @@ def _run(out: Path, tasks: list, workers: int, *, report: ExtractReport, timeout
         bar.close()
         report.seconds = time.monotonic() - start
         report.failed.sort(key=lambda f: f["video"])
+        report.handed_over.sort(key=lambda f: f["video"])
         payload = {"summary": report.summary(), **asdict(report)}
         (out / REPORT_NAME).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
 
