@@ -117,7 +117,7 @@ class _DecodeCaps(ctypes.Structure):  # CUVIDDECODECAPS (cuviddec.h)
         ("nMaxMBCount", ctypes.c_uint),
         ("nMinWidth", ctypes.c_ushort),
         ("nMinHeight", ctypes.c_ushort),
-        ("reserved3", ctypes.c_uint * 12),
+        ("reserved3", ctypes.c_uint * 12),  # the histogram fields of newer SDKs, then reserved: room to spare
     ]
 
 
@@ -126,8 +126,9 @@ def _ask_driver(codec_id: int):
     try:
         import torch
 
-        torch.cuda.init()  # the primary context current on this thread, which the query needs
-        torch.cuda.current_stream()
+        torch.empty(
+            1, device="cuda"
+        )  # a runtime call: the primary context current on this thread (the query needs one)
         caps = _DecodeCaps(eCodecType=codec_id, eChromaFormat=1, nBitDepthMinus8=0)  # cudaVideoChromaFormat_420
         if ctypes.CDLL("libnvcuvid.so.1").cuvidGetDecoderCaps(ctypes.byref(caps)) != 0:
             return False
