@@ -27,8 +27,8 @@ class TaskResult:
     error: str | None = None
 
 
-def _serve(conn, fn: Callable, expected: tuple[type[BaseException], ...]) -> None:
-    """Worker loop: run ``fn`` on each task received; send back ``(value, None)`` or ``(None, message)``."""
+def _received(conn) -> Iterator[Any]:
+    """A worker's tasks, until the pipe closes or the pool sends None."""
     while True:
         try:
             task = conn.recv()
@@ -36,27 +36,36 @@ def _serve(conn, fn: Callable, expected: tuple[type[BaseException], ...]) -> Non
             return
         if task is None:
             return
+        yield task
+
+
+def _reason(error: Exception, expected: tuple[type[BaseException], ...]) -> str:
+    """A task's one-line failure: an expected error's message as is, others with their type name."""
+    return str(error) if isinstance(error, expected) else f"{type(error).__name__}: {error}"
+
+
+def _serve(conn, fn: Callable, expected: tuple[type[BaseException], ...]) -> None:
+    """Worker loop: run ``fn`` on each task received; send back ``(value, None)`` or ``(None, message)``."""
+    for task in _received(conn):
         try:
             conn.send((fn(task), None))
         except Exception as e:  # reported per task; the worker goes on with the next one
-            conn.send((None, str(e) if isinstance(e, expected) else f"{type(e).__name__}: {e}"))
+            conn.send((None, _reason(e, expected)))
 
 
 def _serve_streams(conn, fn: Callable, expected: tuple[type[BaseException], ...]) -> None:
     """Worker loop of :func:`stream_tasks`: send each item ``fn(task)`` yields as it comes, then the end."""
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
+    for task in _received(conn):
         try:
             for item in fn(task):
                 conn.send(("item", item))  # blocks while the consumer is behind: the pipe bounds what waits
             conn.send(("done", None))
         except Exception as e:
-            conn.send(("error", str(e) if isinstance(e, expected) else f"{type(e).__name__}: {e}"))
+            conn.send(("error", _reason(e, expected)))
+
+
+class Lost(str):
+    """Why a worker's task was lost (it died, or overran its timeout): the worker is killed, its ``job`` kept."""
 
 
 class _Worker:
@@ -71,6 +80,21 @@ class _Worker:
     def submit(self, index: int, task: Any) -> None:
         self.job, self.started = (index, task), time.monotonic()
         self.conn.send(task)
+
+    def receive(self, readable: bool, timeout: float | None, *, waiting: str = ""):
+        """The worker's next message (None while it works), or a :class:`Lost` once it died or went ``timeout``
+        seconds since its task started (``waiting``: what it was waiting for, in the message); then killed."""
+        if readable:
+            try:
+                return self.conn.recv()
+            except EOFError:
+                self.process.join(timeout=5)
+                self.close(kill=True)
+                return Lost(f"worker died (exit code {self.process.exitcode})")
+        if timeout is not None and time.monotonic() - self.started > timeout:
+            self.close(kill=True)
+            return Lost(f"timed out after {timeout:g} s{waiting}")
+        return None
 
     def close(self, kill: bool = False) -> None:
         if kill:
@@ -181,23 +205,15 @@ def _collect(worker: _Worker, readable: bool, timeout: float | None, *, on_aband
     if worker.job is None:
         return None
     index, task = worker.job
-    if readable:
-        try:
-            value, error = worker.conn.recv()
-        except EOFError:
-            worker.process.join(timeout=5)
-            worker.close(kill=True)
-            if on_abandon is not None:
-                on_abandon(task)
-            return TaskResult(index, task, error=f"worker died (exit code {worker.process.exitcode})")
-        worker.job = None
-        return TaskResult(index, task, value, error)
-    if timeout is not None and time.monotonic() - worker.started > timeout:
-        worker.close(kill=True)
+    message = worker.receive(readable, timeout)
+    if message is None:
+        return None
+    if isinstance(message, Lost):
         if on_abandon is not None:
             on_abandon(task)
-        return TaskResult(index, task, error=f"timed out after {timeout:g} s")
-    return None
+        return TaskResult(index, task, error=str(message))
+    worker.job = None
+    return TaskResult(index, task, *message)
 
 
 @dataclass(frozen=True)
@@ -270,18 +286,13 @@ def _stream_message(worker: _Worker, readable: bool, timeout: float | None) -> S
     if worker.job is None:
         return None
     index, task = worker.job
-    if readable:
-        try:
-            kind, value = worker.conn.recv()
-        except EOFError:
-            worker.process.join(timeout=5)
-            worker.close(kill=True)
-            return Streamed(index, task, "error", f"worker died (exit code {worker.process.exitcode})")
-        worker.started = time.monotonic()  # the timeout counts from the last item
-        if kind != "item":
-            worker.job = None
-        return Streamed(index, task, kind, value)
-    if timeout is not None and time.monotonic() - worker.started > timeout:
-        worker.close(kill=True)
-        return Streamed(index, task, "error", f"timed out after {timeout:g} s without a clip")
-    return None
+    message = worker.receive(readable, timeout, waiting=" without a clip")
+    if message is None:
+        return None
+    if isinstance(message, Lost):
+        return Streamed(index, task, "error", str(message))
+    kind, value = message
+    worker.started = time.monotonic()  # the timeout counts from the last item
+    if kind != "item":
+        worker.job = None
+    return Streamed(index, task, kind, value)
