@@ -99,7 +99,8 @@ class PyAVSource(FrameSource):
         super().__init__(path)
         self.threads = threads
 
-    def _open(self):
+    def open_container(self):
+        """The file opened by PyAV, with a video stream (else a one-line :class:`VideoError` naming it)."""
         import av
 
         if not self.path.is_file():
@@ -114,7 +115,7 @@ class PyAVSource(FrameSource):
         return container
 
     def frame_count_hint(self) -> int:
-        container = self._open()
+        container = self.open_container()
         try:
             stream = container.streams.video[0]
             if stream.frames:
@@ -142,7 +143,7 @@ class PyAVSource(FrameSource):
     def _decoded(self):
         import av
 
-        container = self._open()
+        container = self.open_container()
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"

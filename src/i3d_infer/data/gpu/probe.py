@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 
 from ...errors import VideoError
+from ..decode import PyAVSource
 
 # codecs whose decoded planes are fixed by their standard -> cudaVideoCodec (nvcuvid.h)
 NVDEC_CODECS = {"h264": 4, "hevc": 8, "vp9": 10, "av1": 11}
@@ -58,13 +59,7 @@ def probe_video(path: str | os.PathLike) -> VideoProbe:
     """
     import av
 
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, UnicodeDecodeError) as e:
-        raise VideoError(f"{path}: cannot open as a video ({type(e).__name__})") from e
-    with container:
-        if not container.streams.video:
-            raise VideoError(f"{path}: has no video stream")
+    with PyAVSource(path).open_container() as container:
         stream = container.streams.video[0]
         context = stream.codec_context
         try:
