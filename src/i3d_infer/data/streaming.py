@@ -177,8 +177,8 @@ class _Window:
         distinct = np.unique(indices)
         frames = np.stack([self.held[int(i)] for i in distinct])
         centres = np.array([centre for _, centre in group], dtype=np.int64)
-        times = np.array(self.times)
-        seconds = np.stack([times[indices.min(axis=1)], times[centres], times[indices.max(axis=1)]], axis=1)
+        ends = np.stack([indices.min(axis=1), centres, indices.max(axis=1)], axis=1)  # (clips, 3) frames
+        seconds = np.array([[self.times[i] for i in row] for row in ends.tolist()], dtype=np.float64)
         chunk = ClipChunk(self.emitted, frames, np.searchsorted(distinct, indices), indices, centres, seconds)
         self.emitted += len(group)
         self._release()
