@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from i3d_infer.bench import bench_inference
-from i3d_infer.data.streaming import DenseClips
+from i3d_infer.data.sampling import DenseClips
 from i3d_infer.features.plan import FeaturePlan, plan_outputs
 from i3d_infer.features.run import FeatureJob, extract_features
 from i3d_infer.model.weights import DEFAULT_WEIGHTS, Preprocessing

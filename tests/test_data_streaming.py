@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from i3d_infer.data.decode import FrameSource
-from i3d_infer.data.sampling import untrimmed_frame_indices
-from i3d_infer.data.streaming import DenseClips, StreamEnd, stream_clips
+from i3d_infer.data.sampling import DenseClips, untrimmed_frame_indices
+from i3d_infer.data.streaming import StreamEnd, stream_clips
 from i3d_infer.errors import VideoError
 from mmaction_reference import mmaction2_untrimmed_frame_inds
 
@@ -51,7 +51,7 @@ def test_placement_equals_mmaction2_for_every_length(clip_len, clip_interval, fr
     clips = DenseClips(clip_len, clip_interval, frame_interval)
     for n in [*range(1, 100), 300, 1001]:
         expected = mmaction2_untrimmed_frame_inds(n, clip_len, clip_interval, frame_interval)
-        ours = untrimmed_frame_indices(n, clip_len, clip_interval=clip_interval, frame_interval=frame_interval)
+        ours = untrimmed_frame_indices(n, clips)
         _, indices, pixels, end = streamed(n, clips, chunk=3)
         if expected is None:  # too short for a centre: one clip on the middle frame (mmaction2 fails)
             expected = np.clip(

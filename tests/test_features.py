@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from i3d_infer.cli import main
-from i3d_infer.data.streaming import DenseClips
+from i3d_infer.data.sampling import DenseClips
 from i3d_infer.features.plan import FeaturePlan, plan_outputs
 from i3d_infer.features.run import FeatureJob, extract_features
 from i3d_infer.predict import Predictor

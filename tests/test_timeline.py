@@ -13,7 +13,7 @@ import torch
 
 from i3d_infer.annotate import annotate
 from i3d_infer.cli import main
-from i3d_infer.data.streaming import DenseClips
+from i3d_infer.data.sampling import DenseClips
 from i3d_infer.features.plan import FeaturePlan
 from i3d_infer.features.timeline import predict_timeline
 from i3d_infer.predict import Predictor

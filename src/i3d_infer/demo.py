@@ -179,7 +179,7 @@ class _Demo:
         (self.root / "bench.json").write_text(json.dumps(to_json(records), indent=1) + "\n", encoding="utf-8")
 
     def features(self) -> None:
-        from .data.streaming import DenseClips
+        from .data.sampling import DenseClips
         from .features.plan import FeaturePlan, plan_outputs
         from .features.run import FeatureJob, extract_features
         from .runtime import BackendSpec, make_backend

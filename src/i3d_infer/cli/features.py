@@ -75,7 +75,7 @@ def inputs(args: argparse.Namespace) -> list[tuple]:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from ..data.streaming import DenseClips
+    from ..data.sampling import DenseClips
     from ..evaluate.distributed import parse_shard
     from ..features.plan import FeaturePlan, plan_outputs
 

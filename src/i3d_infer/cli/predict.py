@@ -115,7 +115,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _timeline(predictor, args: argparse.Namespace) -> int:
-    from ..data.streaming import DenseClips
+    from ..data.sampling import DenseClips
     from ..features.plan import FeaturePlan
     from ..features.timeline import predict_timeline, timeline_path, write_timeline
 

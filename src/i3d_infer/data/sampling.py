@@ -1,6 +1,9 @@
-"""Test-time frame sampling (mmaction2 ``SampleFrames(test_mode=True)``): pure index math, spec §2.3."""
+"""Frame sampling, pure index math: the test clips (mmaction2 ``SampleFrames(test_mode=True)``, spec §2.3) and the
+dense clips of untrimmed videos (``UntrimmedSampleFrames``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,18 +49,41 @@ def sample_frame_indices(
     return inds % num_frames
 
 
-def untrimmed_frame_indices(
-    num_frames: int, clip_len: int = 32, *, clip_interval: int = 16, frame_interval: int = 2
-) -> np.ndarray:
+@dataclass(frozen=True)
+class DenseClips:
+    """Where dense clips go (mmaction2 ``UntrimmedSampleFrames``): ``clip_len`` frames ``frame_interval`` apart,
+    centred every ``clip_interval`` frames from frame ``clip_interval // 2``."""
+
+    clip_len: int = 32
+    clip_interval: int = 16
+    frame_interval: int = 2
+
+    def __post_init__(self) -> None:
+        if min(self.clip_len, self.clip_interval, self.frame_interval) < 1:
+            raise ValueError(f"clip length, clip interval and frame interval must be >= 1: {self}")
+
+    @property
+    def steps(self) -> np.ndarray:
+        """A clip's frames' offsets from its centre."""
+        f, half = self.frame_interval, self.clip_len // 2
+        return np.arange(-half * f, f * (self.clip_len - half), f)
+
+    def centre(self, k: int) -> int:
+        """The centre frame of clip ``k``."""
+        return self.clip_interval // 2 + k * self.clip_interval
+
+    def window(self, centre: int, last: int | None = None) -> np.ndarray:
+        """The clip's frame numbers, clamped at 0 and, once the video's last frame is known, at ``last``."""
+        inds = np.maximum(centre + self.steps, 0)
+        return inds if last is None else np.minimum(inds, last)
+
+
+def untrimmed_frame_indices(num_frames: int, clips: DenseClips) -> np.ndarray:
     """0-based frame indices of the dense clips of an untrimmed video, ``(num_clips, clip_len)``: mmaction2's
-    ``UntrimmedSampleFrames`` (clip centres at ``clip_interval // 2``, then every ``clip_interval`` frames below
-    ``num_frames``; each clip from ``centre - clip_len // 2 * frame_interval`` in steps of ``frame_interval``,
-    clamped to ``[0, num_frames - 1]``). A video too short for one centre (mmaction2 gives it no clip and fails)
-    gets one clip centred on its middle frame, clamped the same way."""
+    ``UntrimmedSampleFrames`` (:class:`DenseClips`'s centres below ``num_frames``, each clip clamped to
+    ``[0, num_frames - 1]``). A video too short for one centre (mmaction2 gives it no clip and fails) gets one clip
+    centred on its middle frame, clamped the same way. (The streamed reader, ``data.streaming``, places the same.)"""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    centres = np.arange(clip_interval // 2, num_frames, clip_interval)
-    if centres.size == 0:
-        centres = np.array([num_frames // 2])
-    steps = np.arange(-(clip_len // 2 * frame_interval), frame_interval * (clip_len - clip_len // 2), frame_interval)
-    return np.clip(centres[:, None] + steps[None, :], 0, num_frames - 1)
+    centres = range(clips.clip_interval // 2, num_frames, clips.clip_interval) or [num_frames // 2]
+    return np.stack([clips.window(centre, num_frames - 1) for centre in centres])

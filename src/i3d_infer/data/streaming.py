@@ -16,35 +16,7 @@ import numpy as np
 
 from ..errors import VideoError
 from .decode import FrameSource
-
-
-@dataclass(frozen=True)
-class DenseClips:
-    """Where dense clips go (mmaction2 ``UntrimmedSampleFrames``): ``clip_len`` frames ``frame_interval`` apart,
-    centred every ``clip_interval`` frames from frame ``clip_interval // 2``."""
-
-    clip_len: int = 32
-    clip_interval: int = 16
-    frame_interval: int = 2
-
-    def __post_init__(self) -> None:
-        if min(self.clip_len, self.clip_interval, self.frame_interval) < 1:
-            raise ValueError(f"clip length, clip interval and frame interval must be >= 1: {self}")
-
-    @property
-    def steps(self) -> np.ndarray:
-        """A clip's frames' offsets from its centre."""
-        f, half = self.frame_interval, self.clip_len // 2
-        return np.arange(-half * f, f * (self.clip_len - half), f)
-
-    def centre(self, k: int) -> int:
-        """The centre frame of clip ``k``."""
-        return self.clip_interval // 2 + k * self.clip_interval
-
-    def window(self, centre: int, last: int | None = None) -> np.ndarray:
-        """The clip's frame numbers, clamped at 0 and, once the video's last frame is known, at ``last``."""
-        inds = np.maximum(centre + self.steps, 0)
-        return inds if last is None else np.minimum(inds, last)
+from .sampling import DenseClips
 
 
 @dataclass(frozen=True)

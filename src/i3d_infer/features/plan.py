@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..data.streaming import DenseClips
+from ..data.sampling import DenseClips
 from ..data.transforms import get_protocol
 from ..errors import I3DError
 
