@@ -69,14 +69,9 @@ def video_record(task, end, clips: dict, *, shape: tuple[int, ...], out_dir: Pat
         "num_frames": end.num_frames,
         "fps": end.fps,
         "num_clips": len(clips["centre"]),
-        "clips": {key: [_number(v) for v in values] for key, values in clips.items()},
+        "clips": clips,
         "decoder": end.decoder,
     }
-
-
-def _number(value):
-    value = value.item() if hasattr(value, "item") else value
-    return None if isinstance(value, float) and value != value else value  # NaN (no timestamp) -> null
 
 
 def describe(plan, *, checkpoint, weights, backend, dim: int) -> dict:

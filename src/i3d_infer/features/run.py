@@ -75,7 +75,7 @@ class VideoFeatures:
 
     task: FeatureTask
     end: StreamEnd  # its frame count, frame rate, decoder
-    clips: dict[str, list]  # CLIP_FACTS -> a value per clip
+    clips: dict[str, list]  # CLIP_FACTS -> a value per clip (JSON-ready: None where a frame has no timestamp)
     features: np.ndarray  # (clips, dim) or (clips, crops, dim), float32
     scores: np.ndarray | None  # (clips, classes): each clip's probabilities, its crops fused
 
@@ -126,7 +126,7 @@ class _Video:
         inds = chunk.frame_indices
         frames = (inds.min(axis=1), chunk.centres, inds.max(axis=1))
         for key, values in zip(CLIP_FACTS, (*frames, *np.round(chunk.seconds, 6).T), strict=True):
-            self.clips[key].extend(values.tolist())  # (a NaN second stays NaN: null in JSON)
+            self.clips[key].extend(None if v != v else v for v in values.tolist())  # NaN (no timestamp): None
 
     @property
     def complete(self) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,13 +61,9 @@ class Timeline:
             "num_frames": end.num_frames,
             "fps": end.fps,
             "decoder": end.decoder,
-            "windows": [_nulls(w) for w in self.windows()],
+            "windows": self.windows(),
             "video_topk": [c.__dict__ for c in self.top(self.probs.mean(axis=0))],
         }
-
-
-def _nulls(record: dict) -> dict:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
 
 
 class _Keep:
@@ -128,7 +123,7 @@ def write_timeline(timeline: Timeline, out: str | os.PathLike) -> list[Path]:
 
 
 def _write_csv(timeline: Timeline, out: Path) -> None:
-    windows = [_nulls(w) for w in timeline.windows()]
+    windows = timeline.windows()
     facts = [k for k in windows[0] if k != "topk"]
     ranks = [f"top{r + 1}_{field}" for r in range(timeline.topk) for field in ("label", "prob")]
     with open(out, "w", newline="", encoding="utf-8") as f:
