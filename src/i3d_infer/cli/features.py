@@ -97,7 +97,7 @@ def run_features(args: argparse.Namespace) -> int:
     summary = _extract(args, plan, tasks[shard.index :: shard.total], backend=backend, head=head, weights=weights,
                        where=where, shard=shard)  # fmt: skip
     if shard.torchrun:  # every rank done, then rank 0 folds the parts into index.jsonl (nothing left to extract)
-        _fold_ranks(args, plan, weights, shard)
+        _fold_ranks(Path(args.out_dir), plan=plan, weights=weights, rank=shard.index)
     print(json.dumps({"out_dir": args.out_dir, "extracted": summary.done, "skipped": summary.skipped,
                       "failed": len(summary.failed), "clips": summary.clips}))  # fmt: skip
     for error in summary.failed:
@@ -105,7 +105,7 @@ def run_features(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _fold_ranks(args, plan, weights, shard) -> None:
+def _fold_ranks(out_dir: Path, *, plan, weights, rank: int) -> None:
     import torch.distributed as dist
 
     from ..features.run import FeatureJob, FileSink
@@ -113,8 +113,8 @@ def _fold_ranks(args, plan, weights, shard) -> None:
     dist.init_process_group("gloo")
     try:
         dist.barrier()
-        if shard.index == 0:
-            FileSink(FeatureJob(plan, weights, Path(args.out_dir))).close()
+        if rank == 0:
+            FileSink(FeatureJob(plan, weights, out_dir)).close()
     finally:
         dist.destroy_process_group()
 
