@@ -61,9 +61,9 @@ def stream_clips(
         VideoError: the video cannot be opened or has no decodable frame (before any chunk).
     """
     end = end if end is not None else StreamEnd()
-    window = _Window(clips)
+    window = _Window(clips, transform)
     for index, lazy in enumerate(source.frames()):
-        window.offer(index, lazy, transform, source.last_time)
+        window.offer(index, lazy, source.last_time)
         while window.complete(latest=index):
             pass
         while len(window.pending) >= chunk:
@@ -85,8 +85,8 @@ def stream_clips(
 class _Window:
     """The held frames a clip not yet handed on takes, and the clips whose frames are all there."""
 
-    def __init__(self, clips: DenseClips) -> None:
-        self.clips = clips
+    def __init__(self, clips: DenseClips, transform: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.clips, self.transform = clips, transform
         self.steps = clips.steps  # a clip's offsets from its centre
         self.held: dict[int, np.ndarray] = {}  # frame number -> resized frame
         self.times: list[float] = []  # every decoded frame's timestamp (8 bytes a frame), NaN where there is none
@@ -96,12 +96,12 @@ class _Window:
         self.pending: list[tuple[np.ndarray, int]] = []  # complete clips not yet handed on: (frames, centre)
         self.emitted = 0
 
-    def offer(self, index: int, lazy, transform, seconds: float | None) -> None:
+    def offer(self, index: int, lazy, seconds: float | None) -> None:
         """Frame ``index`` decoded: hold it if a clip takes it or while it is the latest; forget what none takes."""
         self.times.append(np.nan if seconds is None else float(seconds))
         if self.untaken is not None:  # the previous latest frame, which no clip takes
             del self.held[self.untaken]
-        self.held[index] = lazy(transform)
+        self.held[index] = lazy(self.transform)
         self.untaken = None if self._taken(index) else index
         self.latest = index
         self._release()

@@ -69,7 +69,9 @@ class Lost(str):
 
 
 class _Worker:
-    def __init__(self, ctx, fn: Callable, expected: tuple[type[BaseException], ...], serve: Callable = _serve) -> None:
+    def __init__(
+        self, ctx, fn: Callable, expected: tuple[type[BaseException], ...], *, serve: Callable = _serve
+    ) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=serve, args=(child, fn, expected), daemon=True)
         self.process.start()
@@ -243,7 +245,7 @@ def stream_tasks(
         yield from _stream_here(fn, tasks, expected)
         return
     ctx = _context()
-    respawn = partial(_Worker, ctx, fn, expected, _serve_streams)
+    respawn = partial(_Worker, ctx, fn, expected, serve=_serve_streams)
     pool = [respawn() for _ in range(workers)]
     pending = iter(enumerate(tasks))
     exhausted = False
