@@ -102,16 +102,11 @@ def check(directory: Path, device: torch.device, size: int) -> dict:
 
 
 def _stand_ins():
-    import cv2
-
+    """The tests' stand-ins: FFmpeg's planes for NVDEC's, cv2's JPEG decoder for nvJPEG's (tests/videos.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from videos import ffmpeg_nv12
+    from videos import ffmpeg_nv12, opencv_jpeg
 
-    def decode(files):
-        images = [cv2.imdecode(data.numpy(), cv2.IMREAD_COLOR) for data in files]
-        return [torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1) for image in images]
-
-    return ffmpeg_nv12, decode
+    return ffmpeg_nv12, opencv_jpeg([])
 
 
 def _compare(reader, path: Path, protocol: str, pre: Preprocessing) -> str:

@@ -36,7 +36,7 @@ from mmaction_reference import (
     read_all_frames,
 )
 from reduced import SMALL_PRE
-from videos import ffmpeg_nv12
+from videos import assert_reader_equals_the_cpu, ffmpeg_nv12
 
 READABLE = [case.name for case in CASES if case.readable]
 UNREADABLE = {  # file -> the one-line error's end
@@ -170,7 +170,7 @@ def test_nvdec_logic_gives_the_cpu_frames_or_hands_over(corpus, name):
             with pytest.raises(av.error.FFmpegError):
                 reader.read(path, sampler(SMALL_PRE))
             continue
-        _assert_same_frames(reader, path, protocol)
+        assert_reader_equals_the_cpu(reader, path, protocol, SMALL_PRE)
 
 
 def _no_decoder(path):
@@ -182,34 +182,4 @@ def test_nvdec_logic_on_codecs_the_card_takes(corpus, name):
     """HEVC, VP9 and AV1 planes, where the card's limits take them (asked of the driver on a GPU), convert exactly."""
     for protocol in PROTOCOLS:
         reader = nvdec_reader(protocol, limits=lambda codec: ((16, 16), (8192, 8192)))
-        _assert_same_frames(reader, corpus[name], protocol)
-
-
-def _assert_same_frames(reader, path, protocol):
-    count, indices, frames, _ = reader.read(path, sampler(SMALL_PRE))
-    expected = read_frames(path, protocol, SMALL_PRE)
-    assert count == expected.num_frames
-    np.testing.assert_array_equal(indices, expected.frame_indices)
-    np.testing.assert_array_equal(frames.numpy(), expected.frames, err_msg=f"{path.name} {protocol}")
-
-
-def test_nvjpeg_hands_over_greyscale_and_cmyk_jpegs(tmp_path, references):
-    """A rawframe directory of greyscale or CMYK JPEGs is handed to the CPU before nvJPEG sees it (its RGB would
-    not be libjpeg's); the CPU reads them as cv2.imread does (three channels)."""
-    from PIL import Image
-
-    from i3d_infer.data.gpu.decode import NvjpegReader
-
-    frames = references["h264"][:6]
-    for kind, save in (
-        ("grey", lambda rgb, path: cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))),
-        ("cmyk", lambda rgb, path: Image.fromarray(rgb).convert("CMYK").save(path, "JPEG")),
-    ):
-        directory = tmp_path / kind
-        directory.mkdir()
-        for k, rgb in enumerate(frames):
-            save(rgb, directory / f"img_{k + 1:05d}.jpg")
-        reader = NvjpegReader(CPU, get_protocol("seed"), SMALL_PRE.size, decode=_no_decoder)
-        with pytest.raises(HandOver, match=f"{directory}: img_00001.jpg is a JPEG with {1 if kind == 'grey' else 4}"):
-            reader.read(directory, sampler(SMALL_PRE), len(frames))
-        assert read_frames(directory, "seed", SMALL_PRE, num_frames=len(frames)).frames.shape[-1] == 3
+        assert_reader_equals_the_cpu(reader, corpus[name], protocol, SMALL_PRE)

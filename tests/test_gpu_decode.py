@@ -19,7 +19,6 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import ClassVar
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -40,7 +39,7 @@ from i3d_infer.transport import gpu, stream
 from i3d_infer.transport.decoding import Decoding, GpuDecoding, on_cpu
 from i3d_infer.transport.gpu import GpuDecodeStream, decode_stream
 from reduced import SMALL_PRE
-from videos import ffmpeg_nv12, opencv_rawframes, write_video
+from videos import assert_reader_equals_the_cpu, ffmpeg_nv12, opencv_jpeg, opencv_rawframes, write_video
 
 SMALL = replace(DEFAULT_WEIGHTS, preprocessing=SMALL_PRE)
 CPU = torch.device("cpu")
@@ -87,12 +86,7 @@ def test_nvdec_reader_equals_the_cpu_pipeline(sample_videos, protocol):
     """NV12 -> RGB -> resize in torch, sampled frames only, in batches: the CPU pipeline's frames bit for bit."""
     reader = nvdec_on_cpu(protocol)
     for path in sample_videos.values():
-        count, indices, frames, table = reader.read(path, sampler(SMALL_PRE))
-        expected = read_frames(path, protocol, SMALL_PRE)
-        assert count == expected.num_frames
-        np.testing.assert_array_equal(indices, expected.frame_indices)
-        np.testing.assert_array_equal(table, expected.table)
-        np.testing.assert_array_equal(frames.numpy(), expected.frames)
+        assert_reader_equals_the_cpu(reader, path, protocol, SMALL_PRE)
 
 
 @pytest.mark.slow
@@ -191,20 +185,6 @@ def test_frames_are_wrapped_with_one_dlpack_call_each():
 
     assert gpu_decode.wrap(Frame(), 5).tolist() == list(range(6)) and calls == [5]
     assert gpu_decode.consumer_stream(CPU) is None
-
-
-def opencv_jpeg(calls: list[int]):
-    """nvJPEG's contract with OpenCV's decoder (its pixels are what benchmarks/e2e_gpu.py measures); records the
-    number of files of every call."""
-
-    def decode(data):
-        calls.append(len(data))
-        images = [cv2.imdecode(d.numpy(), cv2.IMREAD_COLOR) for d in data]
-        if any(i is None for i in images):
-            raise RuntimeError("Error while decoding JPEG images: nvjpegDecode failed")
-        return [torch.from_numpy(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)).permute(2, 0, 1) for i in images]
-
-    return decode
 
 
 def test_nvjpeg_reader_logic_and_errors(tmp_path, sample_videos):

@@ -100,3 +100,30 @@ def ffmpeg_nv12(path: str, batch: int = 7):
             container.close()
 
     return hint, batches()
+
+
+def opencv_jpeg(calls: list[int]):
+    """nvJPEG's contract with OpenCV's decoder (its pixels are what benchmarks/e2e_gpu.py measures); records the
+    number of files of every call."""
+
+    def decode(data):
+        calls.append(len(data))
+        images = [cv2.imdecode(d.numpy(), cv2.IMREAD_COLOR) for d in data]
+        if any(i is None for i in images):
+            raise RuntimeError("Error while decoding JPEG images: nvjpegDecode failed")
+        return [torch.from_numpy(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)).permute(2, 0, 1) for i in images]
+
+    return decode
+
+
+def assert_reader_equals_the_cpu(reader, path, protocol: str, preprocessing) -> None:
+    """A GPU frame reader (on its stand-ins) gives the CPU pipeline's read of ``path`` bit for bit: frame count,
+    indices, index table and frames."""
+    from i3d_infer.data.pipeline import read_frames, sampler
+
+    count, indices, frames, table = reader.read(path, sampler(preprocessing))
+    expected = read_frames(path, protocol, preprocessing)
+    assert count == expected.num_frames
+    np.testing.assert_array_equal(indices, expected.frame_indices)
+    np.testing.assert_array_equal(table, expected.table)
+    np.testing.assert_array_equal(frames.numpy(), expected.frames, err_msg=f"{path} {protocol}")
