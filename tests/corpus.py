@@ -37,10 +37,6 @@ class Case:
     damage: str = ""  # "" | "flip" (bytes changed mid-file) | "cut" (file truncated)
     readable: bool = True  # some decoder gives frames
 
-    @property
-    def path_name(self) -> str:
-        return self.file
-
 
 CASES = [
     Case("h264", "h264.mp4"),

@@ -12,7 +12,7 @@ from ..errors import I3DError
 
 CLIP_KINDS = ("dense", "test")  # dense: UntrimmedSampleFrames; test: the evaluation's test clips
 VIEW_KINDS = ("each", "mean")  # a feature per crop, or their mean
-DTYPES = {"float32": "float32", "float16": "float16"}
+DTYPES = ("float32", "float16")  # of the written features (--half: float16)
 
 
 @dataclass(frozen=True)
