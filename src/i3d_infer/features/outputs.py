@@ -86,7 +86,7 @@ def describe(plan, *, checkpoint, weights, backend, dim: int) -> dict:
         "clips": _clips(plan, weights),
         "protocol": plan.protocol,
         "views": plan.views if plan.crops > 1 else "one",
-        "shape": "(clips, crops, dim)" if plan.feature_shape(1, dim) == (1, plan.crops, dim) else "(clips, dim)",
+        "shape": "(clips, crops, dim)" if len(plan.feature_shape(1, dim)) == 3 else "(clips, dim)",
         "dtype": plan.dtype,
         "scores": "<name>.scores.npy: (clips, classes), each clip's class probabilities" if plan.scores else None,
         "size": weights.preprocessing.size,

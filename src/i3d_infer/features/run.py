@@ -181,7 +181,8 @@ class _Extraction:
         del self.videos[video.task.index]
         plan = self.job.plan
         features = np.stack([video.features[k] for k in range(video.end.num_clips)])  # (clips, crops, dim)
-        out = features.mean(axis=1) if plan.views == "mean" or features.shape[1] == 1 else features
+        clips, crops, dim = features.shape
+        out = features if plan.feature_shape(clips, dim) == (clips, crops, dim) else features.mean(axis=1)
         scores = self.scores(features) if plan.scores else None
         self.sink.video(VideoFeatures(video.task, video.end, video.clips, out, scores))
         self.summary.done += 1
