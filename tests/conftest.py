@@ -47,3 +47,12 @@ def corpus(tmp_path_factory, sample_videos) -> dict[str, Path]:
     from corpus import make_corpus
 
     return make_corpus(tmp_path_factory.mktemp("corpus"), sample_videos["carphone_pristine"])
+
+
+@pytest.fixture
+def small_weights(monkeypatch):
+    """The CLI's default weights replaced by the reduced test pipeline's (tests/reduced.py) while a test runs."""
+    from reduced import SMALL
+
+    monkeypatch.setattr("i3d_infer.model.weights.DEFAULT_WEIGHTS", SMALL)
+    return SMALL

@@ -50,10 +50,7 @@ def test_decode_workers_read_the_corpus(corpus_list):
 
 
 @pytest.mark.slow
-def test_eval_over_the_corpus_equals_predict(corpus, corpus_list, tmp_path, checkpoint_file, monkeypatch, capsys):
-    import i3d_infer.model.weights as weights
-
-    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS", SMALL)
+def test_eval_over_the_corpus_equals_predict(corpus, corpus_list, tmp_path, checkpoint_file, small_weights):
     list_file, root, names, unreadable = corpus_list
     out = tmp_path / "run"
     args = ["eval", "--list", str(list_file), "--root", str(root), "--checkpoint", str(checkpoint_file)]
@@ -81,16 +78,14 @@ def test_eval_over_the_corpus_equals_predict(corpus, corpus_list, tmp_path, chec
     assert metrics["counts"] == {"listed": len(names), "readable": len(names) - len(unreadable), "failed": 4}
 
 
-def test_predict_and_extract_take_what_opencv_cannot(corpus, tmp_path, checkpoint_file, monkeypatch, capsys):
+def test_predict_and_extract_take_what_opencv_cannot(corpus, tmp_path, checkpoint_file, small_weights, capsys):
     """``i3d predict`` says which decoder read an AV1 file (one line, and in --json); ``i3d extract``'s frames of
     it and of a rotated file are the reference's (upright)."""
     import cv2
 
-    import i3d_infer.model.weights as weights
     from i3d_infer.prepare.extract import ExtractOptions, extract_video
     from test_data_corpus import reference_frames
 
-    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS", SMALL)
     assert main(["predict", str(corpus["av1"]), "--checkpoint", str(checkpoint_file)]) == 0
     assert "24 frames, protocol seed, decoded by pyav (opencv: no decodable frames))" in capsys.readouterr().out
     assert main(["predict", str(corpus["av1"]), "--checkpoint", str(checkpoint_file), "--json"]) == 0

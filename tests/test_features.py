@@ -57,17 +57,12 @@ def run_features(tmp_path, videos, *, backend, plan=PLAN, workers=0, head=None):
     return tasks, extract_features(job, tasks, backend, head=head)
 
 
-@pytest.fixture(scope="module")
-def small_cli(checkpoint_file):
-    """``i3d features`` on the reduced pipeline: the default weights replaced while the test runs."""
-    import i3d_infer.model.weights as weights
+@pytest.fixture
+def small_cli(checkpoint_file, small_weights):
+    """``i3d features`` on the reduced pipeline."""
 
     def run(*args) -> int:
-        saved, weights.DEFAULT_WEIGHTS = weights.DEFAULT_WEIGHTS, SMALL
-        try:
-            return main(["features", *map(str, args), "--checkpoint", str(checkpoint_file), "--no-progress"])
-        finally:
-            weights.DEFAULT_WEIGHTS = saved
+        return main(["features", *map(str, args), "--checkpoint", str(checkpoint_file), "--no-progress"])
 
     return run
 

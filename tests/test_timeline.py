@@ -21,14 +21,7 @@ from reduced import SMALL
 from test_features import DENSE, reference_features
 
 
-@pytest.fixture
-def small(monkeypatch):
-    import i3d_infer.model.weights as weights
-
-    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS", SMALL)
-
-
-def test_timeline_json_csv_and_picture(tmp_path, sample_videos, checkpoint_file, mm_state, small, capsys):
+def test_timeline_json_csv_and_picture(tmp_path, sample_videos, checkpoint_file, mm_state, small_weights, capsys):
     video = sample_videos["carphone_pristine"]  # 120 frames: windows centred on 8, 24, ..., 104
     out = tmp_path / "t.json"
     base = ["predict", str(video), "--checkpoint", str(checkpoint_file), "--protocol", "threecrop"]
@@ -70,7 +63,7 @@ def test_timeline_on_every_frame_of_the_annotated_video(tmp_path, sample_videos,
         assert len(boxes) == (2 if index in covered else 1), index  # the window's top-3, and the video's
 
 
-def test_timeline_errors(tmp_path, sample_videos, checkpoint_file, small, capsys):
+def test_timeline_errors(tmp_path, sample_videos, checkpoint_file, small_weights, capsys):
     video = str(sample_videos["carphone_pristine"])
     base = ["predict", "--checkpoint", str(checkpoint_file)]
     assert main([*base, video, video, "--timeline", str(tmp_path / "t.json")]) == 2
