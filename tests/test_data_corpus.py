@@ -183,3 +183,25 @@ def test_nvdec_logic_on_codecs_the_card_takes(corpus, name):
     for protocol in PROTOCOLS:
         reader = nvdec_reader(protocol, limits=lambda codec: ((16, 16), (8192, 8192)))
         assert_reader_equals_the_cpu(reader, corpus[name], protocol, SMALL_PRE)
+
+
+def test_nvjpeg_hands_over_greyscale_and_cmyk_jpegs(tmp_path, references):
+    """A rawframe directory of greyscale or CMYK JPEGs is handed to the CPU before nvJPEG sees it (its RGB would
+    not be libjpeg's); the CPU reads them as cv2.imread does (three channels)."""
+    from PIL import Image
+
+    from i3d_infer.data.gpu.decode import NvjpegReader
+
+    frames = references["h264"][:6]
+    for kind, save in (
+        ("grey", lambda rgb, path: cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))),
+        ("cmyk", lambda rgb, path: Image.fromarray(rgb).convert("CMYK").save(path, "JPEG")),
+    ):
+        directory = tmp_path / kind
+        directory.mkdir()
+        for k, rgb in enumerate(frames):
+            save(rgb, directory / f"img_{k + 1:05d}.jpg")
+        reader = NvjpegReader(CPU, get_protocol("seed"), SMALL_PRE.size, decode=_no_decoder)
+        with pytest.raises(HandOver, match=f"{directory}: img_00001.jpg is a JPEG with {1 if kind == 'grey' else 4}"):
+            reader.read(directory, sampler(SMALL_PRE), len(frames))
+        assert read_frames(directory, "seed", SMALL_PRE, num_frames=len(frames)).frames.shape[-1] == 3
