@@ -26,3 +26,7 @@ class VideoError(I3DError):
 class HandOver(VideoError):
     """A GPU decoder does not take this video (it would not give the reference's pixels): a CPU worker decodes it,
     the message saying why."""
+
+
+class InputError(I3DError):
+    """An input the network cannot take (too few frames, too small, wrong channels): the message says its minimum."""

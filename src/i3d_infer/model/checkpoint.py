@@ -1,7 +1,13 @@
-"""mmaction2 checkpoints: read safely, unwrap, rename to our module names, check shapes, load strictly."""
+"""Checkpoints of every family: read safely (``.pth``/``.pt`` pickles without code, TF bundles without TensorFlow),
+unwrap, rename to our module names, check shapes, load strictly.
+
+mmaction2's ``.pth`` files fit :class:`I3D` through :data:`RENAME_TABLE`; pytorch-i3d's ``.pt`` files and DeepMind's
+TF checkpoints fit :class:`InceptionI3D` (``inception.py`` converts them).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import re
@@ -11,10 +17,12 @@ from pathlib import Path
 import torch
 
 from ..errors import CheckpointError, first_line
-from .config import I3DConfig
+from .config import I3DConfig, InceptionConfig
 from .download import download, is_url
 from .i3d import I3D, Recognizer
-from .weights import DEFAULT_WEIGHTS, Weights
+from .inception import InceptionI3D, convert_deepmind, convert_pytorch_i3d
+from .tf_bundle import checkpoint_prefix, read_bundle, read_index
+from .weights import DEFAULT_WEIGHTS, INCEPTION_WEIGHTS, Weights
 
 # mmaction2 0.x / 1.x name (regex) -> our name. Every key of a checkpoint must match exactly one row.
 RENAME_TABLE: tuple[tuple[str, str], ...] = (
@@ -109,10 +117,58 @@ def convert_state_dict(mm_state: dict[str, torch.Tensor], model: torch.nn.Module
     return converted
 
 
-def build_model(config: I3DConfig, weights: Weights = DEFAULT_WEIGHTS) -> Recognizer:
-    """A randomly initialised recognizer (normalization + network) for ``config``, in eval mode."""
+def build_model(config: I3DConfig | InceptionConfig, weights: Weights = DEFAULT_WEIGHTS) -> Recognizer:
+    """A randomly initialised recognizer (normalization + the network ``config`` describes), in eval mode."""
     pre = weights.preprocessing
-    return Recognizer(I3D(config), pre.mean, pre.std)
+    network = InceptionI3D(config) if isinstance(config, InceptionConfig) else I3D(config)
+    return Recognizer(network, pre.mean, pre.std)
+
+
+def read_any(path: str | os.PathLike) -> tuple[str, dict]:
+    """A checkpoint's tensors and its layout: ``("deepmind-tf", {variable: array})`` for a TF bundle (its prefix,
+    ``.index`` / ``.data-*`` file or directory), else ``("torch", state dict)``."""
+    prefix = checkpoint_prefix(path)
+    if prefix is not None and not Path(path).suffix.startswith((".pt", ".pth")):
+        return "deepmind-tf", read_bundle(prefix)
+    return "torch", read_checkpoint(path)
+
+
+def fit_state(layout: str, tensors: dict, network: torch.nn.Module, source: str) -> dict[str, torch.Tensor]:
+    """``network``'s state dict from a checkpoint's tensors, strictly (one line naming what does not fit)."""
+    if isinstance(network, InceptionI3D):
+        if layout == "deepmind-tf":
+            return convert_deepmind(tensors, network, source)
+        return convert_pytorch_i3d(tensors, network, source)
+    if layout == "deepmind-tf":
+        raise CheckpointError(f"{source}: a TensorFlow checkpoint does not fit mmaction2's ResNet I3D")
+    return convert_state_dict(tensors, network, source=source)
+
+
+def sniff_weights(path: str | os.PathLike) -> Weights | None:
+    """The description of an Inception I3D file not known by name (TATS' ``i3d_pretrained_400.pt``, a fine-tuned
+    copy): its stream and class count read from the first conv and the logits; None for anything else (the caller
+    keeps the default)."""
+    prefix = checkpoint_prefix(path)
+    if prefix is not None and not Path(path).suffix.startswith((".pt", ".pth")):
+        shapes = {name.split("inception_i3d/")[-1]: entry["shape"] for name, entry in read_index(
+            prefix.with_name(prefix.name + ".index")).items()}  # fmt: skip
+        first, logits = shapes.get("Conv3d_1a_7x7/conv_3d/w"), shapes.get("Logits/Conv3d_0c_1x1/conv_3d/w")
+        channels, classes, layout = (first[3], logits[4], "deepmind-tf") if first and logits else (0, 0, "")
+    else:
+        state = read_checkpoint(path)
+        first, logits = state.get("Conv3d_1a_7x7.conv3d.weight"), state.get("logits.conv3d.weight")
+        channels, classes = (first.shape[1], logits.shape[0]) if first is not None and logits is not None else (0, 0)
+        layout = "pytorch-i3d"
+    stream = {3: "rgb", 2: "flow"}.get(channels)
+    if stream is None:
+        return None
+    like = next(w for w in INCEPTION_WEIGHTS if w.stream == stream and w.layout == layout)
+    builder = like.architecture
+    labels = like.labels if classes == builder().num_classes else None
+    return dataclasses.replace(
+        like, name=f"an Inception I3D {stream} checkpoint ({classes} classes)", names=(),
+        architecture=lambda: dataclasses.replace(builder(), num_classes=classes), labels=labels, published=(),
+    )  # fmt: skip
 
 
 def random_model(weights: Weights = DEFAULT_WEIGHTS, seed: int = 0) -> Recognizer:
@@ -148,6 +204,6 @@ def load_model(
     """
     path = resolve_checkpoint(checkpoint if checkpoint is not None else weights.url, progress=progress)
     model = build_model(config or weights.architecture(), weights)
-    state = convert_state_dict(read_checkpoint(path), model.network, source=str(path))
-    model.network.load_state_dict(state, strict=True)
+    layout, tensors = read_any(path)
+    model.network.load_state_dict(fit_state(layout, tensors, model.network, str(path)), strict=True)
     return model

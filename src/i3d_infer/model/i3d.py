@@ -125,6 +125,22 @@ class I3D(InferenceOnly):
         x = x.mean(dim=(2, 3, 4))  # -> (n, 2048); dropout is the identity at test time
         return self.fc(x)  # -> (n, num_classes)
 
+    @property
+    def feature_dim(self) -> int:
+        return self.fc.in_features
+
+    def drop_head(self) -> tuple | None:
+        """Turn this network into a feature extractor, in place: ``(n, 2048)`` pooled features out (mmaction2
+        ``FeatureHead(spatial_type='avg', temporal_type='avg')``: the mean over T, H and W of the last stage, before
+        the head's dropout and fc); ``config.num_classes`` is then the feature size. Returns the fc's float32
+        ``(weight (classes, dim), bias (classes,))``, None when it was already off."""
+        if isinstance(self.fc, nn.Identity):
+            return None
+        head = (self.fc.weight.detach().float().cpu().numpy(), self.fc.bias.detach().float().cpu().numpy())
+        self.config = dataclasses.replace(self.config, num_classes=self.fc.in_features)
+        self.fc = nn.Identity()
+        return head
+
 
 class Normalize(nn.Module):
     """Turn a uint8 (or float 0..255) RGB batch into the network's input: ``(x - mean) / std`` per channel, float32."""
@@ -140,9 +156,10 @@ class Normalize(nn.Module):
 
 
 class Recognizer(InferenceOnly):
-    """Normalization plus network: a uint8 ``(n, 3, T, H, W)`` batch of views in, ``(n, num_classes)`` logits out."""
+    """Normalization plus network (:class:`I3D`, or ``inception.InceptionI3D``): a uint8 ``(n, 3, T, H, W)`` batch of
+    views in, ``(n, num_classes)`` logits out."""
 
-    def __init__(self, network: I3D, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+    def __init__(self, network: nn.Module, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.network = network
@@ -150,16 +167,18 @@ class Recognizer(InferenceOnly):
         self.eval()
 
     def features_only(self) -> Recognizer:
-        """This recognizer turned feature extractor, in place: ``(n, 2048)`` pooled backbone features out (mmaction2
-        ``FeatureHead(spatial_type='avg', temporal_type='avg')``: the mean over T, H and W of the last stage, before
-        the head's dropout and fc). Returns ``self``; its ``network.config.num_classes`` is then the feature size and
-        ``head`` the fc's float32 ``(weight (classes, dim), bias (classes,))``, for class scores from features."""
-        net = self.network
-        if not isinstance(net.fc, nn.Identity):
-            self.head = (net.fc.weight.detach().float().cpu().numpy(), net.fc.bias.detach().float().cpu().numpy())
-            net.config = dataclasses.replace(net.config, num_classes=net.fc.in_features)
-            net.fc = nn.Identity()
+        """This recognizer turned feature extractor, in place: the network's pooled features out (its
+        ``drop_head``). Returns ``self``; ``head`` is then the classifier's float32 ``(weight (classes, dim), bias
+        (classes,))``, for class scores from features."""
+        head = self.network.drop_head()
+        self.head = head if head is not None else self.head
         return self
+
+    @property
+    def num_outputs(self) -> int:
+        """Values per view: the classes, or the feature size once :meth:`features_only`."""
+        net = self.network
+        return net.feature_dim if self.head is not None else net.config.num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(self.normalize(x))

