@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import I3DError
 from ..machine import Placement, decide_placement
 from ..model.weights import SAMPLING_MODES, Weights, choose_weights
 from ..runtime import BACKENDS
@@ -37,10 +38,17 @@ def sampling_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def chosen_weights(args: argparse.Namespace) -> Weights:
-    """The checkpoint's description with --sampling applied; says once (stderr) what a given file was taken for."""
-    weights, note = choose_weights(args.checkpoint, args.sampling)
+    """The checkpoint's description with --sampling applied; says once (stderr) what a given file was taken for.
+    A command's unset ``--protocol`` becomes the checkpoint's own (mmaction2's: seed; Inception: centercrop)."""
+    try:
+        weights, note = choose_weights(args.checkpoint, getattr(args, "sampling", None))
+    except ValueError as e:
+        raise I3DError(str(e)) from None
+    if getattr(args, "protocol", "") is None:
+        args.protocol = weights.preprocessing.protocol
     if note:
-        print(f"i3d: {note}{'' if args.sampling is None else f' (--sampling {args.sampling})'}", file=sys.stderr)
+        sampling = getattr(args, "sampling", None)
+        print(f"i3d: {note}{'' if sampling is None else f' (--sampling {sampling})'}", file=sys.stderr)
     return weights
 
 

@@ -36,7 +36,7 @@ def add_commands(commands) -> None:
     )
     bench.add_argument("--e2e", metavar="LIST", help="time the evaluation's whole pipeline over this list's videos")
     bench.add_argument("--root", help="with --e2e: the directory the list's paths are relative to")
-    bench.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="with --e2e (default: seed)")
+    bench.add_argument("--protocol", choices=list(PROTOCOLS), help="with --e2e (default: the checkpoint's)")
     sampling_argument(bench)
     bench.add_argument("--max-videos", type=int, help="with --e2e: stop after this many videos")
     bench.add_argument("--workers", type=int, help="with --e2e: decode processes (default: cores - 1 on a GPU, else 1)")

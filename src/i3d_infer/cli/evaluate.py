@@ -33,7 +33,7 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--root", required=True, help="directory the list's paths are relative to")
     evaluate.add_argument("--format", choices=LIST_FORMATS, help="list format (default: guessed from the first line)")
     model_arguments(evaluate, "torch: .pth path or URL (default: the official checkpoint)")
-    evaluate.add_argument("--protocol", default="seed", choices=list(PROTOCOLS))
+    evaluate.add_argument("--protocol", choices=list(PROTOCOLS), help="(default: the checkpoint's)")
     sampling_argument(evaluate)
     evaluate.add_argument("--fusion", default="prob", choices=FUSIONS)
     evaluate.add_argument("--batch-size", type=int, help="videos per model call (default: 8 on a GPU, else 1)")
@@ -46,7 +46,7 @@ def add_commands(commands) -> None:
     merge.add_argument("runs", nargs="+", help="shard run directories")
     merge.add_argument("--out-dir", required=True, help="where to write the merged results")
     merge.add_argument("--out", help="also write the seed's result.json here")
-    merge.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
+    merge.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
     merge.set_defaults(run=run_merge)
 
 
@@ -76,7 +76,7 @@ def _execution_arguments(evaluate: argparse.ArgumentParser) -> None:
     )
     evaluate.add_argument("--ray-address", help="with --cluster ray: join this cluster (default: start one here)")
     evaluate.add_argument("--gpus", type=int, help="with --cluster ray: model actors, one GPU each (default: all)")
-    evaluate.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
+    evaluate.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
     evaluate.add_argument("--out", help="also write the seed's result.json here")
     evaluate.add_argument("--out-dir", required=True, help="run directory: results, metrics, plots")
     evaluate.add_argument("--resume", action="store_true", help="continue the run in --out-dir")
@@ -91,6 +91,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..model.weights import read_labels
 
     where = placement(args, batch_size=args.batch_size)
+    weights = chosen_weights(args)
     shard = parse_shard(args.shard)
     if where.batch_size < 1:
         raise I3DError(f"--batch-size must be >= 1, got {where.batch_size}")
@@ -103,7 +104,7 @@ def run_eval(args: argparse.Namespace) -> int:
         model=str(Path(args.model).resolve()) if args.model else None,
         protocol=args.protocol,
         fusion=args.fusion,
-        batch_size=where.batch_size,
+        batch_size=1 if weights.preprocessing.whole_video else where.batch_size,  # a video is one input of its length
         decoder=args.decoder,
         cpu_share=args.cpu_share,
         label_map=args.label_map,
@@ -122,9 +123,9 @@ def run_eval(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         strict=args.strict,
     )
-    record = evaluate(config, shard.out_dir(args.out_dir), options, resume=args.resume, weights=chosen_weights(args))
+    record = evaluate(config, shard.out_dir(args.out_dir), options, resume=args.resume, weights=weights)
     if shard.torchrun:
-        record = merge_ranks(shard, args.out_dir, read_labels(args.label_map))
+        record = merge_ranks(shard, args.out_dir, read_labels(args.label_map, weights))
         if record is None:
             return 0
     return _report_run(record, args.out)

@@ -54,7 +54,7 @@ def add_commands(commands) -> None:
     features.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     features.add_argument("--shard", help="I/N: extract the I-th of N disjoint parts of the list")
     features.add_argument("--timeout", type=float, default=600, help="seconds a video may go without a clip")
-    features.add_argument("--label-map", help="class names, one per line (default: Kinetics-400)")
+    features.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
     features.add_argument("--no-progress", action="store_true", help="no progress bar")
     features.set_defaults(run=run_features)
 

@@ -30,10 +30,10 @@ def add_commands(commands) -> None:
     )
     predict.add_argument("videos", nargs="+", help="video files or rawframe directories (img_00001.jpg, ...)")
     model_arguments(predict, "mmaction2 .pth path or http(s) URL (default: the official checkpoint)")
-    predict.add_argument("--protocol", default="seed", choices=list(PROTOCOLS), help="view protocol (default: seed)")
+    predict.add_argument("--protocol", choices=list(PROTOCOLS), help="view protocol (default: the checkpoint's own)")
     sampling_argument(predict)
     predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
-    predict.add_argument("--label-map", help="class names, one per line (default: the Kinetics-400 names)")
+    predict.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
     predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
     predict.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     predict.add_argument("--json", action="store_true", help="one JSON object per line per video")
@@ -73,6 +73,7 @@ def run_predict(args: argparse.Namespace) -> int:
         if getattr(args, option) and len(args.videos) != 1:
             raise I3DError(f"--{option} writes one video; got {len(args.videos)} inputs")
     where = placement(args, batched=False)
+    weights = chosen_weights(args)
     try:
         predictor = Predictor.create(
             args.checkpoint,
@@ -85,7 +86,7 @@ def run_predict(args: argparse.Namespace) -> int:
             precision=where.precision,
             fusion=args.fusion,
             decoder=args.decoder,
-            weights=chosen_weights(args),
+            weights=weights,
         )
     except DownloadError as e:
         if args.checkpoint:

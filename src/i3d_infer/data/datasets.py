@@ -155,7 +155,7 @@ class VideoDataset:
             raise  # not a failure: the caller has a CPU decoder read it
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=reader.name)
-        frames = video_frames(path, reader.protocol, read, size=self.preprocessing.size, decoder=reader.name)
+        frames = video_frames(path, reader.protocol, read, size=self.preprocessing.crop_size, decoder=reader.name)
         return Sample(index, entry.video_id, entry.label, None, frames=frames, decoder=reader.name)
 
     def __iter__(self) -> Iterator[Sample]:

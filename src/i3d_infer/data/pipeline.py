@@ -46,7 +46,7 @@ class VideoFrames(SampledVideo):
     frames: Any  # uint8 (F, H, W, 3) RGB, resized, in frame order: numpy, or torch on the GPU; None in transport
     table: np.ndarray  # int64 (num_clips, clip_len): the row of ``frames`` of every clip slot
     crops: tuple[tuple[int, int], ...]  # top-left (x, y) of each view's crop, mmaction2's order
-    size: int  # side of a view
+    size: int  # side of a view (the crop)
 
     @property
     def num_views(self) -> int:
@@ -92,7 +92,7 @@ def read_frames(
     source = open_source(path, decoder, num_frames, threads=threads, offset=offset)
     resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
     read = read_sampled_frames(source, sampler(preprocessing), resize, allocate=allocate)
-    return video_frames(path, proto, read, size=preprocessing.size, decoder=source.used)
+    return video_frames(path, proto, read, size=preprocessing.crop_size, decoder=source.used)
 
 
 def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model.weights import SAMPLING_MODES
+from ..model.weights import SAMPLING_MODES, WHOLE_VIDEO
 
 
 def clip_offsets(
@@ -42,8 +42,13 @@ def sample_frame_indices(
 ) -> np.ndarray:
     """0-based frame indices of every test clip, shape ``(num_clips, clip_len)``; indices past the end loop to 0.
 
-    Rawframe file numbers are these plus one (``img_00001.jpg`` is frame 0).
+    Rawframe file numbers are these plus one (``img_00001.jpg`` is frame 0). ``mode="whole"`` (the Inception models):
+    one clip of every frame, ``(1, num_frames)``.
     """
+    if mode == WHOLE_VIDEO:
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        return np.arange(num_frames)[None]
     offsets = clip_offsets(num_frames, clip_len, frame_interval, num_clips=num_clips, mode=mode)
     inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval  # (num_clips, clip_len)
     return inds % num_frames

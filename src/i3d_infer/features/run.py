@@ -157,7 +157,7 @@ class _Extraction:
 
     def _queue(self, video: _Video, chunk: ClipChunk) -> None:
         video.add(chunk)
-        views = make_views(chunk.frames[chunk.table], self.protocol, self.job.weights.preprocessing.size)
+        views = make_views(chunk.frames[chunk.table], self.protocol, self.job.weights.preprocessing.crop_size)
         views = views.reshape(-1, chunk.num_clips, *views.shape[1:])  # crop-major -> (crops, clips, 3, T, S, S)
         for k in range(chunk.num_clips):
             self.queue.append((video, chunk.first_clip + k, views[:, k]))

@@ -92,6 +92,8 @@ class Bottleneck(nn.Module):
 class I3D(InferenceOnly):
     """I3D ResNet-3D backbone and linear head: ``(n, 3, T, H, W)`` normalized float -> ``(n, num_classes)`` logits."""
 
+    engines = ("eager", "fast")  # the torch backend's engines for this network (runtime/fast_engine.py: FastI3D)
+
     def __init__(self, config: I3DConfig) -> None:
         super().__init__()
         self.config = config

@@ -97,6 +97,8 @@ class InceptionI3D(InferenceOnly):
     """Inception-v1 I3D: ``(n, C, T, H, W)`` input scaled to [-1, 1] -> ``(n, num_classes)`` logits, the mean
     over time of the per-time logits (DeepMind's ``Logits`` endpoint). :meth:`endpoints` gives the others."""
 
+    engines = ("eager",)  # the torch backend's engines: no 2D-factored fast engine for the Inception blocks
+
     def __init__(self, config: InceptionConfig) -> None:
         super().__init__()
         self.config = config

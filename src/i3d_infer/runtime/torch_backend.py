@@ -75,13 +75,19 @@ class TorchBackend:
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
         cuda = self.torch_device.type == "cuda"
-        self.engine = engine or "fast"
+        engines = model.network.engines  # what the network has: mmaction2's ResNet a fast engine, Inception not
+        self.engine = engine or ("fast" if "fast" in engines else "eager")
         if self.engine not in ENGINES:
             raise I3DError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.engine not in engines:
+            raise I3DError(f"{type(model.network).__name__} has no {self.engine} engine; it runs {', '.join(engines)}")
         if precision not in PRECISION_CHOICES:
             raise I3DError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
-        if self.engine == "eager" and precision in ("fp16", "bf16"):
+        if self.engine == "eager" and precision in ("fp16", "bf16") and "fast" in engines:
             raise I3DError("the eager engine is the fp32 reference; use --engine fast for fp16/bf16")
+        # a network without a fast engine runs fp16/bf16 under autocast (convolutions in half, reductions in fp32)
+        half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+        self.autocast = half if self.engine == "eager" else None
         if epilogue not in (None, *EPILOGUES):
             raise I3DError(f"unknown epilogue {epilogue!r}; choose one of {', '.join(EPILOGUES)}")
         if epilogue == "cudnn" and not cuda:
@@ -125,7 +131,8 @@ class TorchBackend:
         outputs = []
         for start in range(0, batch.shape[0], self.max_views):
             chunk = batch[start : start + self.max_views]
-            outputs.append(self.model(chunk).float())  # (n, 3, T, H, W) uint8 -> (n, classes)
+            with torch.autocast(self.torch_device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                outputs.append(self.model(chunk).float())  # (n, 3, T, H, W) uint8 -> (n, classes)
         return torch.cat(outputs)
 
     def compute(self, batch: torch.Tensor) -> np.ndarray:

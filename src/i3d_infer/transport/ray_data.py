@@ -155,7 +155,7 @@ class ModelActor:
         if threads:
             torch.set_num_threads(threads)  # Ray set OMP_NUM_THREADS from the actor's CPUs; the driver's count wins
         self.backend = make_backend(spec, weights)
-        self.fuse, self.protocol, self.size = fuse, protocol, weights.preprocessing.size
+        self.fuse, self.protocol, self.size = fuse, protocol, weights.preprocessing.crop_size
         self.on_gpu = self.backend.input_device is not None
         self.name = f"{os.uname().nodename}:{os.getpid()}"
 

@@ -38,7 +38,7 @@ def slot_bytes(dataset: VideoDataset) -> int:
     """Bytes of one slot: every clip slot a distinct frame (the worst case) at the protocol's largest frame size."""
     pre = dataset.preprocessing
     long_side = pre.size if get_protocol(dataset.protocol).squash else math.ceil(pre.size * MAX_ASPECT)
-    return pre.num_clips * pre.clip_len * pre.size * long_side * 3
+    return pre.slot_frames * pre.size * long_side * 3
 
 
 class FrameSlots:
