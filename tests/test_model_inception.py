@@ -162,3 +162,14 @@ def test_files_are_recognised_by_name_or_contents(tmp_path, rgb_pt, rgb_variable
     weights = sniff_weights(tmp_path / "i3d_pretrained_157.pt")
     assert weights.architecture().num_classes == 157 and weights.stream == "rgb" and weights.labels is None
     assert read_labels(weights=weights)[156] == "class 156"
+
+
+def test_a_tf_bundle_downloads_its_two_files(server, tmp_path, monkeypatch, rgb_bundle):
+    monkeypatch.setenv("I3D_INFER_CACHE", str(tmp_path / "cache"))
+    for suffix in (".index", ".data-00000-of-00001"):
+        server.files[f"rgb_imagenet/model.ckpt{suffix}"] = rgb_bundle.with_name("model.ckpt" + suffix).read_bytes()
+    weights = find_weights("rgb_imagenet")
+    model = load_model(f"{server.url}/rgb_imagenet/model.ckpt", weights, progress=False)
+    assert (tmp_path / "cache" / "rgb_imagenet" / "model.ckpt.index").is_file()
+    local = load_model(rgb_bundle, weights).network
+    assert torch.equal(model.network.logits.conv3d.bias, local.logits.conv3d.bias)

@@ -1,8 +1,8 @@
 """The ``i3d`` command: one module per command group, each parsing its arguments and calling the library.
 
 ``predict`` (predict, demo, samples), ``features``, ``evaluate`` (eval, merge), ``bench``, ``export`` (export,
-quantize), ``prepare`` (fetch, lists, extract). A user error is one line on stderr and exit code 2; ``--debug``
-shows the traceback.
+quantize), ``prepare`` (fetch, lists, extract), ``models``. A user error is one line on stderr and exit code 2;
+``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import argparse
 import sys
 
 from ..errors import I3DError
-from . import bench, evaluate, export, features, predict, prepare
+from . import bench, evaluate, export, features, models, predict, prepare
 
-GROUPS = (predict, features, export, bench, evaluate, prepare)
+GROUPS = (predict, features, export, bench, evaluate, prepare, models)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="i3d", description="I3D non-local video action recognition, offline.")
+    parser = argparse.ArgumentParser(
+        prog="i3d", description="I3D video models (mmaction2's ResNet, DeepMind's Inception), offline."
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import pickle
 import re
+import urllib.parse
 import zipfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 
 from ..errors import CheckpointError, first_line
 from .config import I3DConfig, InceptionConfig
-from .download import download, is_url
+from .download import cache_dir, download, is_url
 from .i3d import I3D, Recognizer
 from .inception import InceptionI3D, convert_deepmind, convert_pytorch_i3d
 from .tf_bundle import checkpoint_prefix, read_bundle, read_index
@@ -37,6 +38,8 @@ RENAME_TABLE: tuple[tuple[str, str], ...] = (
 )
 _COMPILED = tuple((re.compile(pattern), replacement) for pattern, replacement in RENAME_TABLE)
 KNOWN_PREFIXES = ("module.",)
+TF_BUNDLE_NAME = "model.ckpt"  # DeepMind's bundles: <name>/model.ckpt{.index, .data-00000-of-00001}
+TF_BUNDLE_FILES = (".index", ".data-00000-of-00001")
 SHOW = 5  # keys listed per kind of mismatch in an error message
 
 
@@ -183,8 +186,18 @@ def random_model(weights: Weights = DEFAULT_WEIGHTS, seed: int = 0) -> Recognize
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike, progress: bool = True) -> Path:
-    """A local path for a checkpoint given as a path or an http(s) URL (downloaded once into the cache)."""
-    return download(str(checkpoint), progress=progress) if is_url(checkpoint) else Path(checkpoint)
+    """A local path for a checkpoint given as a path or an http(s) URL (downloaded once into the cache). A TF bundle's
+    URL (``.../rgb_imagenet/model.ckpt``) brings its ``.index`` and data file into ``<cache>/rgb_imagenet/``."""
+    if not is_url(checkpoint):
+        return Path(checkpoint)
+    url = str(checkpoint)
+    path = Path(urllib.parse.urlparse(url).path)
+    if path.name != TF_BUNDLE_NAME:
+        return download(url, progress=progress)
+    directory = cache_dir() / path.parent.name
+    for suffix in TF_BUNDLE_FILES:
+        download(url + suffix, directory, progress=progress)
+    return directory / TF_BUNDLE_NAME
 
 
 def load_model(

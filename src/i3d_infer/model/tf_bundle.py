@@ -21,6 +21,7 @@ from ..errors import CheckpointError
 TABLE_MAGIC = 0xDB4775248B80FB57  # the table footer's last 8 bytes
 FOOTER_SIZE = 48  # two block handles padded to 40 bytes, then the magic
 BLOCK_TRAILER = 5  # compression type (1 byte) + masked crc32c (4 bytes) after every block
+DT_STRING = 7
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64, 19: np.float16}
 
 
@@ -139,7 +140,8 @@ def read_bundle(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every tensor of the checkpoint at ``prefix`` (``.../model.ckpt``): name -> array.
 
     Raises:
-        CheckpointError: a missing or truncated data file, an unsupported dtype (strings, resources), one line.
+        CheckpointError: a missing or truncated data file, an unsupported dtype (resources, complex), one line.
+        String tensors (TF2's object graph) are left out.
     """
     prefix = Path(prefix)
     entries = read_index(prefix.with_name(prefix.name + ".index"))
@@ -148,6 +150,8 @@ def read_bundle(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
     total = 1 + max((e["shard"] for e in entries.values()), default=0)
     for name, entry in entries.items():
         dtype = DTYPES.get(entry["dtype"])
+        if entry["dtype"] == DT_STRING:  # TF2's object graph: metadata, not weights
+            continue
         if dtype is None:
             raise CheckpointError(f"{prefix}: {name} has TensorFlow dtype {entry['dtype']}, not a numeric tensor")
         if entry["shard"] not in shards:
