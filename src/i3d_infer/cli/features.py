@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..data.datasets import LIST_FORMATS, read_list
 from ..data.decode import DECODERS, DEFAULT_DECODER
+from ..data.sampling import TAILS, DenseClips, windows
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
 from ._common import chosen_weights, model_arguments, placement, sampling_argument
@@ -39,7 +40,13 @@ def add_commands(commands) -> None:
         help="dense: a clip every --clip-interval frames (mmaction2 UntrimmedSampleFrames); test: the evaluation's "
         "test clips (+ <name>.mean.npy)",
     )
-    features.add_argument("--clip-interval", type=int, default=16, help="dense: frames between clip centres")
+    features.add_argument(
+        "--clip-interval", "--stride", type=int, help="dense: frames between clips (default: 16; Inception: --window)"
+    )
+    features.add_argument(
+        "--window", type=int, help="Inception models: frames per window (default 64); windows start every --stride"
+    )
+    features.add_argument("--tail", choices=TAILS, default="drop", help="Inception windows past the end: drop or pad")
     features.add_argument("--protocol", default="centercrop", choices=list(PROTOCOLS))
     features.add_argument(
         "--views", default="each", choices=["each", "mean"], help="threecrop: a feature per crop, or their mean"
@@ -75,7 +82,6 @@ def inputs(args: argparse.Namespace) -> list[tuple]:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from ..data.sampling import DenseClips
     from ..evaluate.distributed import parse_shard
     from ..features.plan import FeaturePlan, plan_outputs
 
@@ -83,10 +89,9 @@ def run_features(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard)
     weights = chosen_weights(args)
     where = placement(args, batch_size=args.batch_size)
-    pre = weights.preprocessing
     plan = FeaturePlan(
         clips=args.clips,
-        dense=DenseClips(pre.clip_len, args.clip_interval, pre.frame_interval),
+        dense=dense_clips(args, weights),
         protocol=args.protocol,
         views=args.views,
         dtype="float16" if args.half else "float32",
@@ -103,6 +108,22 @@ def run_features(args: argparse.Namespace) -> int:
     for error in summary.failed:
         print(f"i3d: {error}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def dense_clips(args: argparse.Namespace, weights) -> DenseClips:
+    """Where the clips go: mmaction2's centred dense clips of its own length, or, for a whole-video model (Inception),
+    start-aligned windows of ``--window`` frames every ``--stride``."""
+    pre = weights.preprocessing
+    if not pre.whole_video:
+        if args.window is not None:
+            raise I3DError(f"--window is for the Inception models; {weights.name} takes {pre.clip_len}-frame clips")
+        return DenseClips(pre.clip_len, args.clip_interval or 16, pre.frame_interval)
+    if args.clips != "dense":
+        raise I3DError(f"{weights.name} has no test clips; its features come from --window / --stride windows")
+    window = args.window or 64
+    if window < 1 or (args.clip_interval or window) < 1:
+        raise I3DError(f"--window and --stride must be >= 1, got {window} and {args.clip_interval}")
+    return windows(window, args.clip_interval or window, tail=args.tail)
 
 
 def _fold_ranks(out_dir: Path, *, plan, weights, rank: int) -> None:
@@ -130,7 +151,7 @@ def feature_backend(args: argparse.Namespace, weights, *, device: str, precision
         threads=args.threads or None, engine=args.engine, precision=precision, features=True,
     )  # fmt: skip
     backend = make_backend(spec, weights)
-    dim = weights.architecture().base_planes * 8 * 4  # the last stage's channels (Bottleneck expansion 4)
+    dim = weights.architecture().feature_dim
     if backend.num_classes != dim:
         raise I3DError(f"{args.model}: gives {backend.num_classes} values per view, not {dim}-d features "
                        "(export it with i3d export --output-kind features)")  # fmt: skip

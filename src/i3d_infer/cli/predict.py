@@ -116,15 +116,17 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _timeline(predictor, args: argparse.Namespace) -> int:
-    from ..data.sampling import DenseClips
+    from ..data.sampling import DenseClips, windows
     from ..features.plan import FeaturePlan
     from ..features.timeline import predict_timeline, timeline_path, write_timeline
 
     timeline_path(args.timeline)
     pre = predictor.weights.preprocessing
-    plan = FeaturePlan(
-        dense=DenseClips(pre.clip_len, args.clip_interval, pre.frame_interval), protocol=args.protocol, batch_size=8
-    )
+    if pre.whole_video:  # the Inception models: 64-frame windows (video_features') every --clip-interval
+        dense = windows(64, args.clip_interval, tail="pad")
+    else:
+        dense = DenseClips(pre.clip_len, args.clip_interval, pre.frame_interval)
+    plan = FeaturePlan(dense=dense, protocol=args.protocol, batch_size=8)
     try:
         timeline = predict_timeline(predictor, args.videos[0], plan, topk=args.topk)
     except VideoError as e:

@@ -57,11 +57,14 @@ def sample_frame_indices(
 @dataclass(frozen=True)
 class DenseClips:
     """Where dense clips go (mmaction2 ``UntrimmedSampleFrames``): ``clip_len`` frames ``frame_interval`` apart,
-    centred every ``clip_interval`` frames from frame ``clip_interval // 2``."""
+    centred every ``clip_interval`` frames from frame ``clip_interval // 2``. :func:`windows` places the Inception
+    models' start-aligned windows with the same machinery."""
 
     clip_len: int = 32
     clip_interval: int = 16
     frame_interval: int = 2
+    first_centre: int | None = None  # the first clip's centre frame; None: clip_interval // 2 (mmaction2's)
+    clamp_tail: bool = True  # clips centred before the last frame repeat it; False: only clips inside the video
 
     def __post_init__(self) -> None:
         if min(self.clip_len, self.clip_interval, self.frame_interval) < 1:
@@ -75,12 +78,25 @@ class DenseClips:
 
     def centre(self, k: int) -> int:
         """The centre frame of clip ``k``."""
-        return self.clip_interval // 2 + k * self.clip_interval
+        first = self.clip_interval // 2 if self.first_centre is None else self.first_centre
+        return first + k * self.clip_interval
 
     def window(self, centre: int, last: int | None = None) -> np.ndarray:
         """The clip's frame numbers, clamped at 0 and, once the video's last frame is known, at ``last``."""
         inds = np.maximum(centre + self.steps, 0)
         return inds if last is None else np.minimum(inds, last)
+
+
+def windows(length: int, stride: int, *, tail: str = "drop") -> DenseClips:
+    """Start-aligned windows of ``length`` consecutive frames every ``stride`` frames: window k is frames
+    ``[k·stride, k·stride + length)`` (the Inception feature recipes). ``tail="drop"``: only whole windows;
+    ``"pad"``: also the windows whose centre frame exists, their missing frames the last frame repeated."""
+    if tail not in TAILS:
+        raise ValueError(f"tail must be one of {', '.join(TAILS)}, got {tail!r}")
+    return DenseClips(length, stride, 1, first_centre=length // 2, clamp_tail=tail == "pad")
+
+
+TAILS = ("drop", "pad")
 
 
 def untrimmed_frame_indices(num_frames: int, clips: DenseClips) -> np.ndarray:
@@ -90,5 +106,5 @@ def untrimmed_frame_indices(num_frames: int, clips: DenseClips) -> np.ndarray:
     centred on its middle frame, clamped the same way. (The streamed reader, ``data.streaming``, places the same.)"""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    centres = range(clips.clip_interval // 2, num_frames, clips.clip_interval) or [num_frames // 2]
+    centres = range(clips.centre(0), num_frames, clips.clip_interval) or [num_frames // 2]
     return np.stack([clips.window(centre, num_frames - 1) for centre in centres])

@@ -72,10 +72,12 @@ def stream_clips(
     count = window.latest + 1
     if count == 0:
         raise VideoError(f"{source.path}: no decodable frames")
-    while window.complete(latest=count - 1, last=count - 1):
+    while window.complete(latest=count - 1, last=count - 1 if clips.clamp_tail else None):
         pass
-    if window.next_clip == 0:  # shorter than the first centre: one clip on the middle frame (mmaction2 has none)
-        window.add(count // 2, last=count - 1)
+    if window.next_clip == 0 and clips.clamp_tail:  # shorter than the first centre: one clip on the middle frame
+        window.add(count // 2, last=count - 1)  # (mmaction2 has none)
+    if window.next_clip == 0:
+        raise VideoError(f"{source.path}: {count} frames, fewer than one window of {clips.clip_len} (--tail pad)")
     while window.pending:
         yield window.take(chunk)
     end.num_frames, end.num_clips = count, window.emitted
@@ -108,7 +110,7 @@ class _Window:
 
     def _taken(self, index: int) -> bool:
         """Whether clip ``next_clip`` or a later one takes frame ``index`` (before the video's end is known)."""
-        if index < self.clips.clip_interval // 2:
+        if index < self.clips.centre(0):
             return True  # the video may yet be too short for a centre: its one clip may take any frame so far
         c0, step = self.clips.centre(0), self.clips.clip_interval
         low, high = int(self.steps[0]), int(self.steps[-1])
@@ -120,7 +122,7 @@ class _Window:
 
     def _release(self) -> None:
         """Forget the held frames below every clip not yet handed on (never the latest one)."""
-        if self.latest < self.clips.clip_interval // 2:
+        if self.latest < self.clips.centre(0):
             return
         floor = max(self.clips.centre(self.next_clip) + int(self.steps[0]), 0)
         floor = min([floor, *(int(frames[0]) for frames, _ in self.pending)])

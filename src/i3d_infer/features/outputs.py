@@ -81,8 +81,7 @@ def describe(plan, *, checkpoint, weights, backend, dim: int) -> dict:
         "checkpoint": str(checkpoint) if checkpoint else None,
         "checkpoint_sha256": sha256(checkpoint) if checkpoint and Path(checkpoint).is_file() else None,
         "backend": getattr(backend, "label", getattr(backend, "name", "")),
-        "feature": f"{dim}-d mean of the last stage over T, H and W (mmaction2 FeatureHead avg/avg), before dropout "
-        "and fc",
+        "feature": weights.feature_description(dim),
         "clips": _clips(plan, weights),
         "protocol": plan.protocol,
         "views": plan.views if plan.crops > 1 else "one",
@@ -90,11 +89,16 @@ def describe(plan, *, checkpoint, weights, backend, dim: int) -> dict:
         "dtype": plan.dtype,
         "scores": "<name>.scores.npy: (clips, classes), each clip's class probabilities" if plan.scores else None,
         "size": weights.preprocessing.size,
+        "crop": weights.preprocessing.crop_size,
         "versions": versions(),
     }
 
 
 def _clips(plan, weights) -> dict:
+    if plan.clips == "dense" and plan.dense.first_centre is not None:
+        d = plan.dense
+        return {"placement": "windows: frames [k*stride, k*stride + window)", "window": d.clip_len,
+                "stride": d.clip_interval, "tail": "pad" if d.clamp_tail else "drop"}  # fmt: skip
     if plan.clips == "dense":
         d = plan.dense
         return {"placement": "UntrimmedSampleFrames", "clip_len": d.clip_len, "clip_interval": d.clip_interval,

@@ -32,6 +32,11 @@ class I3DConfig:
         if self.non_local_mode != "dot_product":
             raise ValueError(f"unsupported non-local mode {self.non_local_mode!r}; supported: 'dot_product'")
 
+    @property
+    def feature_dim(self) -> int:
+        """Channels of the last stage: the size of the pooled feature (Bottleneck expansion 4)."""
+        return self.base_planes * 8 * 4
+
 
 def i3d_nl_dot_product_r50(num_classes: int = 400) -> I3DConfig:
     """The official ``i3d_nl_dot_product_r50_32x2x1_100e_kinetics400_rgb`` architecture (35,397,840 parameters)."""

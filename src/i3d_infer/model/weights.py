@@ -79,6 +79,12 @@ class Weights:
             return True
         return self.layout == "mmaction2" and parsed.name.endswith("-" + self.filename.rsplit("-", 1)[-1])
 
+    def feature_description(self, dim: int) -> str:
+        """What a feature of this network is, for the outputs' metadata."""
+        if self.layout == "mmaction2":
+            return f"{dim}-d mean of the last stage over T, H and W (mmaction2 FeatureHead avg/avg), before dropout, fc"
+        return f"{dim}-d AvgPool (2, 7, 7) output of Mixed_5c averaged over time and space (video_features' I3D)"
+
     def describe(self) -> str:
         """One line for people: which published checkpoint and how it is run."""
         pre = self.preprocessing
