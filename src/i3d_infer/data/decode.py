@@ -390,7 +390,10 @@ def pass_complete(path, count: int, sample, *, planned: np.ndarray, frames) -> n
     sampling ``count`` frames needs, else None (another pass, with the exact count, is needed)."""
     if count == 0:
         raise VideoError(f"{path}: no decodable frames")
-    indices = sample(count)
+    try:
+        indices = sample(count)
+    except ValueError as e:  # too few frames for the model (a whole-video network's minimum)
+        raise VideoError(f"{path}: {e}") from None
     return indices if frames is not None and np.array_equal(np.unique(indices), planned) else None
 
 

@@ -104,6 +104,7 @@ def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
         frame_interval=pre.frame_interval,
         num_clips=pre.num_clips,
         mode=pre.sampling,
+        min_frames=pre.min_frames,
     )
 
 

@@ -38,16 +38,23 @@ def clip_offsets(
 
 
 def sample_frame_indices(
-    num_frames: int, clip_len: int = 32, frame_interval: int = 2, *, num_clips: int = 10, mode: str = "0.x"
+    num_frames: int,
+    clip_len: int = 32,
+    frame_interval: int = 2,
+    *,
+    num_clips: int = 10,
+    mode: str = "0.x",
+    min_frames: int = 1,
 ) -> np.ndarray:
     """0-based frame indices of every test clip, shape ``(num_clips, clip_len)``; indices past the end loop to 0.
 
     Rawframe file numbers are these plus one (``img_00001.jpg`` is frame 0). ``mode="whole"`` (the Inception models):
-    one clip of every frame, ``(1, num_frames)``.
+    one clip of every frame, ``(1, num_frames)``; fewer than ``min_frames`` (the network's shortest input) is an
+    error.
     """
     if mode == WHOLE_VIDEO:
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        if num_frames < max(min_frames, 1):
+            raise ValueError(f"{num_frames} frames, fewer than the {min_frames} the network takes")
         return np.arange(num_frames)[None]
     offsets = clip_offsets(num_frames, clip_len, frame_interval, num_clips=num_clips, mode=mode)
     inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval  # (num_clips, clip_len)

