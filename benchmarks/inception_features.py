@@ -1,0 +1,85 @@
+"""Inception I3D RGB features on this machine: ``i3d features``' pipeline (decode workers streaming windows, batches
+across windows) against a one-window-at-a-time loop of the same network (what pytorch-i3d and video_features do:
+read the video, then one stack per call), in one process, as clips/s and their ratio.
+
+    python benchmarks/inception_features.py [--window 16] [--stride 16] [--batch-size 8] [--repeats 2]
+
+Synthetic weights (random, DeepMind's layout); the videos are the bundled samples. Prints one JSON record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from inception_reference import random_variables, write_bundle  # noqa: E402
+
+from i3d_infer.data.pipeline import read_video  # noqa: E402
+from i3d_infer.data.sampling import windows  # noqa: E402
+from i3d_infer.features.plan import FeaturePlan, plan_outputs  # noqa: E402
+from i3d_infer.features.run import FeatureJob, extract_features  # noqa: E402
+from i3d_infer.machine import versions  # noqa: E402
+from i3d_infer.model.checkpoint import load_model  # noqa: E402
+from i3d_infer.model.weights import find_weights  # noqa: E402
+from i3d_infer.prepare.sample_videos import sample_videos  # noqa: E402
+from i3d_infer.runtime.torch_backend import TorchBackend  # noqa: E402
+
+
+def one_at_a_time(recognizer, videos, weights, window: int, stride: int) -> int:
+    """Read each whole video, then run the network on one window per call; returns the windows run."""
+    clips = 0
+    for video in videos:
+        frames = read_video(video, "centercrop", weights.preprocessing).views  # (1, 3, T, 224, 224) uint8
+        for start in range(0, frames.shape[2] - window + 1, stride):
+            with torch.inference_mode():
+                recognizer(torch.from_numpy(frames[:, :, start : start + window]))
+            clips += 1
+    return clips
+
+
+def pipeline(recognizer, videos, weights, window: int, stride: int, batch: int, out: Path) -> int:
+    plan = FeaturePlan(dense=windows(window, stride), protocol="centercrop", batch_size=batch)
+    job = FeatureJob(plan, weights, out, workers=1)
+    tasks = plan_outputs([(v, Path(v).stem) for v in videos], out)
+    return extract_features(job, tasks, TorchBackend(recognizer, "cpu", engine="eager")).clips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--stride", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    weights = find_weights("rgb_imagenet")
+    videos = [str(v) for v in sample_videos() if "bigbuckbunny" not in str(v)]  # carphone, bikes: 370 frames
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = write_bundle(Path(tmp) / "rgb_imagenet" / "model.ckpt", random_variables(seed=0))
+        recognizer = load_model(bundle, weights).features_only()
+        figures = {"loop": [], "pipeline": []}
+        for k in range(args.repeats):  # in turns, so both see the same machine state
+            started = time.perf_counter()
+            clips = one_at_a_time(recognizer, videos, weights, args.window, args.stride)
+            figures["loop"].append(clips / (time.perf_counter() - started))
+            started = time.perf_counter()
+            n = pipeline(recognizer, videos, weights, args.window, args.stride, args.batch_size, Path(tmp) / f"o{k}")
+            figures["pipeline"].append(n / (time.perf_counter() - started))
+            assert n == clips, (n, clips)
+    loop, ours = float(np.median(figures["loop"])), float(np.median(figures["pipeline"]))
+    record = {"window": args.window, "stride": args.stride, "batch": args.batch_size, "clips": clips,
+              "loop_clips_per_s": round(loop, 3), "features_clips_per_s": round(ours, 3),
+              "ratio": round(ours / loop, 3), "threads": torch.get_num_threads(), "versions": versions()}  # fmt: skip
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
