@@ -21,17 +21,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from inception_reference import random_variables, write_bundle  # noqa: E402
-
-from i3d_infer.data.pipeline import read_video  # noqa: E402
-from i3d_infer.data.sampling import windows  # noqa: E402
-from i3d_infer.features.plan import FeaturePlan, plan_outputs  # noqa: E402
-from i3d_infer.features.run import FeatureJob, extract_features  # noqa: E402
-from i3d_infer.machine import versions  # noqa: E402
-from i3d_infer.model.checkpoint import load_model  # noqa: E402
-from i3d_infer.model.weights import find_weights  # noqa: E402
-from i3d_infer.prepare.sample_videos import sample_videos  # noqa: E402
-from i3d_infer.runtime.torch_backend import TorchBackend  # noqa: E402
+from i3d_infer.data.pipeline import read_video
+from i3d_infer.data.sampling import windows
+from i3d_infer.features.plan import FeaturePlan, plan_outputs
+from i3d_infer.features.run import FeatureJob, extract_features
+from i3d_infer.machine import versions
+from i3d_infer.model.checkpoint import load_model
+from i3d_infer.model.weights import find_weights
+from i3d_infer.prepare.sample_videos import sample_videos
+from i3d_infer.runtime.torch_backend import TorchBackend
+from inception_reference import random_variables, write_bundle
 
 
 def one_at_a_time(recognizer, videos, weights, window: int, stride: int) -> int:
