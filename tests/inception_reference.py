@@ -119,20 +119,31 @@ def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
     return bytes(body + struct.pack("<I", len(restarts)))
 
 
-def write_bundle(prefix: Path, variables: dict[str, np.ndarray]) -> Path:
-    """Write ``prefix.index`` and ``prefix.data-00000-of-00001`` as TF's BundleWriter lays them out (float32)."""
+def _masked_crc32c(data: bytes) -> int:
+    """LevelDB's masked CRC-32C (Castagnoli), which TensorFlow's reader checks (slow: for the cross-check only)."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_bundle(prefix: Path, variables: dict[str, np.ndarray], *, checksums: bool = False) -> Path:
+    """Write ``prefix.index`` and ``prefix.data-00000-of-00001`` as TF's BundleWriter lays them out (float32).
+    Checksums are zero unless ``checksums`` (TensorFlow's reader checks them; ours does not; needs google-crc32c)."""
+    crc = _masked_crc32c if checksums else (lambda data: 0)
     data, entries = bytearray(), [(b"", _field(1, 1) + _field(3, 1))]  # header: num_shards 1, version 1
     for name in sorted(variables):
         raw = np.ascontiguousarray(variables[name], dtype="<f4").tobytes()
         shape = b"".join(_field(2, _field(1, d)) for d in variables[name].shape)
         entry = _field(1, 1) + _field(2, shape) + _field(4, len(data)) + _field(5, len(raw))
+        entry += _varint(6 << 3 | 5) + struct.pack("<I", crc(raw))  # crc32c, fixed32
         entries.append((name.encode(), entry))
         data += raw
     table = bytearray()
 
     def put(block: bytes) -> bytes:
         handle = _varint(len(table)) + _varint(len(block))
-        table.extend(block + b"\0\0\0\0\0")  # no compression, crc32c not checked by readers here
+        table.extend(block + b"\0" + struct.pack("<I", crc(block + b"\0")))  # no compression
         return handle
 
     data_handle = put(_block(entries))
