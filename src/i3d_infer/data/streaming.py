@@ -74,10 +74,10 @@ def stream_clips(
         raise VideoError(f"{source.path}: no decodable frames")
     while window.complete(latest=count - 1, last=count - 1 if clips.clamp_tail else None):
         pass
-    if window.next_clip == 0 and clips.clamp_tail:  # shorter than the first centre: one clip on the middle frame
-        window.add(count // 2, last=count - 1)  # (mmaction2 has none)
-    if window.next_clip == 0:
-        raise VideoError(f"{source.path}: {count} frames, fewer than one window of {clips.clip_len} (--tail pad)")
+    if window.next_clip == 0:  # shorter than the first centre: one clip on the middle frame (mmaction2 has none)
+        if not clips.clamp_tail:  # start-aligned windows of whole frames only: none fits
+            raise VideoError(f"{source.path}: {count} frames, fewer than one window of {clips.clip_len} (--tail pad)")
+        window.add(count // 2, last=count - 1)
     while window.pending:
         yield window.take(chunk)
     end.num_frames, end.num_clips = count, window.emitted

@@ -129,7 +129,7 @@ class I3D(InferenceOnly):
 
     @property
     def feature_dim(self) -> int:
-        return self.fc.in_features
+        return self.config.feature_dim
 
     def drop_head(self) -> tuple | None:
         """Turn this network into a feature extractor, in place: ``(n, 2048)`` pooled features out (mmaction2
