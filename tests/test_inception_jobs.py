@@ -103,3 +103,28 @@ def test_eval_and_the_too_short_video(checkpoints, sample_videos, tmp_path, caps
     assert np.abs(result[2] - expected).max() < TOLERANCE
     failures = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert any("8 frames, fewer than the 9 the network takes" in json.dumps(r) for r in failures)
+
+
+def test_onnx_export_keeps_same_padding_on_a_dynamic_time_axis(checkpoints, sample_videos, tmp_path, capsys):
+    out = tmp_path / "inception.onnx"
+    args = ["export", "--checkpoint", str(checkpoints["deepmind-tf"]), "--output", str(out), "--dynamic-time"]
+    assert main([*args, "--shape", "1", "1", "3", "16", "224", "224", "--output-kind", "features"]) == 0
+    assert capsys.readouterr().out.strip().endswith("OK")  # verified against eager on a real video
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out))
+    for frames in (9, 10, 13, 24):  # odd and even lengths pad differently (SAME)
+        video = np.random.default_rng(frames).integers(0, 256, (1, 1, 3, frames, 224, 224), dtype=np.uint8)
+        expected = load_model(checkpoints["deepmind-tf"], find_weights("rgb_imagenet")).features_only()
+        with torch.inference_mode():
+            expected = expected(torch.from_numpy(video[0])).numpy()
+        got = session.run(None, {"video": video})[0]
+        assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4, frames
+    video = sample_videos["carphone_pristine"]
+    assert main(["features", str(video), "--backend", "onnxruntime", "--model", str(out), "--window", "16",
+                 "--stride", "52", "--out-dir", str(tmp_path / "f")]) == 0  # fmt: skip
+    assert "inception.onnx was exported from Inception-v1 I3D rgb (rgb_imagenet" in capsys.readouterr().err
+    frames = inception_input(video)
+    expected = network_on(checkpoints["deepmind-tf"], frames[:, :, 52:68])["features"][0]
+    got = np.load(tmp_path / "f" / "carphone_pristine.npy")[1]
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import I3DError
 from ..machine import Placement, decide_placement
-from ..model.weights import SAMPLING_MODES, Weights, choose_weights
+from ..model.weights import SAMPLING_MODES, Weights, choose_weights, find_weights
 from ..runtime import BACKENDS
 from ..runtime.base import ENGINES, PRECISION_CHOICES
 
@@ -42,6 +43,10 @@ def chosen_weights(args: argparse.Namespace) -> Weights:
     A command's unset ``--protocol`` becomes the checkpoint's own (mmaction2's: seed; Inception: centercrop)."""
     try:
         weights, note = choose_weights(args.checkpoint, getattr(args, "sampling", None))
+        exported = exported_from(args)
+        if exported is not None:
+            weights = find_weights(exported).with_sampling(getattr(args, "sampling", None))
+            note = f"{Path(args.model).name} was exported from {weights.describe()}"
     except ValueError as e:
         raise I3DError(str(e)) from None
     if getattr(args, "protocol", "") is None:
@@ -50,6 +55,17 @@ def chosen_weights(args: argparse.Namespace) -> Weights:
         sampling = getattr(args, "sampling", None)
         print(f"i3d: {note}{'' if sampling is None else f' (--sampling {sampling})'}", file=sys.stderr)
     return weights
+
+
+def exported_from(args: argparse.Namespace) -> str | None:
+    """The checkpoint description an ``--model`` ONNX graph names in its metadata (``i3d export`` writes it), when
+    no ``--checkpoint`` says otherwise."""
+    model = getattr(args, "model", None)
+    if args.checkpoint is not None or model is None or Path(model).suffix != ".onnx" or not Path(model).is_file():
+        return None
+    from ..export.onnx import weights_of
+
+    return weights_of(model)
 
 
 def placement(args: argparse.Namespace, *, batch_size: int | None = None, batched: bool = True) -> Placement:

@@ -23,17 +23,19 @@ def _add_export(commands) -> None:
         "  i3d export --checkpoint i3d_nl.pth --output i3d_dyn.onnx --dynamic-batch --output-kind video-probs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("--checkpoint", help="mmaction2 .pth path or URL (default: the official checkpoint)")
+    export.add_argument("--checkpoint", help="checkpoint path or URL, any family (default: the official mmaction2 one)")
     export.add_argument("--output", required=True, help="the .onnx file to write")
     export.add_argument(
         "--shape",
         type=int,
         nargs=6,
-        default=list(DEFAULT_SHAPE),
         metavar=("B", "V", "C", "T", "H", "W"),
-        help="input shape (default: 1 10 3 32 256 256)",
+        help=f"input shape (default: {' '.join(map(str, DEFAULT_SHAPE))}; Inception: 1 1 3 64 224 224)",
     )
     export.add_argument("--dynamic-batch", action="store_true", help="make B a free dimension")
+    export.add_argument(
+        "--dynamic-time", action="store_true", help="make T a free dimension (Inception: any video length >= 9)"
+    )
     export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default: {DEFAULT_OPSET})")
     export.add_argument(
         "--input",
@@ -82,9 +84,12 @@ def run_export(args: argparse.Namespace) -> int:
     from ..model.weights import choose_weights
 
     weights, _ = choose_weights(args.checkpoint)
+    pre = weights.preprocessing
+    shape = args.shape or ((1, 1, 3, 64, pre.crop_size, pre.crop_size) if pre.whole_video else DEFAULT_SHAPE)
     options = ExportOptions(
-        shape=tuple(args.shape),
+        shape=tuple(shape),
         dynamic_batch=args.dynamic_batch,
+        dynamic_time=args.dynamic_time,
         opset=args.opset,
         input_kind=args.input_kind,
         output_kind=args.output_kind,
@@ -93,10 +98,11 @@ def run_export(args: argparse.Namespace) -> int:
     )
     recognizer = load_model(args.checkpoint, weights)
     example = None if args.no_verify else example_input(options, weights.preprocessing, args.verify_video)
-    path = export_onnx(recognizer, args.output, options)
+    path = export_onnx(recognizer, args.output, options, weights)
     print(
         f"wrote {path} (input video {list(options.shape)} {options.input_kind}, output {options.output_name}, "
         f"opset {options.opset}{', dynamic batch' if options.dynamic_batch else ''}"
+        f"{', dynamic time' if options.dynamic_time else ''}"
         f"{', fp16' if options.fp16 else ''}{', simplified' if options.simplify else ''})"
     )
     if example is None:

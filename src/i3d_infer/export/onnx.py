@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import I3DError, first_line
 from ..model.i3d import Recognizer
-from ..model.weights import Preprocessing
+from ..model.weights import Preprocessing, Weights
 from . import DEFAULT_OPSET, DEFAULT_SHAPE, INPUT_KINDS, OUTPUT_KINDS
 
 FP32_TOLERANCE = 1e-4  # max |onnx - torch| / max |torch| over all outputs
@@ -32,6 +32,7 @@ class ExportOptions:
 
     shape: tuple[int, int, int, int, int, int] = DEFAULT_SHAPE  # (B, V, 3, T, H, W)
     dynamic_batch: bool = False  # B is a free dimension named "batch"
+    dynamic_time: bool = False  # T is a free dimension named "time" (the Inception models' whole-video input)
     opset: int = DEFAULT_OPSET
     input_kind: str = "uint8"  # "uint8": normalization inside the graph; "float32": normalized input (the seed's)
     output_kind: str = "clip-logits"  # "clip-logits" -> logits (B·V, C); "video-probs" -> probs (B, C);
@@ -67,7 +68,7 @@ class ExportWrapper(nn.Module):
         self.dtype = torch.float16 if options.fp16 else torch.float32
         self.network = copy.deepcopy(recognizer.network).to(self.dtype)
         if options.output_kind == "features":
-            self.network.fc = nn.Identity()
+            self.network.drop_head()
         self.views = options.shape[1]
         self.fuse = options.output_kind == "video-probs"
 
@@ -81,15 +82,18 @@ class ExportWrapper(nn.Module):
 
 
 def read_inputs(paths: list, shape: tuple[int, ...], preprocessing: Preprocessing) -> list[np.ndarray]:
-    """One uint8 ``(1, V, 3, T, H, W)`` graph input per video: the seed protocol with the checkpoint's
-    preprocessing resized to the graph's view shape (V clips of T frames at H×W)."""
+    """One uint8 ``(1, V, 3, T, H, W)`` graph input per video: the checkpoint's protocol and preprocessing made to
+    the graph's view shape (V clips of T frames at H×W; a whole-video model's T frames from the video's middle)."""
     from ..data.pipeline import read_video
 
     _, v, _, t, h, w = shape
     if h != w:
         raise I3DError(f"real-video inputs need square views; got H={h}, W={w}")
-    pre = replace(preprocessing, num_clips=v, clip_len=t, size=h)
-    return [read_video(p, "seed", pre).views[None] for p in paths]
+    squash = preprocessing.protocol == "seed"  # the seed's frames are the view: squashed to its size
+    pre = replace(preprocessing, num_clips=v, clip_len=t, size=h if squash else preprocessing.size, crop=h)
+    if pre.whole_video:
+        pre = replace(pre, sampling="0.x", frame_interval=1)
+    return [read_video(p, pre.protocol, pre).views[None] for p in paths]
 
 
 def example_input(options: ExportOptions, preprocessing: Preprocessing, video: str | os.PathLike | None) -> np.ndarray:
@@ -109,14 +113,19 @@ def example_input(options: ExportOptions, preprocessing: Preprocessing, video: s
     return ((batch.astype(np.float32) - mean) / std).astype(np.float32)
 
 
-def export_onnx(recognizer: Recognizer, output: str | os.PathLike, options: ExportOptions) -> Path:
-    """Write the ONNX graph (TorchScript exporter, which writes opsets 11-20 natively); returns its path."""
+def export_onnx(
+    recognizer: Recognizer, output: str | os.PathLike, options: ExportOptions, weights: Weights | None = None
+) -> Path:
+    """Write the ONNX graph (TorchScript exporter, which writes opsets 11-20 natively); returns its path. ``weights``:
+    the description recorded in the graph's metadata."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportWrapper(recognizer, options).eval()
     dtype = torch.uint8 if options.input_kind == "uint8" else torch.float32
     dummy = torch.zeros(options.shape, dtype=dtype)
-    dynamic = {"video": {0: "batch"}, options.output_name: {0: "batch"}} if options.dynamic_batch else None
+    axes = {0: "batch"} if options.dynamic_batch else {}
+    axes.update({3: "time"} if options.dynamic_time else {})
+    dynamic = {"video": axes, options.output_name: {0: "batch"} if options.dynamic_batch else {}} if axes else None
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
@@ -132,7 +141,34 @@ def export_onnx(recognizer: Recognizer, output: str | os.PathLike, options: Expo
         )
     if options.simplify:
         simplify(output)
+    if weights is not None:
+        label(output, weights)
     return output
+
+
+WEIGHTS_KEY = "i3d-infer weights"  # metadata: the published checkpoint whose description (preprocessing) applies
+
+
+def label(path: Path, weights: Weights) -> None:
+    """Record in the graph's metadata which checkpoint description it was exported from (read by
+    :func:`weights_of`), so the ONNX backends run it with its own preprocessing."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    model.metadata_props.add(key=WEIGHTS_KEY, value=weights.name)
+    onnx.save(model, str(path))
+
+
+def weights_of(path: str | os.PathLike) -> str | None:
+    """The checkpoint description an exported graph names, or None (older exports, other files)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not an ONNX file: the backend says so when it opens it
+        return None
+    return next((p.value for p in model.metadata_props if p.key == WEIGHTS_KEY), None)
 
 
 def simplify(path: Path) -> None:

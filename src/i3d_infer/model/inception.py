@@ -30,11 +30,26 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 def pad_same(x: torch.Tensor, kernel, stride, value: float = 0.0) -> torch.Tensor:
-    """``x`` (n, C, T, H, W) padded as TF's SAME would for this kernel and stride."""
-    pads = []
+    """``x`` (n, C, T, H, W) padded as TF's SAME would for this kernel and stride.
+
+    With stride 2 (the only one here besides 1) SAME depends on the length's parity: an odd length pads
+    ``((k - 1) // 2, k - 1 - (k - 1) // 2)``; an even one pads one cell less, at the front for an odd kernel (at the
+    back for an even kernel, where the extra cell never completes a window). So every axis is padded as for an odd
+    length and, for an odd kernel, the first cell is dropped when the length is even: the same numbers, written
+    with ops a traced export keeps symbolic (a dynamic time axis in ONNX)."""
+    pads, parity = [], []
     for axis in (4, 3, 2):  # F.pad lists the last axis first
-        pads += same_padding(x.shape[axis], kernel[axis - 2], stride[axis - 2])
-    return F.pad(x, pads, value=value) if any(pads) else x
+        k, s = kernel[axis - 2], stride[axis - 2]
+        if s > 2:
+            pads += same_padding(x.shape[axis], k, s)
+            continue
+        pads += [(k - 1) // 2, k - 1 - (k - 1) // 2]
+        if s == 2 and k % 2 == 1:
+            parity.append((axis, x.shape[axis]))
+    y = F.pad(x, pads, value=value) if any(pads) else x
+    for axis, size in parity:
+        y = y[(slice(None),) * axis + (slice(1 - size % 2, None),)]  # even length: drop the first padded cell
+    return y
 
 
 class Unit3D(nn.Module):

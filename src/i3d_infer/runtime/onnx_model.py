@@ -58,7 +58,8 @@ class OnnxGraphBackend:
             )
         self.batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
         self.views_per_video = int(shape[1])
-        self.view_shape = tuple(int(s) for s in shape[2:])
+        # (3, T, H, W); a free dimension (a dynamic time axis) is None and takes any size
+        self.view_shape = tuple(s if isinstance(s, int) and s > 0 else None for s in shape[2:])
         self.input_dtype = np.dtype(input_dtype)
         self.output_name = per_view[0]
         self.num_classes = int(output_shape[-1])
@@ -70,7 +71,8 @@ class OnnxGraphBackend:
     def prepare(self, views: np.ndarray) -> list[tuple[np.ndarray, int]]:
         """Split views into graph inputs: ``[(input (B, V, 3, T, H, W), real videos in it), ...]``."""
         n = views.shape[0]
-        if n % self.views_per_video or tuple(views.shape[1:]) != self.view_shape:
+        fits = all(want in (None, got) for want, got in zip(self.view_shape, views.shape[1:], strict=True))
+        if n % self.views_per_video or not fits:
             raise I3DError(
                 f"{self.path}: takes videos of {self.views_per_video} views of {self.view_shape}, "
                 f"got {n} views of {tuple(views.shape[1:])} (export with a matching --shape)"
