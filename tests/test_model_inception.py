@@ -10,7 +10,7 @@ import torch
 from i3d_infer.errors import CheckpointError, InputError
 from i3d_infer.model.checkpoint import load_model, sniff_weights
 from i3d_infer.model.config import inception_i3d
-from i3d_infer.model.inception import InceptionI3D, same_padding
+from i3d_infer.model.inception import InceptionI3D, same_padding, time_chunks
 from i3d_infer.model.tf_bundle import read_bundle, read_index
 from i3d_infer.model.weights import INCEPTION_WEIGHTS, find_weights, published_weights, read_labels
 from inception_reference import (
@@ -173,3 +173,30 @@ def test_a_tf_bundle_downloads_its_two_files(server, tmp_path, monkeypatch, rgb_
     assert (tmp_path / "cache" / "rgb_imagenet" / "model.ckpt.index").is_file()
     local = load_model(rgb_bundle, weights).network
     assert torch.equal(model.network.logits.conv3d.bias, local.logits.conv3d.bias)
+
+
+@pytest.mark.parametrize("frames", range(9, 700, 7))
+def test_time_chunks_cover_every_output_once_with_its_receptive_field(frames):
+    size = frames
+    for _ in range(3):
+        size = -(-size // 2)
+    outputs = []
+    for start, end, keep in time_chunks(frames, 128):
+        assert start % 8 == 0 and end - start <= 128 and (end == frames or (end - start) % 4 == frames % 4)
+        first = start // 8 + keep.start
+        for j in range(first, start // 8 + keep.stop):
+            assert (start == 0 or 8 * j - 47 >= start) and (end == frames or 8 * j + 62 < end), (start, end, j)
+            outputs.append(j)
+    assert outputs == list(range(size - 1))
+
+
+@pytest.mark.parametrize("frames", [149, 152])  # both remainders' parities: the chunks pad as the whole video does
+def test_a_long_input_in_chunks_equals_one_pass(monkeypatch, frames):
+    model = InceptionI3D(inception_i3d())
+    video = torch.rand(1, 3, frames, 193, 193) * 2 - 1
+    with torch.inference_mode():
+        whole = model.endpoints(video)["features_per_time"]
+        monkeypatch.setattr(model, "max_frames", 200)
+        chunked = model.endpoints(video)["features_per_time"]
+    assert len(time_chunks(frames, 200)) == 2
+    assert relative_error(chunked, whole) < TOLERANCE

@@ -116,7 +116,8 @@ class I3D(InferenceOnly):
         self.fc = nn.Linear(cin, config.num_classes)
         self.eval()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, prepare=None) -> torch.Tensor:
+        x = x if prepare is None else prepare(x)
         x = self.relu(self.stem(x))  # (n, 3, T, H, W) -> (n, 64, T/2, H/2, W/2)
         x = self.maxpool(x)  # -> (n, 64, T/4, H/4, W/4)
         x = self.layer1(x)  # -> (n, 256, T/4, H/4, W/4)
@@ -183,4 +184,4 @@ class Recognizer(InferenceOnly):
         return net.feature_dim if self.head is not None else net.config.num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(self.normalize(x))
+        return self.network(x, prepare=self.normalize)  # the network normalizes what it runs (chunks of long videos)

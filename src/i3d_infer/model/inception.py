@@ -113,6 +113,7 @@ class InceptionI3D(InferenceOnly):
     over time of the per-time logits (DeepMind's ``Logits`` endpoint). :meth:`endpoints` gives the others."""
 
     engines = ("eager",)  # the torch backend's engines: no 2D-factored fast engine for the Inception blocks
+    max_frames = 512  # longer inputs run in chunks (activations of 512 frames at 224: about 2 GB in fp32)
 
     def __init__(self, config: InceptionConfig) -> None:
         super().__init__()
@@ -142,17 +143,29 @@ class InceptionI3D(InferenceOnly):
                 f"Inception I3D needs at least {frames} frames of {side}x{side} pixels, got {t} of {w}x{h}"
             )
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Up to the AvgPool: ``(n, C, T, H, W)`` -> ``(n, 1024, T', 1, 1)`` pooled per time step."""
-        self.check_input(x)
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Up to the AvgPool in one pass: ``(n, C, T, H, W)`` -> ``(n, 1024, T', h, w)`` pooled per time step."""
         for spec in self.config.layers:
             x = getattr(self, spec.name)(x)  # -> (n, 1024, ceil(T/8), ceil(H/32), ceil(W/32)) after Mixed_5c
         return self.avg_pool(x)  # -> (n, 1024, ceil(T/8) - 1, ceil(H/32) - 6, ceil(W/32) - 6)
 
-    def endpoints(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def trunk(self, x: torch.Tensor, prepare=None) -> torch.Tensor:
+        """:meth:`pooled` of ``prepare(x)`` (e.g. the normalization), a long input in chunks of at most
+        ``max_frames`` frames whose per-time outputs equal one pass's (:func:`time_chunks`): activations and the
+        prepared input stay bounded whatever the length."""
+        self.check_input(x)
+        prepare = prepare or (lambda chunk: chunk)
+        if x.shape[2] <= self.max_frames or torch.jit.is_tracing():
+            return self.pooled(prepare(x))
+        parts = [
+            self.pooled(prepare(x[:, :, s:e]))[:, :, keep] for s, e, keep in time_chunks(x.shape[2], self.max_frames)
+        ]
+        return torch.cat(parts, dim=2)  # -> (n, 1024, T', h, w), as one pass
+
+    def endpoints(self, x: torch.Tensor, prepare=None) -> dict[str, torch.Tensor]:
         """Every named output: ``logits`` (n, classes), ``logits_per_time`` (n, T', classes), ``features``
         (n, 1024: the AvgPool output averaged over time and space), ``features_per_time`` (n, T', 1024)."""
-        pooled = self.trunk(x)
+        pooled = self.trunk(x, prepare)
         per_time = self.logits(pooled).mean(dim=(3, 4)).transpose(1, 2)  # (n, classes, T', h, w) -> (n, T', classes)
         features_per_time = pooled.mean(dim=(3, 4)).transpose(1, 2)  # (n, 1024, T', h, w) -> (n, T', 1024)
         return {
@@ -162,8 +175,8 @@ class InceptionI3D(InferenceOnly):
             "features_per_time": features_per_time,
         }
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.trunk(x)
+    def forward(self, x: torch.Tensor, prepare=None) -> torch.Tensor:
+        pooled = self.trunk(x, prepare)
         if self.logits is None:  # a feature extractor (drop_head)
             return pooled.mean(dim=(2, 3, 4))  # (n, 1024, T', h, w) -> (n, 1024)
         return self.logits(pooled).mean(dim=(2, 3, 4))  # (n, classes, T', h, w) -> (n, classes)
@@ -181,6 +194,33 @@ class InceptionI3D(InferenceOnly):
         head = (conv.weight.detach().float().flatten(1).cpu().numpy(), conv.bias.detach().float().cpu().numpy())
         self.logits = None
         return head
+
+
+# Output j of the AvgPool depends on input frames [8j - 47, 8j + 62] (the layers' SAME windows traced back through
+# the temporal strides 2, 2, 2); a chunk that holds them, starts on a multiple of 8 and has the length's remainder
+# mod 4 (so every stride-2 layer pads its front as the whole video does) computes output j exactly as one pass.
+RECEPTIVE = (47, 62)
+GRID = 8  # the temporal stride from the input to the AvgPool's output
+
+
+def time_chunks(frames: int, most: int) -> list[tuple[int, int, slice]]:
+    """``(start, end, kept outputs)`` of each chunk of a ``frames``-long input, at most ``most`` frames each (for
+    ``most`` >= 128): every AvgPool output once, from a chunk that holds its whole receptive field."""
+    size = frames
+    for _ in range(3):
+        size = -(-size // 2)  # ceil: each stride-2 SAME layer
+    outputs = size - 1  # the AvgPool over 2 time steps, VALID
+    before, after = (-(-r // GRID) * GRID for r in RECEPTIVE)  # margins on the grid: 48, 64
+    per_chunk = (most - before - after - 3) // GRID
+    chunks = []
+    for first in range(0, outputs, per_chunk):
+        last = min(first + per_chunk, outputs)  # outputs [first, last)
+        start = max(0, GRID * first - before)
+        end = min(frames, GRID * (last - 1) + RECEPTIVE[1] + 1)
+        if end < frames:
+            end = min(frames, end + (frames - (end - start)) % 4)  # the whole length's remainder mod 4
+        chunks.append((start, end, slice(first - start // GRID, last - start // GRID)))
+    return chunks
 
 
 # ---- checkpoints: pytorch-i3d's state dicts load as they are; DeepMind's TF variables are renamed ----
