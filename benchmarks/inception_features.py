@@ -45,11 +45,12 @@ def one_at_a_time(recognizer, videos, weights, window: int, stride: int) -> int:
     return clips
 
 
-def pipeline(recognizer, videos, weights, window: int, stride: int, batch: int, out: Path) -> int:
+def pipeline(recognizer, videos, weights, args, out: Path) -> int:
+    window, stride, batch, workers = args.window, args.stride, args.batch_size, args.workers
     plan = FeaturePlan(dense=windows(window, stride), protocol="centercrop", batch_size=batch)
-    job = FeatureJob(plan, weights, out, workers=1)
+    job = FeatureJob(plan, weights, out, workers=workers)
     tasks = plan_outputs([(v, Path(v).stem) for v in videos], out)
-    return extract_features(job, tasks, TorchBackend(recognizer, "cpu", engine="eager")).clips
+    return extract_features(job, tasks, TorchBackend(recognizer, "cpu", engine=args.engine)).clips
 
 
 def main() -> None:
@@ -58,6 +59,8 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="decode processes of the pipeline (0: in process)")
+    parser.add_argument("--engine", default="fast", help="the pipeline's torch engine (the loop: eager network)")
     args = parser.parse_args()
     weights = find_weights("rgb_imagenet")
     videos = [str(v) for v in sample_videos() if "bigbuckbunny" not in str(v)]  # carphone, bikes: 370 frames
@@ -70,11 +73,14 @@ def main() -> None:
             clips = one_at_a_time(recognizer, videos, weights, args.window, args.stride)
             figures["loop"].append(clips / (time.perf_counter() - started))
             started = time.perf_counter()
-            n = pipeline(recognizer, videos, weights, args.window, args.stride, args.batch_size, Path(tmp) / f"o{k}")
+            out = Path(tmp) / f"o{k}"
+            n = pipeline(recognizer, videos, weights, args, out)
             figures["pipeline"].append(n / (time.perf_counter() - started))
             assert n == clips, (n, clips)
     loop, ours = float(np.median(figures["loop"])), float(np.median(figures["pipeline"]))
-    record = {"window": args.window, "stride": args.stride, "batch": args.batch_size, "clips": clips,
+    record = {"window": args.window, "stride": args.stride, "batch": args.batch_size, "workers": args.workers,
+              "engine": args.engine,
+              "clips": clips,
               "loop_clips_per_s": round(loop, 3), "features_clips_per_s": round(ours, 3),
               "ratio": round(ours / loop, 3), "threads": torch.get_num_threads(), "versions": versions()}  # fmt: skip
     print(json.dumps(record))

@@ -200,3 +200,15 @@ def test_a_long_input_in_chunks_equals_one_pass(monkeypatch, frames):
         chunked = model.endpoints(video)["features_per_time"]
     assert len(time_chunks(frames, 200)) == 2
     assert relative_error(chunked, whole) < TOLERANCE
+
+
+def test_the_fast_engine_is_the_network_with_batchnorm_folded(rgb_bundle):
+    from i3d_infer.runtime.torch_backend import TorchBackend
+
+    recognizer = load_model(rgb_bundle, find_weights("rgb_imagenet"))
+    video = (torch.rand(2, 3, 11, 224, 224) * 255).to(torch.uint8)
+    with torch.inference_mode():
+        eager = recognizer(video).numpy()
+    fast = TorchBackend(recognizer, "cpu", engine="fast")
+    assert fast.label == "torch-fast-fp32" and isinstance(recognizer.network.Conv3d_1a_7x7.bn, torch.nn.BatchNorm3d)
+    assert relative_error(fast(video.numpy()), eager) < TOLERANCE

@@ -75,8 +75,11 @@ class TorchBackend:
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
         cuda = self.torch_device.type == "cuda"
-        engines = model.network.engines  # what the network has: mmaction2's ResNet a fast engine, Inception not
+        engines = model.network.engines  # what the network has
         self.engine = engine or ("fast" if "fast" in engines else "eager")
+        # the fast engine: the network's own fused copy where it has one (BN folded: Inception), else FastI3D's
+        # 2D-factored ResNet; fp16/bf16 of a fused network and of no fast engine run under autocast
+        fused = self.engine == "fast" and hasattr(model.network, "fused")
         if self.engine not in ENGINES:
             raise I3DError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
         if self.engine not in engines:
@@ -85,9 +88,8 @@ class TorchBackend:
             raise I3DError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISION_CHOICES)}")
         if self.engine == "eager" and precision in ("fp16", "bf16") and "fast" in engines:
             raise I3DError("the eager engine is the fp32 reference; use --engine fast for fp16/bf16")
-        # a network without a fast engine runs fp16/bf16 under autocast (convolutions in half, reductions in fp32)
         half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-        self.autocast = half if self.engine == "eager" else None
+        self.autocast = half if self.engine == "eager" or fused else None
         if epilogue not in (None, *EPILOGUES):
             raise I3DError(f"unknown epilogue {epilogue!r}; choose one of {', '.join(EPILOGUES)}")
         if epilogue == "cudnn" and not cuda:
@@ -103,9 +105,13 @@ class TorchBackend:
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
             torch.backends.cudnn.benchmark = True
         model = model.to(self.torch_device).eval()
-        if self.engine == "fast":
+        if fused:  # a new recognizer: the caller's keeps its network
+            mean, std = (tuple(v.flatten().tolist()) for v in (model.normalize.mean, model.normalize.std))
+            model = Recognizer(model.network.fused(), mean, std).to(self.torch_device)
+        elif self.engine == "fast":
             model = FastI3D(model, precision, epilogue or default_epilogue(self.torch_device)).to(self.torch_device)
-        self.model = CudaGraphs(model) if cuda and cuda_graphs and self.engine == "fast" else model
+        graphs = cuda and cuda_graphs and self.engine == "fast" and not fused  # a whole video's length varies
+        self.model = CudaGraphs(model) if graphs else model
         # Eager fp32 needs ~0.3 GB of activations per full-size view: two videos per call on a GPU, the fast engine 8.
         self.max_views = max_views or ((80 if self.engine == "fast" else 20) if cuda else 4)
 
