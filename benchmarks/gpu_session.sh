@@ -2,7 +2,8 @@
 # One device run that checks and times the GPU decoders (about 6 minutes on an H100/H200 with 16 cores): the
 # real-world corpus through nvdec and nvjpeg against the CPU path (corpus_gpu.py: equal or handed over, per file),
 # where their time goes (gpu_decode.py), the CPU workers' decoding threads (decode_threads.py), the whole table with
-# the exactness checks (e2e_gpu.py), then i3d features' clips/s against the model's (features.py).
+# the exactness checks (e2e_gpu.py), then i3d features' clips/s against the model's (features.py) and the Inception
+# I3D's features against a one-window loop (inception_features.py).
 #
 # The lent GPU image has torch, torchvision and OpenCV but neither PyNvVideoCodec nor the sample videos. Here, once:
 #   mkdir -p .samples .whl && cp $(i3d samples) .samples/ && python benchmarks/corpus_gpu.py write .corpus
@@ -35,3 +36,7 @@ python3 benchmarks/e2e_gpu.py --videos 320 --determinism 32 --json "$out/e2e.jso
 # i3d features: clips/s of the whole extraction (15 decode workers, batches of 8 clips across videos) vs the model
 python3 benchmarks/features.py speed --device cuda --precision fp16 --videos 48 --batch-size 8 --workers 15 \
     2>&1 | tee "$out/features.txt"
+# Inception I3D RGB features (synthetic weights): i3d features' pipeline (fused fp16, batches of 32 windows, 15
+# workers) against a one-window-at-a-time eager fp32 loop, the THUMOS recipe's 16-frame windows every 4 frames
+python3 benchmarks/inception_features.py --device cuda --precision fp16 --window 16 --stride 4 --batch-size 32 \
+    --workers 15 --repeats 3 2>&1 | tee "$out/inception_features.txt"

@@ -2,7 +2,8 @@
 across windows) against a one-window-at-a-time loop of the same network (what pytorch-i3d and video_features do:
 read the video, then one stack per call), in one process, as clips/s and their ratio.
 
-    python benchmarks/inception_features.py [--window 16] [--stride 16] [--batch-size 8] [--repeats 2]
+    python benchmarks/inception_features.py [--window 16] [--stride 16] [--batch-size 8] [--workers 1] [--repeats 2]
+        [--device cuda --precision fp16]
 
 Synthetic weights (random, DeepMind's layout); the videos are the bundled samples. Prints one JSON record.
 """
@@ -33,14 +34,15 @@ from i3d_infer.runtime.torch_backend import TorchBackend
 from inception_reference import random_variables, write_bundle
 
 
-def one_at_a_time(recognizer, videos, weights, window: int, stride: int) -> int:
-    """Read each whole video, then run the network on one window per call; returns the windows run."""
-    clips = 0
+def one_at_a_time(recognizer, videos, weights, args) -> int:
+    """Read each whole video, then run the eager fp32 network on one window per call; returns the windows run."""
+    clips, window = 0, args.window
+    recognizer = recognizer.to(args.device)
     for video in videos:
         frames = read_video(video, "centercrop", weights.preprocessing).views  # (1, 3, T, 224, 224) uint8
-        for start in range(0, frames.shape[2] - window + 1, stride):
+        for start in range(0, frames.shape[2] - window + 1, args.stride):
             with torch.inference_mode():
-                recognizer(torch.from_numpy(frames[:, :, start : start + window]))
+                recognizer(torch.from_numpy(frames[:, :, start : start + window]).to(args.device)).cpu()
             clips += 1
     return clips
 
@@ -50,7 +52,8 @@ def pipeline(recognizer, videos, weights, args, out: Path) -> int:
     plan = FeaturePlan(dense=windows(window, stride), protocol="centercrop", batch_size=batch)
     job = FeatureJob(plan, weights, out, workers=workers)
     tasks = plan_outputs([(v, Path(v).stem) for v in videos], out)
-    return extract_features(job, tasks, TorchBackend(recognizer, "cpu", engine=args.engine)).clips
+    backend = TorchBackend(recognizer, args.device, engine=args.engine, precision=args.precision)
+    return extract_features(job, tasks, backend).clips
 
 
 def main() -> None:
@@ -61,6 +64,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="decode processes of the pipeline (0: in process)")
     parser.add_argument("--engine", default="fast", help="the pipeline's torch engine (the loop: eager network)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", help="the pipeline's (the loop: fp32)")
     args = parser.parse_args()
     weights = find_weights("rgb_imagenet")
     videos = [str(v) for v in sample_videos() if "bigbuckbunny" not in str(v)]  # carphone, bikes: 370 frames
@@ -70,7 +75,7 @@ def main() -> None:
         figures = {"loop": [], "pipeline": []}
         for k in range(args.repeats):  # in turns, so both see the same machine state
             started = time.perf_counter()
-            clips = one_at_a_time(recognizer, videos, weights, args.window, args.stride)
+            clips = one_at_a_time(recognizer, videos, weights, args)
             figures["loop"].append(clips / (time.perf_counter() - started))
             started = time.perf_counter()
             out = Path(tmp) / f"o{k}"
@@ -79,7 +84,7 @@ def main() -> None:
             assert n == clips, (n, clips)
     loop, ours = float(np.median(figures["loop"])), float(np.median(figures["pipeline"]))
     record = {"window": args.window, "stride": args.stride, "batch": args.batch_size, "workers": args.workers,
-              "engine": args.engine,
+              "engine": args.engine, "device": args.device, "precision": args.precision,
               "clips": clips,
               "loop_clips_per_s": round(loop, 3), "features_clips_per_s": round(ours, 3),
               "ratio": round(ours / loop, 3), "threads": torch.get_num_threads(), "versions": versions()}  # fmt: skip
