@@ -13,7 +13,6 @@ import numpy as np
 
 from .data.datasets import VideoDataset
 from .errors import I3DError
-from .export import DEFAULT_SHAPE
 from .machine import versions
 from .model.weights import Weights
 from .runtime import BackendSpec
@@ -254,7 +253,7 @@ class BenchPlan:
     warmup: int = 2  # untimed calls first (e2e: at most 1 batch)
     iters: int = 10  # timed calls
     seconds: float | None = None  # time for at least this long instead of ``iters``
-    shape: tuple[int, ...] | None = None  # torch: the views of one video (default: 10 x 3 x 32 x 256 x 256)
+    shape: tuple[int, ...] | None = None  # torch: the views of one video (default: the weights' own view_shape)
     e2e: VideoDataset | None = None  # time the evaluation's pipeline over this dataset instead
     max_videos: int | None = None  # e2e: the first videos only
     workers: int = 1  # e2e: decode processes
@@ -311,8 +310,9 @@ def _view_shape(plan: BenchPlan, backend) -> tuple[int, ...] | None:
     """The views of one video for ``bench_inference``: an exported model's own, or the plan's for torch."""
     if backend is None:
         return None
+    own = plan.weights.preprocessing.view_shape
     if plan.spec.backend == "torch":
-        return plan.shape or DEFAULT_SHAPE[1:]
+        return plan.shape or own
     if plan.shape:
         raise I3DError("--shape is for the torch backend; an ONNX model has its own input shape")
     if backend.batch and any(b != backend.batch for b in plan.batch_sizes):
@@ -320,4 +320,5 @@ def _view_shape(plan: BenchPlan, backend) -> tuple[int, ...] | None:
             f"{plan.spec.model} has a static batch of {backend.batch}; use --batch-sizes {backend.batch} "
             "or export with --dynamic-batch"
         )
-    return (backend.views_per_video, *backend.view_shape)
+    free = zip(backend.view_shape, own[1:], strict=True)  # a free axis (dynamic time) takes the weights' own size
+    return (backend.views_per_video, *(size if size is not None else default for size, default in free))

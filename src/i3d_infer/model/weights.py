@@ -14,6 +14,7 @@ from .config import I3DConfig, InceptionConfig, i3d_nl_dot_product_r50, i3d_r50,
 
 SAMPLING_MODES = ("0.x", "1.x")  # test-time clip offsets of mmaction2 0.x and of mmaction2 >= 1.0.0rc2
 WHOLE_VIDEO = "whole"  # sampling of the Inception models: every frame, one input (the network runs over the video)
+BENCH_FRAMES = 250  # whole-video inputs timed by i3d bench: 10 s at 25 fps
 SLOT_FRAMES = 300  # whole-video inputs: frames a shared-memory slot holds (10 s at 30 fps); longer ones use the pipe
 
 
@@ -41,6 +42,13 @@ class Preprocessing:
     def whole_video(self) -> bool:
         """Every frame is one input: views differ in length from video to video, so a batch holds one video."""
         return self.sampling == WHOLE_VIDEO
+
+    @property
+    def view_shape(self) -> tuple[int, int, int, int, int]:
+        """``(V, 3, T, H, W)``: one video's views, what ``i3d bench`` times (a whole-video model: 250 frames,
+        a 10-second Kinetics clip at DeepMind's 25 fps)."""
+        frames = BENCH_FRAMES if self.whole_video else self.clip_len
+        return (self.num_clips, 3, frames, self.crop_size, self.crop_size)
 
     @property
     def slot_frames(self) -> int:
