@@ -128,3 +128,27 @@ def test_onnx_export_keeps_same_padding_on_a_dynamic_time_axis(checkpoints, samp
     expected = network_on(checkpoints["deepmind-tf"], frames[:, :, 52:68])["features"][0]
     got = np.load(tmp_path / "f" / "carphone_pristine.npy")[1]
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+
+
+def test_fps_resamples_by_timestamp_before_the_windows(checkpoints, tmp_path):
+    video = write_video(tmp_path / "thirty.mp4", list(range(90)), rate=30)  # 3 s at 30 fps
+    out = tmp_path / "f"
+    args = ["features", str(video), "--checkpoint", str(checkpoints["pytorch-i3d"]), "--out-dir", str(out)]
+    assert main([*args, "--fps", "10", "--window", "9", "--stride", "9"]) == 0
+    features = np.load(out / "thirty.npy")
+    assert features.shape == (3, 1024)  # 30 frames at 10 fps: frame k is source frame 3k
+    frames = inception_input(video)[:, :, ::3]
+    expected = network_on(checkpoints["deepmind-tf"], frames[:, :, 9:18])["features"][0]
+    assert np.abs(features[1] - expected).max() / np.abs(expected).max() < TOLERANCE
+    index = json.loads((out / "index.jsonl").read_text())
+    assert index["clips"]["first_seconds"] == [0.0, 0.9, 1.8] and json.loads((out / "features.json").read_text())[
+        "fps"
+    ] == pytest.approx(10.0)
+
+
+def test_bench_times_the_whole_video_view(checkpoints, tmp_path):
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--checkpoint", str(checkpoints["pytorch-i3d"]), "--iters", "1", "--warmup", "1"]
+    assert main([*argv, "--shape", "1", "3", "9", "193", "193", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["input_shape"] == [1, 3, 9, 193, 193]
+    assert find_weights("rgb_imagenet").preprocessing.view_shape == (1, 3, 250, 224, 224)  # the default: 10 s, 25 fps

@@ -46,6 +46,9 @@ def add_commands(commands) -> None:
     features.add_argument(
         "--window", type=int, help="Inception models: frames per window (default 64); windows start every --stride"
     )
+    features.add_argument(
+        "--fps", type=float, help="resample every video to this frame rate by timestamp first (DeepMind: 25)"
+    )
     features.add_argument("--tail", choices=TAILS, default="drop", help="Inception windows past the end: drop or pad")
     features.add_argument("--protocol", default="centercrop", choices=list(PROTOCOLS))
     features.add_argument(
@@ -97,6 +100,7 @@ def run_features(args: argparse.Namespace) -> int:
         dtype="float16" if args.half else "float32",
         scores=args.scores,
         batch_size=where.batch_size,
+        fps=args.fps,
     )
     backend, head = feature_backend(args, weights, device=shard.device(where.device), precision=where.precision)
     summary = _extract(args, plan, tasks[shard.index :: shard.total], backend=backend, head=head, weights=weights,

@@ -83,6 +83,7 @@ def describe(plan, *, checkpoint, weights, backend, dim: int) -> dict:
         "backend": getattr(backend, "label", getattr(backend, "name", "")),
         "feature": weights.feature_description(dim),
         "clips": _clips(plan, weights),
+        "fps": plan.fps,  # frames resampled to this rate first (None: as decoded)
         "protocol": plan.protocol,
         "views": plan.views if plan.crops > 1 else "one",
         "shape": "(clips, crops, dim)" if len(plan.feature_shape(1, dim)) == 3 else "(clips, dim)",

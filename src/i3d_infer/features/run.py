@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data.decode import DEFAULT_DECODER, open_source, read_sampled_frames, worker_threads
 from ..data.pipeline import sampler
+from ..data.resample import ResampledSource
 from ..data.streaming import ClipChunk, StreamEnd, stream_clips
 from ..data.transforms import get_protocol, make_views, resize_frame
 from ..errors import VideoError
@@ -52,6 +53,8 @@ def read_clips(task: FeatureTask, *, job: FeatureJob, threads: int = 0) -> Itera
     """Decode worker: a video's clips, resized, in chunks, then its :class:`StreamEnd`."""
     plan, pre = job.plan, job.weights.preprocessing
     source = open_source(task.path, job.decoder, task.num_frames, threads=threads, offset=task.offset)
+    if plan.fps is not None:
+        source = ResampledSource(source, plan.fps)
     resize = partial(resize_frame, protocol=get_protocol(plan.protocol), size=pre.size)
     if plan.clips == "dense":
         end = StreamEnd()
