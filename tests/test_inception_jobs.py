@@ -152,3 +152,19 @@ def test_bench_times_the_whole_video_view(checkpoints, tmp_path):
     assert main([*argv, "--shape", "1", "3", "9", "193", "193", "--json", str(out)]) == 0
     assert json.loads(out.read_text())[0]["input_shape"] == [1, 3, 9, 193, 193]
     assert find_weights("rgb_imagenet").preprocessing.view_shape == (1, 3, 250, 224, 224)  # the default: 10 s, 25 fps
+
+
+def test_five_crops(checkpoints, sample_videos, tmp_path):
+    video = sample_videos["carphone_pristine"]  # 176x144 -> 313x256: corners 89 and 32 pixels apart
+    args = ["features", str(video), "--checkpoint", str(checkpoints["deepmind-tf"]), "--window", "16", "--stride", "104"]
+    assert main([*args, "--protocol", "fivecrop", "--out-dir", str(tmp_path)]) == 0
+    each = np.load(tmp_path / "carphone_pristine.npy")
+    assert each.shape == (2, 5, 1024)  # windows at 0 and 104, a feature per crop (--views mean: their mean)
+    capture, frames = cv2.VideoCapture(str(video)), []
+    while (read := capture.read())[0]:
+        frames.append(cv2.resize(read[1], (313, 256), interpolation=cv2.INTER_LINEAR))
+    clip = np.stack(frames[104:120])[:, :, :, ::-1].astype(np.float32) / 127.5 - 1  # (16, 256, 313, 3) RGB
+    for crop, (x, y) in enumerate([(0, 0), (89, 0), (0, 32), (89, 32), (44, 16)]):  # torchvision's FiveCrop order
+        view = clip[:, y : y + 224, x : x + 224].transpose(3, 0, 1, 2)[None]
+        expected = network_on(checkpoints["deepmind-tf"], np.ascontiguousarray(view))["features"][0]
+        assert np.abs(each[1, crop] - expected).max() / np.abs(expected).max() < TOLERANCE, crop

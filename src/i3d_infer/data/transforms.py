@@ -14,9 +14,15 @@ class ViewProtocol:
 
     name: str  # the name users pass to --protocol
     squash: bool  # True: resize to size x size ignoring the aspect ratio; False: short side to size
-    crops: str  # "full" (the whole, already square frame), "center" or "three" (left/right/middle)
+    crops: str  # "full" (the whole, already square frame), "center", "three" (left/right/middle) or "five"
     description: str  # one line for --help and docs
 
+    @property
+    def num_crops(self) -> int:
+        return CROP_COUNTS[self.crops]
+
+
+CROP_COUNTS = {"full": 1, "center": 1, "three": 3, "five": 5}
 
 PROTOCOLS = {
     p.name: p
@@ -26,6 +32,7 @@ PROTOCOLS = {
         ),
         ViewProtocol("centercrop", False, "center", "short side 256, centre crop 256, 10 clips x 1 view"),
         ViewProtocol("threecrop", False, "three", "short side 256, three 256 crops, 10 clips x 3 views: 73.92/91.59"),
+        ViewProtocol("fivecrop", False, "five", "short side, the four corners and the centre (torchvision FiveCrop)"),
     )
 }
 
@@ -74,6 +81,9 @@ def crop_offsets(height: int, width: int, crops: str, *, size: int) -> list[tupl
             step = (height - size) // 2
             return [(0, 0), (0, 2 * step), (0, step)]
         raise ValueError(f"three crops of {size} need one side equal to {size}, got {width}x{height}")
+    if crops == "five":  # torchvision's FiveCrop order: top-left, top-right, bottom-left, bottom-right, centre
+        right, bottom = width - size, height - size
+        return [(0, 0), (right, 0), (0, bottom), (right, bottom), (right // 2, bottom // 2)]
     raise ValueError(f"unknown crops {crops!r}")
 
 

@@ -44,7 +44,7 @@ class FeaturePlan:
 
     @property
     def crops(self) -> int:
-        return {"full": 1, "center": 1, "three": 3}[get_protocol(self.protocol).crops]
+        return get_protocol(self.protocol).num_crops
 
     def feature_shape(self, num_clips: int, dim: int) -> tuple[int, ...]:
         """The shape of one video's feature array."""

@@ -130,7 +130,7 @@ def decode_row(row: dict, dataset: VideoDataset, timeout: float | None) -> dict:
         entry = dataset.entries[index]
         sample = Sample(index, entry.video_id, entry.label, None, str(e), decoder=dataset.decoder)
     pre = dataset.preprocessing
-    crops = 3 if get_protocol(dataset.protocol).crops == "three" else 1
+    crops = get_protocol(dataset.protocol).num_crops
     video = sample.frames
     return {
         "index": index,
