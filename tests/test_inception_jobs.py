@@ -156,8 +156,8 @@ def test_bench_times_the_whole_video_view(checkpoints, tmp_path):
 
 def test_five_crops(checkpoints, sample_videos, tmp_path):
     video = sample_videos["carphone_pristine"]  # 176x144 -> 313x256: corners 89 and 32 pixels apart
-    args = ["features", str(video), "--checkpoint", str(checkpoints["deepmind-tf"]), "--window", "16", "--stride", "104"]
-    assert main([*args, "--protocol", "fivecrop", "--out-dir", str(tmp_path)]) == 0
+    args = ["features", str(video), "--checkpoint", str(checkpoints["deepmind-tf"]), "--protocol", "fivecrop"]
+    assert main([*args, "--window", "16", "--stride", "104", "--out-dir", str(tmp_path)]) == 0
     each = np.load(tmp_path / "carphone_pristine.npy")
     assert each.shape == (2, 5, 1024)  # windows at 0 and 104, a feature per crop (--views mean: their mean)
     capture, frames = cv2.VideoCapture(str(video)), []
