@@ -1,4 +1,5 @@
-"""``i3d features``: per-clip 2048-d features of videos of any length, exact to mmaction2's feature extraction."""
+"""``i3d features``: per-clip features of videos of any length: mmaction2's (2048-d, exact to its feature extraction)
+or the Inception I3D's windows (1024-d)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from ._common import chosen_weights, model_arguments, placement, sampling_argume
 def add_commands(commands) -> None:
     features = commands.add_parser(
         "features",
-        help="per-clip 2048-d features (.npy per video) of videos of any length: dense clips or the test clips",
+        help="per-clip features (.npy per video) of videos of any length: dense clips, test clips or Inception windows",
         epilog="examples:\n"
+        "  i3d features v.mp4 --checkpoint rgb_imagenet/model.ckpt --window 16 --stride 4 --out-dir feats  # (w, 1024)\n"
+        "  i3d features v.mp4 --checkpoint rgb_imagenet.pt --fps 25 --protocol fivecrop --out-dir feats  # (w, 5, 1024)\n"
         "  i3d features a.mp4 b.mp4 --checkpoint i3d_nl.pth --out-dir feats       # feats/a.npy: (clips, 2048)\n"
         "  i3d features --list val_list_videos.txt --root videos_val --out-dir feats --workers 2\n"
         "  i3d features long.mp4 --out-dir feats --clip-interval 32 --scores     # + feats/long.scores.npy\n"
