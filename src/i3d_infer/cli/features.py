@@ -21,8 +21,8 @@ def add_commands(commands) -> None:
         "features",
         help="per-clip features (.npy per video) of videos of any length: dense clips, test clips or Inception windows",
         epilog="examples:\n"
-        "  i3d features v.mp4 --checkpoint rgb_imagenet/model.ckpt --window 16 --stride 4 --out-dir feats  # (w, 1024)\n"
-        "  i3d features v.mp4 --checkpoint rgb_imagenet.pt --fps 25 --protocol fivecrop --out-dir feats  # (w, 5, 1024)\n"
+        "  i3d features v.mp4 --checkpoint rgb_imagenet/model.ckpt --window 16 --stride 4 --out-dir f  # (w, 1024)\n"
+        "  i3d features v.mp4 --checkpoint rgb_imagenet.pt --fps 25 --protocol fivecrop --out-dir f  # (w, 5, 1024)\n"
         "  i3d features a.mp4 b.mp4 --checkpoint i3d_nl.pth --out-dir feats       # feats/a.npy: (clips, 2048)\n"
         "  i3d features --list val_list_videos.txt --root videos_val --out-dir feats --workers 2\n"
         "  i3d features long.mp4 --out-dir feats --clip-interval 32 --scores     # + feats/long.scores.npy\n"
