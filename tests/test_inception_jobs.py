@@ -168,3 +168,9 @@ def test_five_crops(checkpoints, sample_videos, tmp_path):
         view = clip[:, y : y + 224, x : x + 224].transpose(3, 0, 1, 2)[None]
         expected = network_on(checkpoints["deepmind-tf"], np.ascontiguousarray(view))["features"][0]
         assert np.abs(each[1, crop] - expected).max() / np.abs(expected).max() < TOLERANCE, crop
+
+
+def test_the_flow_stream_is_refused_with_its_reason(sample_videos, tmp_path, capsys):
+    bundle = write_bundle(tmp_path / "flow_imagenet" / "model.ckpt", random_variables("variables_flow_imagenet"))
+    assert main(["predict", str(sample_videos["carphone_pristine"]), "--checkpoint", str(bundle)]) == 2
+    assert "flow_imagenet is the flow stream (2-channel optical flow in)" in capsys.readouterr().err

@@ -49,6 +49,11 @@ def chosen_weights(args: argparse.Namespace) -> Weights:
             note = f"{Path(args.model).name} was exported from {weights.describe()}"
     except ValueError as e:
         raise I3DError(str(e)) from None
+    if weights.stream != "rgb":  # every command here reads RGB frames
+        raise I3DError(
+            f"{args.checkpoint or args.model}: {weights.name} is the {weights.stream} stream (2-channel optical flow "
+            "in); the commands read RGB videos, so run it on a flow tensor from Python (i3d_infer.load_model)"
+        )
     if getattr(args, "protocol", "") is None:
         args.protocol = weights.preprocessing.protocol
     if note:
