@@ -14,10 +14,14 @@ DEPTHS = (3, 4, 6, 3)
 INFLATE = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
 NON_LOCAL = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))
 NO_NON_LOCAL = tuple(tuple(0 for _ in stage) for stage in NON_LOCAL)
+HEAVY = {"inflate": tuple(tuple(1 for _ in stage) for stage in INFLATE), "conv1_stride_t": 1, "pool1_stride_t": 1}
 
 
-def key_shapes(non_local=NON_LOCAL, num_classes: int = 400) -> dict[str, tuple[int, ...]]:
-    """Every key of an mmaction2 I3D R50 checkpoint with its shape (``num_batches_tracked`` is a scalar: ``()``)."""
+def key_shapes(
+    non_local=NON_LOCAL, num_classes: int = 400, *, mode: str = "dot_product", inflate=INFLATE
+) -> dict[str, tuple[int, ...]]:
+    """Every key of an mmaction2 I3D R50 checkpoint with its shape (``num_batches_tracked`` is a scalar: ``()``);
+    mmcv's gaussian non-local blocks have no theta / phi convs (phi is the max-pool alone)."""
     shapes: dict[str, tuple[int, ...]] = {}
 
     def conv_bn(prefix: str, cout: int, cin: int, kernel: tuple[int, int, int]) -> None:
@@ -32,7 +36,7 @@ def key_shapes(non_local=NON_LOCAL, num_classes: int = 400) -> dict[str, tuple[i
         planes = 64 * 2**i
         for j in range(depth):
             p = f"backbone.layer{i + 1}.{j}"
-            conv_bn(f"{p}.conv1", planes, cin, (3, 1, 1) if INFLATE[i][j] else (1, 1, 1))
+            conv_bn(f"{p}.conv1", planes, cin, (3, 1, 1) if inflate[i][j] else (1, 1, 1))
             conv_bn(f"{p}.conv2", planes, planes, (1, 3, 3))
             conv_bn(f"{p}.conv3", planes * 4, planes, (1, 1, 1))
             if j == 0:
@@ -40,7 +44,7 @@ def key_shapes(non_local=NON_LOCAL, num_classes: int = 400) -> dict[str, tuple[i
             cin = planes * 4
             if non_local[i][j]:
                 nl = f"{p}.non_local_block"
-                for name in ("g.0", "theta", "phi.0"):
+                for name in ("g.0",) if mode == "gaussian" else ("g.0", "theta", "phi.0"):
                     shapes[f"{nl}.{name}.conv.weight"] = (cin // 2, cin, 1, 1, 1)
                     shapes[f"{nl}.{name}.conv.bias"] = (cin // 2,)
                 conv_bn(f"{nl}.conv_out", cin, cin // 2, (1, 1, 1))
@@ -49,18 +53,19 @@ def key_shapes(non_local=NON_LOCAL, num_classes: int = 400) -> dict[str, tuple[i
     return shapes
 
 
-def random_state_dict(seed: int = 0, non_local=NON_LOCAL, num_classes: int = 400) -> dict[str, torch.Tensor]:
+def random_state_dict(seed: int = 0, non_local=NON_LOCAL, num_classes: int = 400, **layout) -> dict[str, torch.Tensor]:
     """A synthetic mmaction2 state dict: random values everywhere, BN statistics and non-local output BN included.
 
     Values come from numpy's seeded generator so the same seed gives the same checkpoint on every torch version.
     Conv weights are scaled by 1/sqrt(fan_in) and BN gains kept near 1 so activations stay finite and informative
     through 50 layers; the non-local output BN gain is smaller (0.1-0.3, still far from the zero of a fresh init)
     and its g/theta/phi weights are scaled down (0.15/sqrt(fan_in)), because the dot-product block is cubic in its
-    input and random weights at full scale overflow float32 within five blocks.
+    input and random weights at full scale overflow float32 within five blocks. ``layout``: :func:`key_shapes`'s
+    ``mode`` and ``inflate``.
     """
     rng = np.random.default_rng(seed)
     state = {}
-    for key, shape in key_shapes(non_local, num_classes).items():
+    for key, shape in key_shapes(non_local, num_classes, **layout).items():
         if key.endswith("num_batches_tracked"):
             value = np.array(int(rng.integers(1, 1000)), dtype=np.int64)
         elif key.endswith("running_var"):
@@ -90,31 +95,49 @@ def _conv_bn(x, sd, prefix, stride=1, padding=0, relu=True):
     return F.relu(x) if relu else x
 
 
-def _non_local(x, sd, p):
-    """mmcv ``_NonLocalNd.forward`` with mode dot_product and sub_sample, transcribed."""
+def _non_local(x, sd, p, mode="dot_product"):
+    """mmcv ``_NonLocalNd.forward`` with ``sub_sample=True, use_scale=False`` (mmaction2's I3D configs), transcribed:
+    ``gaussian`` takes theta = x and phi = max_pool(x) (its ``phi`` is the pool layer alone)."""
     n = x.size(0)
     inter = x.size(1) // 2
     g = F.max_pool3d(F.conv3d(x, sd[f"{p}.g.0.conv.weight"], sd[f"{p}.g.0.conv.bias"]), (1, 2, 2))
     g_x = g.view(n, inter, -1).permute(0, 2, 1)
-    theta_x = F.conv3d(x, sd[f"{p}.theta.conv.weight"], sd[f"{p}.theta.conv.bias"]).view(n, inter, -1)
-    theta_x = theta_x.permute(0, 2, 1)
-    phi_x = F.max_pool3d(F.conv3d(x, sd[f"{p}.phi.0.conv.weight"], sd[f"{p}.phi.0.conv.bias"]), (1, 2, 2))
-    phi_x = phi_x.view(n, inter, -1)
+    if mode == "gaussian":
+        theta_x = x.view(n, x.size(1), -1).permute(0, 2, 1)
+        phi_x = F.max_pool3d(x, (1, 2, 2)).view(n, x.size(1), -1)  # sub_sample: self.phi(x), the pool
+    else:
+        theta_x = F.conv3d(x, sd[f"{p}.theta.conv.weight"], sd[f"{p}.theta.conv.bias"]).view(n, inter, -1)
+        theta_x = theta_x.permute(0, 2, 1)
+        phi_x = F.max_pool3d(F.conv3d(x, sd[f"{p}.phi.0.conv.weight"], sd[f"{p}.phi.0.conv.bias"]), (1, 2, 2))
+        phi_x = phi_x.view(n, inter, -1)
     pairwise = torch.matmul(theta_x, phi_x)
-    pairwise /= pairwise.shape[-1]
+    if mode == "dot_product":
+        pairwise /= pairwise.shape[-1]
+    else:  # gaussian, embedded_gaussian (use_scale False): softmax over the last dimension
+        pairwise = pairwise.softmax(dim=-1)
     y = torch.matmul(pairwise, g_x)
     y = y.permute(0, 2, 1).contiguous().reshape(n, inter, *x.size()[2:])
     return x + _conv_bn(y, sd, f"{p}.conv_out", relu=False)
 
 
 def reference_forward(
-    x: torch.Tensor, sd: dict[str, torch.Tensor], non_local=NON_LOCAL, *, features: bool = False
+    x: torch.Tensor,
+    sd: dict[str, torch.Tensor],
+    non_local=NON_LOCAL,
+    *,
+    features: bool = False,
+    mode: str = "dot_product",
+    inflate=INFLATE,
+    conv1_stride_t: int = 2,
+    pool1_stride_t: int = 2,
 ) -> torch.Tensor:
     """Logits of mmaction2's I3D on a normalized float ``(n, 3, T, H, W)`` input, straight from checkpoint keys;
     ``features``: stop at mmaction2 ``FeatureHead(spatial_type='avg', temporal_type='avg')``'s output, the
-    ``(n, 2048)`` mean of the last stage over H and W, then T (before the head's dropout and fc)."""
-    x = _conv_bn(x, sd, "backbone.conv1", stride=(2, 2, 2), padding=(2, 3, 3))
-    x = F.max_pool3d(x, (1, 3, 3), stride=(2, 2, 2), padding=(0, 1, 1))
+    ``(n, 2048)`` mean of the last stage over H and W, then T (before the head's dropout and fc). ``mode``: the
+    non-local blocks' (``non_local_cfg.mode``); ``inflate``, ``conv1_stride_t``, ``pool1_stride_t``: ResNet3d's
+    arguments (the heavy network: all inflated, strides 1: :data:`HEAVY`)."""
+    x = _conv_bn(x, sd, "backbone.conv1", stride=(conv1_stride_t, 2, 2), padding=(2, 3, 3))
+    x = F.max_pool3d(x, (1, 3, 3), stride=(pool1_stride_t, 2, 2), padding=(0, 1, 1))
     for i, depth in enumerate(DEPTHS):
         if i == 1:
             x = F.max_pool3d(x, (2, 1, 1), stride=(2, 1, 1))
@@ -122,12 +145,12 @@ def reference_forward(
             p = f"backbone.layer{i + 1}.{j}"
             s = 2 if i > 0 and j == 0 else 1
             identity = _conv_bn(x, sd, f"{p}.downsample", stride=(1, s, s), relu=False) if j == 0 else x
-            out = _conv_bn(x, sd, f"{p}.conv1", padding=(1, 0, 0) if INFLATE[i][j] else 0)
+            out = _conv_bn(x, sd, f"{p}.conv1", padding=(1, 0, 0) if inflate[i][j] else 0)
             out = _conv_bn(out, sd, f"{p}.conv2", stride=(1, s, s), padding=(0, 1, 1))
             out = _conv_bn(out, sd, f"{p}.conv3", relu=False)
             x = F.relu(out + identity)
             if non_local[i][j]:
-                x = _non_local(x, sd, f"{p}.non_local_block")
+                x = _non_local(x, sd, f"{p}.non_local_block", mode)
     if features:
         return x.mean(dim=[-2, -1]).mean(dim=2)  # FeatureHead.forward, 3D backbone: pool1d(pool2d(x))
     x = F.adaptive_avg_pool3d(x, 1).flatten(1)
@@ -178,6 +201,22 @@ def mmaction2_0x_test_frame_inds(num_frames: int, clip_len: int, frame_interval:
         clip_offsets = np.zeros((num_clips,), dtype=np.int64)
     frame_inds = clip_offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
     frame_inds = np.concatenate(frame_inds).reshape((-1, clip_len))
+    return np.mod(frame_inds, num_frames)
+
+
+def mmaction2_dense_test_frame_inds(num_frames: int, clip_len: int = 32, frame_interval: int = 2) -> np.ndarray:
+    """mmaction2's ``DenseSampleFrames(clip_len, frame_interval, num_clips=1, test_mode=True)`` (0.x and 1.2.0 alike:
+    ``sample_range`` 64, ``num_sample_positions`` 10) ``frame_inds``, ``(10, clip_len)``, 'loop' out of bounds."""
+    sample_range, num_sample_positions, num_clips = 64, 10, 1
+    sample_position = max(1, 1 + num_frames - sample_range)
+    interval = sample_range // num_clips
+    start_list = np.linspace(0, sample_position - 1, num=num_sample_positions, dtype=int)
+    base_offsets = np.arange(num_clips) * interval
+    clip_offsets = []
+    for start_idx in start_list:
+        clip_offsets.extend((base_offsets + start_idx) % num_frames)
+    clip_offsets = np.array(clip_offsets)
+    frame_inds = clip_offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
     return np.mod(frame_inds, num_frames)
 
 

@@ -24,7 +24,7 @@ def test_plain_r50_parameter_count():
 
 def test_non_local_positions_and_inflation():
     model = I3D(i3d_nl_dot_product_r50())
-    non_local = [name for name, m in model.named_modules() if type(m).__name__ == "NonLocalDotProduct"]
+    non_local = [name for name, m in model.named_modules() if type(m).__name__ == "NonLocal"]
     assert non_local == [f"layer2.{j}.non_local" for j in (1, 3)] + [f"layer3.{j}.non_local" for j in (1, 3, 5)]
     inflated = [name for name, m in model.named_modules() if name.endswith("conv1.conv") and m.kernel_size[0] == 3]
     expected = ["layer1.0", "layer1.1", "layer1.2", "layer2.0", "layer2.2", "layer3.0", "layer3.2", "layer3.4"]
@@ -38,7 +38,7 @@ def test_config_rejects_inconsistent_tables():
     with pytest.raises(ValueError, match="depth"):
         I3DConfig(depth=101)
     with pytest.raises(ValueError, match="mode"):
-        I3DConfig(non_local_mode="embedded_gaussian")
+        I3DConfig(non_local_mode="concatenation")  # mmcv has it; mmaction2 publishes no I3D with it
 
 
 def test_training_mode_is_refused():

@@ -33,8 +33,8 @@ def sampling_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sampling",
         choices=SAMPLING_MODES,
-        help="test clip offsets: 0.x (mmaction2 0.x, the seed's) or 1.x (mmaction2 >= 1.0.0rc2) "
-        "(default: the checkpoint's, recognised by its file name; else 0.x)",
+        help="test clip offsets: 0.x (mmaction2 0.x, the seed's), 1.x (mmaction2 >= 1.0.0rc2) or dense "
+        "(DenseSampleFrames) (default: the checkpoint's, recognised by its file name; else 0.x)",
     )
 
 

@@ -9,6 +9,8 @@ import numpy as np
 
 from ..model.weights import SAMPLING_MODES, WHOLE_VIDEO
 
+DENSE_RANGE = 64  # DenseSampleFrames' sample_range: the frames one (dense) clip position may span
+
 
 def clip_offsets(
     num_frames: int, clip_len: int, frame_interval: int, *, num_clips: int, mode: str = "0.x"
@@ -18,7 +20,9 @@ def clip_offsets(
     ``0.x`` (the seed's mmaction2): ``floor(arange(k) * avg + avg / 2)`` with ``avg = (N - span + 1) / k`` and
     ``span = clip_len * frame_interval``, all zeros when ``N <= span - 1``. ``1.x`` (mmaction2 >= 1.0.0rc2, whose
     test clips span ``(clip_len - 1) * frame_interval + 1`` frames): ``round(arange(k) * max(N - span1, 0) / (k - 1))``
-    (numpy rounds half to even, as mmaction2 does), and ``max(N - span1, 0) // 2`` for a single clip.
+    (numpy rounds half to even, as mmaction2 does), and ``max(N - span1, 0) // 2`` for a single clip. ``dense``
+    (mmaction2's ``DenseSampleFrames`` test mode, 0.x and 1.x alike): ``num_clips`` starts from
+    ``linspace(0, max(1, N - 63) - 1, num_clips)`` truncated, i.e. spread over the first ``N - 64 + 1`` frames.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -29,6 +33,9 @@ def clip_offsets(
             avg = (num_frames - span + 1) / float(num_clips)
             return (clips * avg + avg / 2.0).astype(np.int64)  # floor: values are non-negative
         return np.zeros(num_clips, dtype=np.int64)
+    if mode == "dense":  # DenseSampleFrames(test_mode=True, num_clips=1): starts spread over [0, N - range]
+        positions = max(1, 1 + num_frames - DENSE_RANGE)
+        return np.linspace(0, positions - 1, num=num_clips, dtype=int) % num_frames
     if mode == "1.x":
         max_offset = max(num_frames - ((clip_len - 1) * frame_interval + 1), 0)
         if num_clips == 1:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STAGE_DEPTHS = {50: (3, 4, 6, 3)}
+# mmcv NonLocal3d's pairwise functions that mmaction2 publishes I3D checkpoints for (sub-sampled, use_scale False):
+# dot_product: theta^T phi / M; embedded_gaussian: softmax(theta^T phi); gaussian: softmax(x^T x), no theta/phi convs
+NON_LOCAL_MODES = ("dot_product", "embedded_gaussian", "gaussian")
+NL_PLACEMENT = ((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0))  # every other block of stages 2 and 3
+NO_NON_LOCAL = ((0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0))
 
 
 @dataclass(frozen=True)
@@ -17,9 +22,11 @@ class I3DConfig:
     inflate: tuple[tuple[int, ...], ...] = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
     # Per stage, per block: 1 = a non-local block follows the block's residual add and ReLU.
     non_local: tuple[tuple[int, ...], ...] = ((0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0))
-    non_local_mode: str = "dot_product"  # the only mode mmaction2 publishes I3D checkpoints for
-    stem_kernel: tuple[int, int, int] = (5, 7, 7)  # (t, h, w) of the first conv; stride (2, 2, 2)
+    non_local_mode: str = "dot_product"  # one of NON_LOCAL_MODES
+    stem_kernel: tuple[int, int, int] = (5, 7, 7)  # (t, h, w) of the first conv; stride (stem_stride_t, 2, 2)
     base_planes: int = 64  # planes of stage 1; stage i has base_planes * 2**i
+    stem_stride_t: int = 2  # temporal stride of the first conv (mmaction2 conv1_stride_t; "heavy": 1)
+    pool1_stride_t: int = 2  # temporal stride of the max-pool after it (pool1_stride_t; "heavy": 1)
 
     def __post_init__(self) -> None:
         depths = STAGE_DEPTHS.get(self.depth)
@@ -29,8 +36,8 @@ class I3DConfig:
             table = getattr(self, name)
             if tuple(len(stage) for stage in table) != depths:
                 raise ValueError(f"{name} table must have {depths} blocks per stage, got {table}")
-        if self.non_local_mode != "dot_product":
-            raise ValueError(f"unsupported non-local mode {self.non_local_mode!r}; supported: 'dot_product'")
+        if self.non_local_mode not in NON_LOCAL_MODES:
+            raise ValueError(f"unsupported non-local mode {self.non_local_mode!r}; supported: {NON_LOCAL_MODES}")
 
     @property
     def feature_dim(self) -> int:
@@ -44,14 +51,31 @@ def i3d_nl_dot_product_r50(num_classes: int = 400) -> I3DConfig:
         depth=50,
         num_classes=num_classes,
         inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
-        non_local=((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0)),
+        non_local=NL_PLACEMENT,
     )
+
+
+def i3d_nl_embedded_gaussian_r50(num_classes: int = 400) -> I3DConfig:
+    """``i3d_nl_embedded_gaussian_r50``: the dot-product network's blocks with a softmax over theta^T phi."""
+    return I3DConfig(num_classes=num_classes, non_local=NL_PLACEMENT, non_local_mode="embedded_gaussian")
+
+
+def i3d_nl_gaussian_r50(num_classes: int = 400) -> I3DConfig:
+    """``i3d_nl_gaussian_r50``: non-local blocks comparing the features themselves (no theta / phi embeddings)."""
+    return I3DConfig(num_classes=num_classes, non_local=NL_PLACEMENT, non_local_mode="gaussian")
 
 
 def i3d_r50(num_classes: int = 400) -> I3DConfig:
     """Plain I3D R50 (``i3d_r50_32x2x1_100e_kinetics400_rgb``): the same network without non-local blocks."""
+    return I3DConfig(depth=50, num_classes=num_classes, non_local=NO_NON_LOCAL)
+
+
+def i3d_r50_heavy(num_classes: int = 400) -> I3DConfig:
+    """``i3d_imagenet-pretrained-r50-heavy``: every block's conv1 inflated to (3,1,1), no temporal stride before
+    pool2 (conv1_stride_t = pool1_stride_t = 1), so stages 1-4 see 16 frames of a 32-frame clip, not 8."""
+    inflate_all = ((1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1, 1, 1), (1, 1, 1))
     return I3DConfig(
-        depth=50, num_classes=num_classes, non_local=((0, 0, 0), (0, 0, 0, 0), (0, 0, 0, 0, 0, 0), (0, 0, 0))
+        num_classes=num_classes, inflate=inflate_all, non_local=NO_NON_LOCAL, stem_stride_t=1, pool1_stride_t=1
     )
 
 

@@ -39,24 +39,30 @@ class ConvBN(nn.Module):
         return self.bn(self.conv(x))
 
 
-class NonLocalDotProduct(nn.Module):
-    """Dot-product non-local block, sub-sampled (mmcv ``NonLocal3d``): no softmax, pairwise weights divided by M."""
+class NonLocal(nn.Module):
+    """Non-local block, sub-sampled (mmcv ``NonLocal3d``, ``sub_sample=True, use_scale=False``). ``mode``:
+    ``dot_product`` (theta^T phi / M), ``embedded_gaussian`` (softmax of theta^T phi) or ``gaussian`` (softmax of
+    x^T x: no theta / phi convs, phi is the pooled input itself)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, mode: str = "dot_product") -> None:
         super().__init__()
         inter = channels // 2
+        self.mode = mode
         self.g = nn.Conv3d(channels, inter, 1)
-        self.theta = nn.Conv3d(channels, inter, 1)
-        self.phi = nn.Conv3d(channels, inter, 1)
+        self.theta = nn.Conv3d(channels, inter, 1) if mode != "gaussian" else None
+        self.phi = nn.Conv3d(channels, inter, 1) if mode != "gaussian" else None
         self.pool = nn.MaxPool3d((1, 2, 2))
         self.out = ConvBN(inter, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, t, h, w = x.shape
-        theta = self.theta(x).flatten(2).transpose(1, 2)  # (n, C/2, T, H, W) -> (n, N, C/2)
-        phi = self.pool(self.phi(x)).flatten(2)  # (n, C/2, T, H/2, W/2) -> (n, C/2, M)
+        theta = x if self.theta is None else self.theta(x)
+        phi = self.pool(x if self.phi is None else self.phi(x))
+        theta = theta.flatten(2).transpose(1, 2)  # (n, C', T, H, W) -> (n, N, C'), C' = C/2 (gaussian: C)
+        phi = phi.flatten(2)  # (n, C', T, H/2, W/2) -> (n, C', M)
         g = self.pool(self.g(x)).flatten(2).transpose(1, 2)  # (n, C/2, M) -> (n, M, C/2)
-        pairwise = theta @ phi / phi.shape[-1]  # (n, N, M)
+        pairwise = theta @ phi  # (n, N, M)
+        pairwise = pairwise / phi.shape[-1] if self.mode == "dot_product" else pairwise.softmax(dim=-1)
         y = (pairwise @ g).transpose(1, 2).reshape(n, -1, t, h, w)  # (n, N, C/2) -> (n, C/2, T, H, W)
         return x + self.out(y)
 
@@ -66,7 +72,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int, *, inflate: bool, non_local: bool) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, *, inflate: bool, non_local: str | None) -> None:
         super().__init__()
         cout = planes * self.expansion
         if inflate:
@@ -76,7 +82,7 @@ class Bottleneck(nn.Module):
         self.conv2 = ConvBN(planes, planes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1))
         self.conv3 = ConvBN(planes, cout, 1)
         self.downsample = ConvBN(cin, cout, 1, stride=(1, stride, stride)) if stride != 1 or cin != cout else None
-        self.non_local = NonLocalDotProduct(cout) if non_local else None
+        self.non_local = NonLocal(cout, non_local) if non_local else None
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,9 +104,11 @@ class I3D(InferenceOnly):
         super().__init__()
         self.config = config
         kt, kh, kw = config.stem_kernel
-        self.stem = ConvBN(3, config.base_planes, config.stem_kernel, stride=2, padding=(kt // 2, kh // 2, kw // 2))
+        stem_stride, pool_stride = (config.stem_stride_t, 2, 2), (config.pool1_stride_t, 2, 2)
+        padding = (kt // 2, kh // 2, kw // 2)
+        self.stem = ConvBN(3, config.base_planes, config.stem_kernel, stride=stem_stride, padding=padding)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool3d((1, 3, 3), stride=2, padding=(0, 1, 1))
+        self.maxpool = nn.MaxPool3d((1, 3, 3), stride=pool_stride, padding=(0, 1, 1))
         self.pool2 = nn.MaxPool3d((2, 1, 1), stride=(2, 1, 1))
         cin = config.base_planes
         stages = []
@@ -109,7 +117,8 @@ class I3D(InferenceOnly):
             blocks = []
             for j in range(len(inflate)):
                 stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(Bottleneck(cin, planes, stride, inflate=bool(inflate[j]), non_local=bool(non_local[j])))
+                mode = config.non_local_mode if non_local[j] else None
+                blocks.append(Bottleneck(cin, planes, stride, inflate=bool(inflate[j]), non_local=mode))
                 cin = planes * Bottleneck.expansion
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -118,8 +127,8 @@ class I3D(InferenceOnly):
 
     def forward(self, x: torch.Tensor, prepare=None) -> torch.Tensor:
         x = x if prepare is None else prepare(x)
-        x = self.relu(self.stem(x))  # (n, 3, T, H, W) -> (n, 64, T/2, H/2, W/2)
-        x = self.maxpool(x)  # -> (n, 64, T/4, H/4, W/4)
+        x = self.relu(self.stem(x))  # (n, 3, T, H, W) -> (n, 64, T/s1, H/2, W/2)
+        x = self.maxpool(x)  # -> (n, 64, T/(s1·s2), H/4, W/4); s1 = s2 = 2 but in the heavy network (1)
         x = self.layer1(x)  # -> (n, 256, T/4, H/4, W/4)
         x = self.pool2(x)  # -> (n, 256, T/8, H/4, W/4)
         x = self.layer2(x)  # -> (n, 512, T/8, H/8, W/8)

@@ -10,9 +10,20 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .config import I3DConfig, InceptionConfig, i3d_nl_dot_product_r50, i3d_r50, inception_i3d, inception_i3d_flow
+from .config import (
+    I3DConfig,
+    InceptionConfig,
+    i3d_nl_dot_product_r50,
+    i3d_nl_embedded_gaussian_r50,
+    i3d_nl_gaussian_r50,
+    i3d_r50,
+    i3d_r50_heavy,
+    inception_i3d,
+    inception_i3d_flow,
+)
 
-SAMPLING_MODES = ("0.x", "1.x")  # test-time clip offsets of mmaction2 0.x and of mmaction2 >= 1.0.0rc2
+# test-time clip offsets: mmaction2 0.x's and >= 1.0.0rc2's SampleFrames, and DenseSampleFrames (both versions)
+SAMPLING_MODES = ("0.x", "1.x", "dense")
 WHOLE_VIDEO = "whole"  # sampling of the Inception models: every frame, one input (the network runs over the video)
 BENCH_FRAMES = 250  # whole-video inputs timed by i3d bench: 10 s at 25 fps
 SLOT_FRAMES = 300  # whole-video inputs: frames a shared-memory slot holds (10 s at 30 fps); longer ones use the pipe
@@ -113,6 +124,7 @@ class Weights:
 
 
 _MMACTION = "https://download.openmmlab.com/mmaction"
+_ZOO_0X = "the mmaction2 0.x model zoo (configs/recognition/i3d/README.md)"
 I3D_NL_DOT_PRODUCT_R50_K400 = Weights(
     name="i3d_nl_dot_product_r50_32x2x1_100e_kinetics400_rgb",
     url=f"{_MMACTION}/recognition/i3d/i3d_nl_dot_product_r50_32x2x1_100e_kinetics400_rgb/"
@@ -138,7 +150,45 @@ I3D_R50_K400 = Weights(
     "i3d_r50_32x2x1_100e_kinetics400_rgb_20200614-c25ef9a4.pth",
     architecture=i3d_r50,
     preprocessing=Preprocessing(),
+    published=(("threecrop", 72.68, 90.78, _ZOO_0X + ", 340x256 frames"),),
 )
+
+
+def _mmaction2(name: str, stamp: str, architecture, *, version: str, sampling: str | None = None, published=()):
+    """An mmaction2 I3D checkpoint: ``name`` its config name, ``stamp`` its file's ``<date>-<sha256 prefix>``,
+    published 10 x 3-view accuracy from that version's model zoo."""
+    folder = f"{_MMACTION}/v1.0/recognition/i3d" if version == "1.x" else f"{_MMACTION}/recognition/i3d"
+    zoo = "the mmaction2 1.x model zoo (metafile.yml)" if version == "1.x" else _ZOO_0X
+    return Weights(
+        name=name, url=f"{folder}/{name}/{name}_{stamp}.pth", architecture=architecture,
+        preprocessing=Preprocessing(sampling=sampling or version),
+        published=tuple((protocol, top1, top5, zoo + note) for protocol, top1, top5, note in published),
+    )  # fmt: skip
+
+
+_V1 = "i3d_imagenet-pretrained-r50{}_8xb8-{}32x2x1-100e_kinetics400-rgb"  # 1.x names: variant, "dense-" or ""
+MMACTION2_FAMILY = (
+    _mmaction2(_V1.format("", ""), "20220812-e213c223", i3d_r50, version="1.x",
+               published=(("threecrop", 73.47, 91.27, ""),)),
+    _mmaction2(_V1.format("-heavy", ""), "20220812-ed501b31", i3d_r50_heavy, version="1.x",
+               published=(("threecrop", 76.21, 92.48, ""),)),
+    _mmaction2(_V1.format("", "dense-"), "20220812-9f46003f", i3d_r50, version="1.x", sampling="dense",
+               published=(("threecrop", 73.77, 91.35, ""),)),
+    _mmaction2(_V1.format("-nl-embedded-gaussian", ""), "20220812-afd8f562", i3d_nl_embedded_gaussian_r50,
+               version="1.x", published=(("threecrop", 74.73, 91.80, ""),)),
+    _mmaction2(_V1.format("-nl-gaussian", ""), "20220812-0c5cbf5a", i3d_nl_gaussian_r50, version="1.x",
+               published=(("threecrop", 73.97, 91.33, ""),)),
+    _mmaction2("i3d_r50_256p_32x2x1_100e_kinetics400_rgb", "20200801-7d9f44de", i3d_r50, version="0.x",
+               published=(("threecrop", 73.27, 90.92, ""),)),
+    _mmaction2("i3d_r50_dense_32x2x1_100e_kinetics400_rgb", "20200616-2bbb4361", i3d_r50, version="0.x",
+               sampling="dense", published=(("threecrop", 72.77, 90.57, ", 340x256 frames"),)),
+    _mmaction2("i3d_r50_dense_256p_32x2x1_100e_kinetics400_rgb", "20200725-24eb54cc", i3d_r50, version="0.x",
+               sampling="dense", published=(("threecrop", 73.48, 91.00, ""),)),
+    _mmaction2("i3d_nl_embedded_gaussian_r50_32x2x1_100e_kinetics400_rgb", "20200813-6e6aef1b",
+               i3d_nl_embedded_gaussian_r50, version="0.x", published=(("threecrop", 74.71, 91.81, ""),)),
+    _mmaction2("i3d_nl_gaussian_r50_32x2x1_100e_kinetics400_rgb", "20200815-17f84aa2", i3d_nl_gaussian_r50,
+               version="0.x", published=(("threecrop", 73.37, 91.26, ""),)),
+)  # fmt: skip
 
 # DeepMind's Inception I3D (kinetics-i3d): values to [-1, 1], short side 256, centre 224, the whole video as input.
 INCEPTION_PREPROCESSING = Preprocessing(
@@ -176,7 +226,9 @@ INCEPTION_WEIGHTS = (
                classes=157),
 )  # fmt: skip
 DEFAULT_WEIGHTS = I3D_NL_DOT_PRODUCT_R50_K400
-PUBLISHED = (I3D_NL_DOT_PRODUCT_R50_K400, I3D_NL_DOT_PRODUCT_R50_K400_V1, I3D_R50_K400, *INCEPTION_WEIGHTS)
+PUBLISHED = (
+    I3D_NL_DOT_PRODUCT_R50_K400, I3D_NL_DOT_PRODUCT_R50_K400_V1, I3D_R50_K400, *MMACTION2_FAMILY, *INCEPTION_WEIGHTS
+)  # fmt: skip
 
 
 def published_weights(checkpoint: str | os.PathLike | None) -> Weights | None:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.i3d import I3D, ConvBN, NonLocalDotProduct, Recognizer
+from ..model.i3d import I3D, ConvBN, NonLocal, Recognizer
 
 PRECISIONS = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 EPILOGUES = ("torch", "cudnn")
@@ -98,17 +98,18 @@ def conv_for(conv_bn: ConvBN, dtype, epilogue: str) -> Conv:
 
 
 class FastNonLocal(nn.Module):
-    """Dot-product non-local block as GEMMs on channels-last frames."""
+    """A non-local block (any mode of :class:`NonLocal`) as GEMMs on channels-last frames."""
 
-    def __init__(self, block: NonLocalDotProduct, dtype, epilogue: str) -> None:
+    def __init__(self, block: NonLocal, dtype, epilogue: str) -> None:
         super().__init__()
-        self.theta = Conv(
-            block.theta.weight.double(), block.theta.bias.double(), 1, padding=0, dtype=dtype, epilogue=epilogue
-        )
-        weight = torch.cat([block.phi.weight, block.g.weight]).double()  # (C, C, 1, 1, 1): phi and g in one GEMM
-        self.phi_g = Conv(
-            weight, torch.cat([block.phi.bias, block.g.bias]).double(), 1, padding=0, dtype=dtype, epilogue=epilogue
-        )
+        self.mode = block.mode
+
+        def gemm(convs: list) -> Conv:  # 1x1x1 convs side by side: one GEMM
+            weight, bias = torch.cat([c.weight for c in convs]).double(), torch.cat([c.bias for c in convs]).double()
+            return Conv(weight, bias, 1, padding=0, dtype=dtype, epilogue=epilogue)
+
+        self.theta = gemm([block.theta]) if block.theta is not None else None
+        self.phi_g = gemm([block.phi, block.g] if block.phi is not None else [block.g])  # pooled together
         weight, bias = fold(block.out)
         self.out = Conv(weight, bias, 1, padding=0, dtype=dtype, epilogue=epilogue)
 
@@ -118,13 +119,18 @@ class FastNonLocal(nn.Module):
         def rows(y: torch.Tensor) -> torch.Tensor:
             return y.permute(0, 2, 3, 1).reshape(n, -1, y.shape[1])  # (N·T, C', h, w) -> (N, T·h·w, C')
 
-        theta = rows(self.theta(x, relu=False))  # (N, N_pos, C/2)
-        phi_g = rows(F.max_pool2d(self.phi_g(x, relu=False), 2))  # (N, M, C)
-        c = theta.shape[2]
-        phi, g = phi_g[..., :c], phi_g[..., c:]
-        empty = theta.new_empty(())
-        pairwise = torch.baddbmm(empty, theta, phi.transpose(1, 2), beta=0, alpha=1 / phi.shape[1])  # (N, N_pos, M)
-        y = (pairwise @ g).reshape(nt, h, w, c).permute(0, 3, 1, 2)  # -> (N·T, C/2, h, w) channels-last
+        pooled = rows(F.max_pool2d(self.phi_g(x, relu=False), 2))  # (N, M, [C/2 phi +] C/2 g)
+        if self.theta is None:  # gaussian: theta and phi are the block's input itself
+            theta, phi, g = rows(x), rows(F.max_pool2d(x, 2)), pooled  # (N, N_pos, C), (N, M, C), (N, M, C/2)
+        else:
+            c = pooled.shape[2] // 2
+            theta, phi, g = rows(self.theta(x, relu=False)), pooled[..., :c], pooled[..., c:]
+        if self.mode == "dot_product":
+            empty = theta.new_empty(())
+            pairwise = torch.baddbmm(empty, theta, phi.transpose(1, 2), beta=0, alpha=1 / phi.shape[1])  # (N, N, M)
+        else:  # the softmax in float32 whatever the precision (the eager model's autocast keeps it there too)
+            pairwise = (theta @ phi.transpose(1, 2)).float().softmax(dim=-1).to(theta.dtype)
+        y = (pairwise @ g).reshape(nt, h, w, g.shape[2]).permute(0, 3, 1, 2)  # -> (N·T, C/2, h, w) channels-last
         return self.out(y, relu=False).add_(x)
 
 
