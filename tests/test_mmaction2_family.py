@@ -109,3 +109,20 @@ def test_a_file_named_as_published_runs_its_network_and_sampling(tmp_path, sampl
     small = replace(heavy, preprocessing=replace(SMALL_PRE, sampling="1.x"))  # the reduced test pipeline
     prediction = Predictor.create(path, weights=small).predict(sample_videos["carphone_pristine"])
     assert prediction.scores.shape == (400,) and prediction.frame_indices.shape == (2, 8)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_onnx_export_and_runtimes(name, tmp_path):
+    from i3d_infer.export.onnx import ExportOptions, export_onnx, verify_onnx
+    from i3d_infer.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from i3d_infer.runtime.openvino_backend import OpenVINOBackend
+
+    model, _, _ = variant(name)
+    options = ExportOptions(shape=(1, 2, 3, 16, 64, 64))
+    path = export_onnx(model, tmp_path / f"{name}.onnx", options)
+    views = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 64, 64), dtype=np.uint8)
+    assert verify_onnx(path, model, options, example=views[None]).passed
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(views))
+    for backend in (OnnxRuntimeBackend(path), OpenVINOBackend(path)):
+        assert relative_error(torch.from_numpy(backend(views)), expected) < 1e-4, backend.name
