@@ -3,7 +3,7 @@
 # real-world corpus through nvdec and nvjpeg against the CPU path (corpus_gpu.py: equal or handed over, per file),
 # where their time goes (gpu_decode.py), the CPU workers' decoding threads (decode_threads.py), the whole table with
 # the exactness checks (e2e_gpu.py), then i3d features' clips/s against the model's (features.py) and the Inception
-# I3D's features against a one-window loop (inception_features.py).
+# I3D's features against a one-window loop (inception_features.py), and mmaction2's I3D family (family.py).
 #
 # The lent GPU image has torch, torchvision and OpenCV but neither PyNvVideoCodec nor the sample videos. Here, once:
 #   mkdir -p .samples .whl && cp $(i3d samples) .samples/ && python benchmarks/corpus_gpu.py write .corpus
@@ -40,3 +40,5 @@ python3 benchmarks/features.py speed --device cuda --precision fp16 --videos 48 
 # workers) against a one-window-at-a-time eager fp32 loop, the THUMOS recipe's 16-frame windows every 4 frames
 python3 benchmarks/inception_features.py --device cuda --precision fp16 --window 16 --stride 4 --batch-size 32 \
     --workers 15 --repeats 3 2>&1 | tee "$out/inception_features.txt"
+# mmaction2's I3D family: eager fp32 vs the fast engine in fp16, one full-size clip, per variant (with the error)
+python3 benchmarks/family.py --device cuda --precision fp16 --repeats 5 2>&1 | tee "$out/family.txt"
