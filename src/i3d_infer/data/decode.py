@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import VideoError
 from ..machine import usable_cores
 from .conversion import bgr24
+from .passes import in_two_passes
 
 # OpenCV's FFmpeg backend reads this when it first opens a file: keep its log lines about damaged input off the
 # terminal (our own one-line error names the file instead). A user's own setting wins.
@@ -368,33 +369,6 @@ def read_sampled_frames(
         return count, frames
 
     return in_two_passes(source.path, source.frame_count_hint(), sample, decode_pass=decode_pass)
-
-
-def in_two_passes(path, guess: int, sample: Callable[[int], np.ndarray], *, decode_pass) -> tuple:
-    """Decode a video planned for the header's frame count ``guess``; if the real count needs other frames (headers
-    lie), once more with the now exact count. ``decode_pass(planned)`` decodes one pass keeping the ``planned``
-    (sorted) frames and returns ``(frames decoded, kept frames)``. Returns ``(num_frames, indices, frames, table)``
-    as :func:`read_sampled_frames` does."""
-    for _ in range(2):
-        planned = np.unique(sample(guess)) if guess > 0 else np.empty(0, np.int64)  # sorted
-        count, frames = decode_pass(planned)
-        indices = pass_complete(path, count, sample, planned=planned, frames=frames)
-        if indices is not None:
-            return count, indices, frames, np.searchsorted(planned, indices)
-        guess = count  # the header was wrong: a second pass with the exact count
-    raise VideoError(f"{path}: the frame count changed between two decoding passes")
-
-
-def pass_complete(path, count: int, sample, *, planned: np.ndarray, frames) -> np.ndarray | None:
-    """After a decoding pass planned for ``planned`` frames: the sampled indices if the pass holds exactly the frames
-    sampling ``count`` frames needs, else None (another pass, with the exact count, is needed)."""
-    if count == 0:
-        raise VideoError(f"{path}: no decodable frames")
-    try:
-        indices = sample(count)
-    except ValueError as e:  # too few frames for the model (a whole-video network's minimum)
-        raise VideoError(f"{path}: {e}") from None
-    return indices if frames is not None and np.array_equal(np.unique(indices), planned) else None
 
 
 def _reason(error: Exception) -> str:

@@ -35,7 +35,8 @@ import torch
 
 from ...errors import HandOver, I3DError, VideoError, first_line
 from ..conversion import quarter_turns
-from ..decode import GPU_DECODERS, RawframeSource, in_two_passes
+from ..decode import GPU_DECODERS, RawframeSource
+from ..passes import in_two_passes
 from ..transforms import ViewProtocol, resized_size
 from . import fused_nv12
 from .probe import VideoProbe, jpeg_refusal, nvdec_refusal, probe_video
