@@ -174,3 +174,19 @@ def test_the_flow_stream_is_refused_with_its_reason(sample_videos, tmp_path, cap
     bundle = write_bundle(tmp_path / "flow_imagenet" / "model.ckpt", random_variables("variables_flow_imagenet"))
     assert main(["predict", str(sample_videos["carphone_pristine"]), "--checkpoint", str(bundle)]) == 2
     assert "flow_imagenet is the flow stream (2-channel optical flow in)" in capsys.readouterr().err
+
+
+def test_ten_crops_are_the_five_and_those_of_the_mirrored_frame(tmp_path):
+    from i3d_infer.data.transforms import get_protocol, make_views
+
+    clips = np.random.default_rng(0).integers(0, 256, (2, 3, 256, 313, 3), dtype=np.uint8)  # (clips, T, H, W, 3)
+    five = make_views(clips, get_protocol("fivecrop"), 224)
+    ten = make_views(clips, get_protocol("tencrop"), 224)
+    mirrored = make_views(np.ascontiguousarray(clips[:, :, :, ::-1]), get_protocol("fivecrop"), 224)
+    assert ten.shape == (20, 3, 3, 224, 224)  # crop-major: 10 crops x 2 clips
+    np.testing.assert_array_equal(ten[:10], five)
+    np.testing.assert_array_equal(ten[10:], mirrored)  # torchvision TenCrop: five_crop(img) + five_crop(hflip(img))
+    np.testing.assert_array_equal(ten[10], clips[0].transpose(3, 0, 1, 2)[:, :, :224, ::-1][:, :, :, :224])
+    (tmp_path / "list.txt").write_text("a.mp4 0\n")
+    assert main(["eval", "--list", str(tmp_path / "list.txt"), "--root", str(tmp_path), "--out-dir",
+                 str(tmp_path / "run"), "--protocol", "tencrop"]) == 2  # fmt: skip

@@ -13,6 +13,7 @@ from ..errors import HandOver, I3DError, VideoError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER
 from .pipeline import VideoFrames, VideoViews, read_frames, read_video, sampler, video_frames
+from .transforms import get_protocol
 
 # list format -> the fields of its lines (mmaction2's VideoDataset, RawframeDataset, RawframeDataset(with_offset=True))
 LIST_LINES = {
@@ -100,6 +101,8 @@ class VideoDataset:
         preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
         decoder: str = DEFAULT_DECODER,
     ) -> None:
+        if get_protocol(protocol).mirror:  # the batch gatherers take crops of the frames as decoded, never mirrored
+            raise I3DError(f"--protocol {protocol} is for i3d features and i3d predict; evaluate with fivecrop")
         self.list_format, self.entries = read_list(list_file, list_format)
         self.root = Path(root)
         self.protocol = protocol

@@ -50,7 +50,7 @@ class VideoFrames(SampledVideo):
 
     @property
     def num_views(self) -> int:
-        return len(self.crops) * self.table.shape[0]
+        return get_protocol(self.protocol).num_crops * self.table.shape[0]
 
     def views(self) -> VideoViews:
         """The uint8 ``(views, 3, clip_len, size, size)`` views, crop-major (gathered on the host)."""

@@ -16,10 +16,11 @@ class ViewProtocol:
     squash: bool  # True: resize to size x size ignoring the aspect ratio; False: short side to size
     crops: str  # "full" (the whole, already square frame), "center", "three" (left/right/middle) or "five"
     description: str  # one line for --help and docs
+    mirror: bool = False  # also the crops of the horizontally flipped frame, after the others (torchvision TenCrop)
 
     @property
     def num_crops(self) -> int:
-        return CROP_COUNTS[self.crops]
+        return CROP_COUNTS[self.crops] * (2 if self.mirror else 1)
 
 
 CROP_COUNTS = {"full": 1, "center": 1, "three": 3, "five": 5}
@@ -33,6 +34,7 @@ PROTOCOLS = {
         ViewProtocol("centercrop", False, "center", "short side 256, centre crop 256, 10 clips x 1 view"),
         ViewProtocol("threecrop", False, "three", "short side 256, three 256 crops, 10 clips x 3 views: 73.92/91.59"),
         ViewProtocol("fivecrop", False, "five", "short side, the four corners and the centre (torchvision FiveCrop)"),
+        ViewProtocol("tencrop", False, "five", "fivecrop, then that of the mirrored frame (torchvision TenCrop)", True),
     )
 }
 
@@ -98,8 +100,9 @@ def make_views(clips: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarr
     """
     num_clips, clip_len, height, width = clips.shape[:4]
     offsets = crop_offsets(height, width, protocol.crops, size=size)
-    views = np.empty((len(offsets) * num_clips, 3, clip_len, size, size), dtype=clips.dtype)
-    for k, (x, y) in enumerate(offsets):
-        crop = clips[:, :, y : y + size, x : x + size]  # (clips, T, size, size, 3)
+    sources = [clips, clips[:, :, :, ::-1]] if protocol.mirror else [clips]  # the flipped frame: a view, no copy
+    views = np.empty((len(sources) * len(offsets) * num_clips, 3, clip_len, size, size), dtype=clips.dtype)
+    for k, (frames, (x, y)) in enumerate((f, xy) for f in sources for xy in offsets):
+        crop = frames[:, :, y : y + size, x : x + size]  # (clips, T, size, size, 3)
         views[k * num_clips : (k + 1) * num_clips] = crop.transpose(0, 4, 1, 2, 3)  # -> (clips, 3, T, size, size)
     return views
