@@ -51,8 +51,8 @@ def test_views_are_crop_major():
 
 
 def test_unknown_protocol():
-    with pytest.raises(ValueError, match="choose one of seed, centercrop, threecrop"):
-        get_protocol("fivecrop")
+    with pytest.raises(ValueError, match="choose one of seed, centercrop, threecrop, fivecrop, tencrop"):
+        get_protocol("sevencrop")
 
 
 @pytest.mark.parametrize(("protocol", "num_views"), [("seed", 10), ("centercrop", 10), ("threecrop", 30)])
