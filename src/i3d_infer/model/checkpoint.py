@@ -127,13 +127,17 @@ def build_model(config: I3DConfig | InceptionConfig, weights: Weights = DEFAULT_
     return Recognizer(network, pre.mean, pre.std)
 
 
+def tf_prefix(path: str | os.PathLike) -> Path | None:
+    """The TF bundle prefix a path means (its prefix, ``.index`` / ``.data-*`` file or directory); None for a
+    PyTorch file."""
+    return None if Path(path).suffix.startswith((".pt", ".pth")) else checkpoint_prefix(path)
+
+
 def read_any(path: str | os.PathLike) -> tuple[str, dict]:
-    """A checkpoint's tensors and its layout: ``("deepmind-tf", {variable: array})`` for a TF bundle (its prefix,
-    ``.index`` / ``.data-*`` file or directory), else ``("torch", state dict)``."""
-    prefix = checkpoint_prefix(path)
-    if prefix is not None and not Path(path).suffix.startswith((".pt", ".pth")):
-        return "deepmind-tf", read_bundle(prefix)
-    return "torch", read_checkpoint(path)
+    """A checkpoint's tensors and its layout: ``("deepmind-tf", {variable: array})`` for a TF bundle, else
+    ``("torch", state dict)``."""
+    prefix = tf_prefix(path)
+    return ("torch", read_checkpoint(path)) if prefix is None else ("deepmind-tf", read_bundle(prefix))
 
 
 def fit_state(layout: str, tensors: dict, network: torch.nn.Module, source: str) -> dict[str, torch.Tensor]:
@@ -151,8 +155,8 @@ def sniff_weights(path: str | os.PathLike) -> Weights | None:
     """The description of an Inception I3D file not known by name (TATS' ``i3d_pretrained_400.pt``, a fine-tuned
     copy): its stream and class count read from the first conv and the logits; None for anything else (the caller
     keeps the default)."""
-    prefix = checkpoint_prefix(path)
-    if prefix is not None and not Path(path).suffix.startswith((".pt", ".pth")):
+    prefix = tf_prefix(path)
+    if prefix is not None:
         shapes = {name.split("inception_i3d/")[-1]: entry["shape"] for name, entry in read_index(
             prefix.with_name(prefix.name + ".index")).items()}  # fmt: skip
         first, logits = shapes.get("Conv3d_1a_7x7/conv_3d/w"), shapes.get("Logits/Conv3d_0c_1x1/conv_3d/w")

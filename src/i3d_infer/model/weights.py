@@ -36,7 +36,8 @@ class Preprocessing:
     clip_len: int = 32  # frames per clip
     frame_interval: int = 2  # stride between sampled frames
     num_clips: int = 10  # clips per video at test time
-    # test-time clip offsets: "0.x" (the seed's mmaction2), "1.x" (spec §2.3) or "whole" (every frame, one clip)
+    # test-time clips: "0.x" (the seed's mmaction2), "1.x" (spec §2.3), "dense" (DenseSampleFrames) or "whole"
+    # (every frame, one clip: the Inception models)
     sampling: str = "0.x"
     size: int = 256  # short side after resize (or the squashed side of the "seed" protocol)
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)  # RGB, on 0..255 values
