@@ -48,6 +48,22 @@ def add_commands(commands) -> None:
     size = extract.add_mutually_exclusive_group()
     size.add_argument("--size", default="256x256", help="WxH, aspect ratio ignored (default: 256x256, the seed's)")
     size.add_argument("--short-side", type=int, help="short side to this many pixels, ratio kept")
+    extract.add_argument(
+        "--task",
+        default="rgb",
+        choices=["rgb", "flow", "both"],
+        help="rgb frames, TV-L1 flow images (OpenCV's CPU TV-L1: about 1-3 frame pairs/s a core at 176x144, 0.2-0.5 "
+        "at 602x256, i.e. minutes of one core per 10-second video) or both",
+    )
+    extract.add_argument(
+        "--flow-layout",
+        default="denseflow",
+        choices=["denseflow", "mmaction2-cpu"],
+        help="denseflow: flow_x_00000.jpg, gray frames shrunk to --new-short, rounding (build_rawframes); "
+        "mmaction2-cpu: x_00001.jpg, native size, truncating (tools/misc/flow_extraction.py)",
+    )
+    extract.add_argument("--bound", type=float, default=20.0, help="flow pixels mapped to 0 and 255 (default: 20)")
+    extract.add_argument("--new-short", type=int, default=256, help="denseflow layout: short side before TV-L1")
     extract.add_argument("--ext", default="mp4", help="video extensions, comma-separated (default: mp4)")
     extract.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     extract.add_argument("--quality", type=int, default=95, help="JPEG quality (default: 95)")
@@ -94,7 +110,10 @@ def run_extract(args: argparse.Namespace) -> int:
         size = (width, height)
     if not 1 <= args.quality <= 100:
         raise I3DError(f"--quality must be 1..100, got {args.quality}")
-    options = ExtractOptions(size=size, short_side=args.short_side, quality=args.quality, timeout=args.timeout)
+    options = ExtractOptions(
+        size=size, short_side=args.short_side, quality=args.quality, timeout=args.timeout, task=args.task,
+        flow_layout=args.flow_layout, bound=args.bound, new_short=args.new_short,
+    )  # fmt: skip
     report = extract_all(
         args.videos_dir,
         args.out_dir,

@@ -1,5 +1,9 @@
 """Videos -> rawframe directories (mmaction2 ``build_rawframes.py --use-opencv``, spec §2.1): parallel, resumable.
 
+``task`` flow / both also writes the TV-L1 flow images of mmaction2's tools (``data.flow``): denseflow's
+``flow_x_00000.jpg`` (0-based, gray frames shrunk to the short side, rounding quantiser) or ``flow_extraction.py``'s
+``x_00001.jpg`` (native size, truncating quantiser), from the same decoding pass.
+
 Each video is decoded with ``cv2.VideoCapture`` until ``read()`` fails, resized with ``cv2.INTER_LINEAR`` and
 written as ``img_00001.jpg``, ... with ``cv2.imwrite`` (BGR, JPEG quality 95 by default) into
 ``OUT/<relative dir>/<video name>/``. It is written into ``.tmp-<name>`` beside that and renamed into place only
@@ -19,11 +23,13 @@ from pathlib import Path
 import cv2
 
 from ..data.decode import OpenCVSource
+from ..data.flow import flow_fields, get_layout, quantise
 from ..data.transforms import short_side_size
 from ..errors import I3DError, VideoError
 from ..transport.workers import run_tasks
 from .annotations import VIDEO_EXTENSIONS, find_items
 
+TASKS = ("rgb", "flow", "both")
 TMP_PREFIX = ".tmp-"
 REPORT_NAME = "extract_report.json"
 
@@ -36,6 +42,15 @@ class ExtractOptions:
     short_side: int | None = None  # instead of size: short side to this, ratio kept (spec §2.5 rounding)
     quality: int = 95  # JPEG quality (cv2.IMWRITE_JPEG_QUALITY); 95 is OpenCV's and mmcv's default
     timeout: float = 600.0  # seconds one video may take before its worker is killed
+    task: str = "rgb"  # rgb: img_*.jpg; flow: TV-L1 x/y images; both (build_rawframes --task)
+    flow_layout: str = "denseflow"  # names, size and quantiser of the flow images (data.flow.FLOW_LAYOUTS)
+    bound: float = 20.0  # flow images: pixels mapped to 0 and 255
+    new_short: int = 256  # denseflow layout: the gray frames' short side before TV-L1 (shrink only)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise I3DError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        get_layout(self.flow_layout)
 
     def resize(self, frame):
         """Resize one BGR frame as configured (``cv2.INTER_LINEAR``)."""
@@ -61,10 +76,28 @@ def extract_video(
     out.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, options.quality]
     count = 0
-    for count, frame in enumerate((source or OpenCVSource(video)).bgr_frames(), start=1):
-        path = out / f"img_{count:05d}.jpg"
-        if not cv2.imwrite(str(path), options.resize(frame), params):
+
+    def write(path: Path, image) -> None:
+        if not cv2.imwrite(str(path), image, params):
             raise VideoError(f"{video}: cannot write {path}")
+
+    def rgb(frames):  # every frame written as it goes by, then on to the flow stage
+        nonlocal count
+        for count, frame in enumerate(frames, start=1):
+            if options.task != "flow":
+                write(out / f"img_{count:05d}.jpg", options.resize(frame))
+            yield frame
+
+    frames = rgb((source or OpenCVSource(video)).bgr_frames())
+    if options.task == "rgb":
+        for _ in frames:
+            pass
+    else:
+        layout = get_layout(options.flow_layout)
+        shrink = options.new_short if layout.shrink else None
+        for k, field in enumerate(flow_fields(frames, new_short=shrink), start=layout.first_index):
+            for axis, component in zip("xy", (field[..., 0], field[..., 1]), strict=True):
+                write(out / layout.pattern.format(axis, k), quantise(component, layout, options.bound))
     if count == 0:
         raise VideoError(f"{video}: no decodable frames")
     return count

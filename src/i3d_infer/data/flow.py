@@ -1,0 +1,99 @@
+"""Optical flow as a stage of the data path: decoded BGR frames -> gray -> (shrink) -> TV-L1 -> flow fields, and the
+8-bit images mmaction2's tools write (``../shared/reference/flow.md``).
+
+TV-L1 is OpenCV's own CPU implementation (``cv2.optflow.DualTVL1OpticalFlow``, the contrib wheel) with its defaults,
+as mmaction2's ``tools/misc/flow_extraction.py`` calls it; one object per process, reused for a video's pairs (it
+carries no state from one pair to the next). Field t is frames t -> t + 1 (N frames give N - 1 fields), channel 0
+x (right +), 1 y (down +), in pixels of the frame it was computed on. Its output changes between OpenCV versions
+(``remap``'s sub-pixel rounding): :func:`algorithm` records the version with the parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import I3DError
+
+LAYOUTS = ("denseflow", "mmaction2-cpu")
+BOUND = 20.0  # pixels: what build_rawframes passes to denseflow (-b=20) and flow_extraction.py's default
+
+
+@dataclass(frozen=True)
+class FlowLayout:
+    """How one tool names, sizes and quantises flow images."""
+
+    name: str
+    pattern: str  # file name of one component's image: .format(axis "x" / "y", index)
+    first_index: int  # the first field's number in the names
+    shrink: bool  # resize the gray frames to the short side (never up) before TV-L1
+    rounding: bool  # quantiser: denseflow's cvRound (True) or mmaction2's truncation (False)
+
+
+FLOW_LAYOUTS = {
+    "denseflow": FlowLayout("denseflow", "flow_{}_{:05d}.jpg", 0, True, True),  # build_rawframes --task flow
+    "mmaction2-cpu": FlowLayout("mmaction2-cpu", "{}_{:05d}.jpg", 1, False, False),  # tools/misc/flow_extraction.py
+}
+
+
+def get_layout(name: str) -> FlowLayout:
+    try:
+        return FLOW_LAYOUTS[name]
+    except KeyError:
+        raise I3DError(f"unknown flow layout {name!r}; choose one of {', '.join(FLOW_LAYOUTS)}") from None
+
+
+def tvl1():
+    """OpenCV's CPU TV-L1 with its defaults (a one-line error where cv2 lacks the contrib modules)."""
+    optflow = getattr(cv2, "optflow", None)
+    if optflow is None:
+        raise I3DError("optical flow needs OpenCV's contrib modules: pip install opencv-contrib-python-headless")
+    return optflow.DualTVL1OpticalFlow_create()
+
+
+def algorithm() -> dict:
+    """What computed the flow: for every output's metadata."""
+    flow = tvl1()
+    names = ("Tau", "Lambda", "Theta", "ScalesNumber", "WarpingsNumber", "Epsilon", "InnerIterations",
+             "OuterIterations", "ScaleStep", "Gamma", "MedianFiltering")  # fmt: skip
+    return {"algorithm": "cv2.optflow.DualTVL1OpticalFlow (CPU)", "opencv": cv2.__version__,
+            **{name: getattr(flow, f"get{name}")() for name in names}}  # fmt: skip
+
+
+def denseflow_size(width: int, height: int, short: int) -> tuple[int, int]:
+    """denseflow's ``get_new_size``: ``(w, h)`` with the short side at ``short`` only when it is larger (never up),
+    the long side ``round(long / short_side · short)``, half away from zero."""
+    if min(width, height) <= short:
+        return width, height
+    if width < height:
+        return short, int(np.floor(height / width * short + 0.5))
+    return int(np.floor(width / height * short + 0.5)), short
+
+
+def flow_fields(frames: Iterable[np.ndarray], *, new_short: int | None = None) -> Iterator[np.ndarray]:
+    """The TV-L1 fields of consecutive BGR frames: float32 ``(H, W, 2)``, one per pair, computed on the gray frames
+    (shrunk by :func:`denseflow_size` first when ``new_short`` is given). Holds two gray frames at a time."""
+    flow, previous = tvl1(), None
+    for frame in frames:
+        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        if new_short is not None:
+            size = denseflow_size(gray.shape[1], gray.shape[0], new_short)
+            if size != (gray.shape[1], gray.shape[0]):
+                gray = cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR)
+        if previous is not None:
+            yield flow.calc(previous, gray, None)
+        previous = gray
+
+
+def quantise(field: np.ndarray, layout: FlowLayout, bound: float = BOUND) -> np.ndarray:
+    """One flow component (float32 pixels) as an 8-bit image: denseflow's ``convertFlowToImage`` (clamp, then
+    ``cvRound(255 · (v + B) / 2B)`` in double, half to even) or mmaction2's ``flow_to_img`` (float32 clip, ``+ B``,
+    ``· 255 / 2B``, truncated)."""
+    if layout.rounding:
+        scaled = np.rint(255.0 * (field.astype(np.float64) + bound) / (2 * bound))
+        return np.where(field > bound, 255, np.where(field < -bound, 0, scaled)).astype(np.uint8)
+    clipped = np.clip(field, -bound, bound).astype(np.float32)
+    return ((clipped + np.float32(bound)) * np.float32(255 / (2 * bound))).astype(np.uint8)

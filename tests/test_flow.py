@@ -1,0 +1,117 @@
+"""TV-L1 flow images of ``i3d extract --task flow|both`` against the reference tools' way, transcribed here:
+mmaction2's ``tools/misc/flow_extraction.py`` (read until failure, gray, no resize, TV-L1 defaults, ``flow_to_img``,
+``x_00001.jpg``) and denseflow as ``build_rawframes.py`` calls it (gray, ``get_new_size`` shrink, rounding
+``convertFlowToImage``, ``flow_x_00000.jpg``), both JPEG quality 95."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from i3d_infer.cli import main
+from i3d_infer.data.flow import algorithm, denseflow_size
+
+
+def bgr_frames(path) -> list[np.ndarray]:
+    capture, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def first_frames(source: Path, out: Path, count: int) -> Path:
+    """The first ``count`` frames of ``source`` re-encoded (MPEG-4 part 2), as a short test video of its size."""
+    frames = bgr_frames(source)[:count]
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"qscale": "2"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame[:, :, ::-1].copy(), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out
+
+
+def mmaction2_flow_extraction(video: Path, dest: Path, bound: float = 20.0, start_idx: int = 1) -> None:
+    """``extract_dense_flow(path, dest, bound, start_idx=1)`` of mmaction2's tools/misc/flow_extraction.py."""
+
+    def flow_to_img(raw_flow):
+        flow = np.clip(raw_flow, -bound, bound)
+        flow += bound
+        flow *= 255 / float(2 * bound)
+        return flow.astype(np.uint8)
+
+    gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in bgr_frames(video)]
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    flow = [tvl1.calc(x, y, None) for x, y in itertools.pairwise(gray)]
+    dest.mkdir(parents=True)
+    for i, f in enumerate(flow):
+        cv2.imwrite(str(dest / f"x_{i + start_idx:05d}.jpg"), flow_to_img(f[:, :, 0]))
+        cv2.imwrite(str(dest / f"y_{i + start_idx:05d}.jpg"), flow_to_img(f[:, :, 1]))
+
+
+def denseflow_way(video: Path, dest: Path, bound: float = 20.0, short: int = 256) -> None:
+    """denseflow's CPU-reproducible steps (its TV-L1 is CUDA's; the CPU one stands in): gray, shrink, flow, clamp,
+    ``cvRound(255 · (v + B) / 2B)`` half to even, ``flow_x_00000.jpg``."""
+    gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in bgr_frames(video)]
+    h, w = gray[0].shape
+    if min(w, h) > short:  # get_new_size: never up; long side round(long / short_side * short), half away from 0
+        size = (short, int(h / w * short + 0.5)) if w < h else (int(w / h * short + 0.5), short)
+        gray = [cv2.resize(g, size, interpolation=cv2.INTER_LINEAR) for g in gray]
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    dest.mkdir(parents=True)
+    for i, (x, y) in enumerate(itertools.pairwise(gray)):
+        flow = tvl1.calc(x, y, None).astype(np.float64)
+        for axis, v in zip("xy", (flow[:, :, 0], flow[:, :, 1]), strict=True):
+            image = np.where(v > bound, 255, np.where(v < -bound, 0, np.round(255 * (v + bound) / (2 * bound))))
+            cv2.imwrite(str(dest / f"flow_{axis}_{i:05d}.jpg"), image.astype(np.uint8))
+
+
+def same_files(ours: Path, reference: Path) -> None:
+    names = sorted(p.name for p in reference.iterdir())
+    assert sorted(p.name for p in ours.iterdir() if not p.name.startswith("img_")) == names
+    for name in names:
+        assert (ours / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, sample_videos):
+    root = tmp_path_factory.mktemp("flow")
+    (root / "in").mkdir()
+    first_frames(sample_videos["carphone_pristine"], root / "in" / "carphone.mp4", 6)  # 176x144: native size
+    first_frames(sample_videos["bikes"], root / "in" / "bikes.mp4", 3)  # 640x272: denseflow shrinks to 602x256
+    return root
+
+
+@pytest.mark.parametrize("layout", ["mmaction2-cpu", "denseflow"])
+def test_flow_images_are_the_tools_bytes(videos, tmp_path, layout):
+    out = tmp_path / "out"
+    args = ["extract", str(videos / "in"), str(out), "--task", "both", "--flow-layout", layout, "--workers", "2"]
+    assert main(args) == 0
+    for name in ("carphone", "bikes"):
+        reference = tmp_path / "reference" / name
+        (mmaction2_flow_extraction if layout == "mmaction2-cpu" else denseflow_way)(videos / "in" / f"{name}.mp4",
+                                                                                  reference)  # fmt: skip
+        same_files(out / name, reference)
+        frames = len(list((out / name).glob("img_*.jpg")))
+        assert len(list(reference.iterdir())) == 2 * (frames - 1)  # N frames, N - 1 fields of x and y
+    report = json.loads((out / "extract_report.json").read_text())
+    assert report["extracted"] == 2 and not report["failed"]
+
+
+def test_denseflow_size_and_the_algorithm_record():
+    assert denseflow_size(640, 272, 256) == (602, 256)
+    assert denseflow_size(176, 144, 256) == (176, 144)  # never up
+    assert denseflow_size(270, 480, 256) == (256, 455)  # portrait: the long side 480 / 270 * 256 = 455.1
+    record = algorithm()
+    assert record["opencv"] == cv2.__version__ and record["Tau"] == 0.25 and record["MedianFiltering"] == 5
