@@ -115,3 +115,32 @@ def test_denseflow_size_and_the_algorithm_record():
     assert denseflow_size(270, 480, 256) == (256, 455)  # portrait: the long side 480 / 270 * 256 = 455.1
     record = algorithm()
     assert record["opencv"] == cv2.__version__ and record["Tau"] == 0.25 and record["MedianFiltering"] == 5
+
+
+def test_two_stream_predict_is_softmax_of_summed_logits(tmp_path, sample_videos, capsys):
+    import torch
+
+    from i3d_infer.model.checkpoint import load_model
+    from i3d_infer.model.weights import find_weights
+    from inception_reference import random_variables, write_bundle
+
+    video = first_frames(sample_videos["carphone_pristine"], tmp_path / "twelve.mp4", 12)  # 11 flow fields
+    rgb = write_bundle(tmp_path / "rgb_imagenet" / "model.ckpt", random_variables(seed=5))
+    flow = write_bundle(tmp_path / "flow_imagenet" / "model.ckpt", random_variables("variables_flow_imagenet", seed=6))
+    args = ["predict", str(video), "--checkpoint", str(rgb), "--flow-checkpoint", str(flow), "--json"]
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["streams"] == "rgb+flow"
+    frames, gray = [], []  # inception.md §3: short side 256 (int(x * s + 0.5)), centre 224; flow on the gray frames
+    for frame in bgr_frames(video):  # 176x144 -> 313x256
+        frames.append(cv2.resize(frame, (313, 256), interpolation=cv2.INTER_LINEAR)[16:240, 44:268, ::-1])
+        gray.append(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (313, 256), interpolation=cv2.INTER_LINEAR))
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    fields = [np.clip(tvl1.calc(a, b, None)[16:240, 44:268], -20, 20) / 20 for a, b in itertools.pairwise(gray)]
+    rgb_input = np.stack(frames).astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1
+    flow_input = np.stack(fields).astype(np.float32).transpose(3, 0, 1, 2)[None]
+    with torch.inference_mode():
+        logits = load_model(rgb, find_weights("rgb_imagenet")).network(torch.from_numpy(rgb_input))
+        logits += load_model(flow, find_weights("flow_imagenet")).network(torch.from_numpy(flow_input))
+    expected = torch.softmax(logits[0].double(), 0).numpy()
+    assert np.abs(np.array(record["scores"]) - expected).max() < 1e-5

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.decode import DEFAULT_DECODER
+from .data.flow import flow_input
 from .data.pipeline import read_video
 from .errors import I3DError
 from .evaluate.metrics import fuse_clips
@@ -37,6 +38,7 @@ class Prediction:
     topk: list[ClassScore]  # the k best classes, best first
     clip_scores: np.ndarray | None = None  # (num_clips, num_classes): each clip's own, its crops fused
     decoder: str = ""  # what decoded it; a hand-over says why ("pyav (opencv: no decodable frames)")
+    streams: str = "rgb"  # rgb, or rgb+flow (two-stream: softmax of the summed logits, DeepMind's fusion)
 
     def to_json(self) -> dict:
         """The ``--json`` record of this prediction."""
@@ -48,11 +50,14 @@ class Prediction:
             "frame_indices": self.frame_indices.tolist(),
             "protocol": self.protocol,
             "decoder": self.decoder,
+            "streams": self.streams,
         }
 
 
 class Predictor:
-    """A backend plus the preprocessing and labels of its weights; predicts one video at a time."""
+    """A backend plus the preprocessing and labels of its weights; predicts one video at a time. ``flow``: the flow
+    stream's backend and weights (two-stream: a whole-video model's logits plus the flow network's on TV-L1 fields
+    computed from the video, ``data.flow.flow_input``)."""
 
     def __init__(
         self,
@@ -62,12 +67,18 @@ class Predictor:
         *,
         fusion: str = "prob",
         decoder: str = DEFAULT_DECODER,
+        flow: tuple[Backend, Weights] | None = None,
     ) -> None:
         self.backend = backend
         self.labels = labels
         self.weights = weights
         self.fusion = fusion
         self.decoder = decoder
+        if flow is not None and not weights.preprocessing.whole_video:
+            raise I3DError(f"two streams are fused for the whole-video (Inception) models, not {weights.name}")
+        if flow is not None and flow[0].num_classes != backend.num_classes:
+            raise I3DError(f"the flow network has {flow[0].num_classes} classes, the RGB one {backend.num_classes}")
+        self.flow = flow
 
     @classmethod
     def create(
@@ -82,12 +93,14 @@ class Predictor:
         weights: Weights | None = None,
         engine: str | None = None,
         precision: str = "fp32",
+        flow_checkpoint: str | os.PathLike | None = None,
         **kwargs,
     ) -> Predictor:
         """A predictor on ``backend``: torch from a checkpoint path or URL (None: the official checkpoint of
         ``weights``), onnxruntime / openvino from an exported ``model`` file. ``weights`` (architecture and
         preprocessing, sampling included): None takes the published checkpoint's own when ``checkpoint`` is one
-        (:func:`i3d_infer.model.weights.choose_weights`), else the default's. ``kwargs`` go to the constructor."""
+        (:func:`i3d_infer.model.weights.choose_weights`), else the default's. ``flow_checkpoint``: a flow-stream
+        checkpoint (torch) fused with it (two streams). ``kwargs`` go to the constructor."""
         weights = weights or choose_weights(checkpoint)[0]
         spec = BackendSpec(
             backend=backend, checkpoint=checkpoint, model=model, device=device, threads=threads, engine=engine,
@@ -98,6 +111,13 @@ class Predictor:
         if len(labels) != runner.num_classes:
             source = label_map or "the bundled label map"
             raise I3DError(f"{source}: has {len(labels)} labels but the model has {runner.num_classes} classes")
+        if flow_checkpoint is not None:
+            flow_weights = choose_weights(flow_checkpoint)[0]
+            if flow_weights.stream != "flow":
+                raise I3DError(f"{flow_checkpoint}: --flow-checkpoint takes a flow stream, not {flow_weights.name}")
+            flow_spec = BackendSpec(checkpoint=flow_checkpoint, device=device, threads=threads, engine=engine,
+                                    precision=precision)  # fmt: skip
+            kwargs["flow"] = (make_backend(flow_spec, flow_weights), flow_weights)
         return cls(runner, labels, weights, **kwargs)
 
     def predict(self, video: str | os.PathLike, protocol: str = "seed", topk: int = 5) -> Prediction:
@@ -108,6 +128,10 @@ class Predictor:
         """
         views = read_video(video, protocol, self.weights.preprocessing, decoder=self.decoder)
         logits = self.backend(views.views)  # (V, 3, T, S, S) uint8 -> (V, classes)
+        if self.flow is not None:  # DeepMind's evaluate_sample.py: softmax(rgb logits + flow logits)
+            backend, weights = self.flow
+            fields, _ = flow_input(video, weights.preprocessing, decoder=self.decoder)
+            logits = logits + backend(fields)  # (1, 2, N - 1, S, S) float32 -> (1, classes)
         scores = fuse_clips(logits, num_views=logits.shape[0], fusion=self.fusion)[0]  # -> (classes,)
         clips = views.frame_indices.shape[0]
         per_clip = logits.reshape(-1, clips, logits.shape[-1]).transpose(
@@ -124,6 +148,7 @@ class Predictor:
             top,
             clip_scores,
             decoder=views.decoder,
+            streams="rgb" if self.flow is None else "rgb+flow",
         )
 
     def top(self, scores: np.ndarray, k: int) -> list[ClassScore]:

@@ -34,6 +34,12 @@ def add_commands(commands) -> None:
     sampling_argument(predict)
     predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
     predict.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
+    predict.add_argument(
+        "--flow-checkpoint",
+        help="two streams: a flow-stream checkpoint (Inception flow_imagenet, either layout) fused with --checkpoint's "
+        "RGB one as DeepMind does (softmax of the summed logits); TV-L1 flow from the video on the CPU, slow: about "
+        "1-3 frame pairs/s a core at 176x144",
+    )
     predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
     predict.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     predict.add_argument("--json", action="store_true", help="one JSON object per line per video")
@@ -87,6 +93,7 @@ def run_predict(args: argparse.Namespace) -> int:
             fusion=args.fusion,
             decoder=args.decoder,
             weights=weights,
+            flow_checkpoint=args.flow_checkpoint,
         )
     except DownloadError as e:
         if args.checkpoint:

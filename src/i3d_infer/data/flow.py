@@ -10,13 +10,16 @@ x (right +), 1 y (down +), in pixels of the frame it was computed on. Its output
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from ..errors import I3DError
+from ..errors import I3DError, VideoError
+from ..model.weights import Preprocessing
+from .decode import DEFAULT_DECODER, open_source
+from .transforms import crop_offsets, short_side_size
 
 LAYOUTS = ("denseflow", "mmaction2-cpu")
 BOUND = 20.0  # pixels: what build_rawframes passes to denseflow (-b=20) and flow_extraction.py's default
@@ -73,16 +76,23 @@ def denseflow_size(width: int, height: int, short: int) -> tuple[int, int]:
     return int(np.floor(width / height * short + 0.5)), short
 
 
-def flow_fields(frames: Iterable[np.ndarray], *, new_short: int | None = None) -> Iterator[np.ndarray]:
+def resize_gray(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``cv2.resize(..., INTER_LINEAR)`` to ``(w, h)``, a no-op when already there."""
+    return gray if size == (gray.shape[1], gray.shape[0]) else cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR)
+
+
+def shrink(gray: np.ndarray, short: int) -> np.ndarray:
+    """denseflow's resize: to :func:`denseflow_size`."""
+    return resize_gray(gray, denseflow_size(gray.shape[1], gray.shape[0], short))
+
+
+def flow_fields(frames: Iterable[np.ndarray], *, resize: Callable | None = None) -> Iterator[np.ndarray]:
     """The TV-L1 fields of consecutive BGR frames: float32 ``(H, W, 2)``, one per pair, computed on the gray frames
-    (shrunk by :func:`denseflow_size` first when ``new_short`` is given). Holds two gray frames at a time."""
+    (``resize``-d first, when given). Holds two gray frames at a time."""
     flow, previous = tvl1(), None
     for frame in frames:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        if new_short is not None:
-            size = denseflow_size(gray.shape[1], gray.shape[0], new_short)
-            if size != (gray.shape[1], gray.shape[0]):
-                gray = cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR)
+        gray = gray if resize is None else resize(gray)
         if previous is not None:
             yield flow.calc(previous, gray, None)
         previous = gray
@@ -97,3 +107,31 @@ def quantise(field: np.ndarray, layout: FlowLayout, bound: float = BOUND) -> np.
         return np.where(field > bound, 255, np.where(field < -bound, 0, scaled)).astype(np.uint8)
     clipped = np.clip(field, -bound, bound).astype(np.float32)
     return ((clipped + np.float32(bound)) * np.float32(255 / (2 * bound))).astype(np.uint8)
+
+
+def flow_input(
+    path, preprocessing: Preprocessing, *, decoder: str = DEFAULT_DECODER, bound: float = BOUND
+) -> tuple[np.ndarray, str]:
+    """The flow stream's input of a whole video (``../shared/reference/inception.md`` §3): decoded BGR -> gray -> the
+    RGB stream's resize (short side ``preprocessing.size``, up or down, INTER_LINEAR) -> TV-L1 on consecutive frames
+    -> ``clip(v, -B, B) / B`` -> the RGB stream's centre crop. Returns float32 ``(1, 2, N - 1, crop, crop)`` and what
+    decoded the video.
+
+    Raises:
+        VideoError: the video cannot be read, or gives fewer fields than ``preprocessing.min_frames``.
+    """
+    source = open_source(path, decoder)
+    if not hasattr(source, "bgr_frames"):
+        raise VideoError(f"{path}: flow is computed from video files, not rawframe directories")
+    crop, fields, short = preprocessing.crop_size, [], preprocessing.size
+
+    def resize(gray: np.ndarray) -> np.ndarray:  # the RGB stream's short-side resize (int(x * s + 0.5))
+        return resize_gray(gray, short_side_size(gray.shape[0], gray.shape[1], short))
+
+    for field in flow_fields(source.bgr_frames(), resize=resize):
+        x, y = crop_offsets(field.shape[0], field.shape[1], "center", size=crop)[0]
+        fields.append(np.clip(field[y : y + crop, x : x + crop], -bound, bound) / np.float32(bound))  # (crop, crop, 2)
+    if len(fields) < preprocessing.min_frames:
+        minimum = preprocessing.min_frames
+        raise VideoError(f"{path}: {len(fields)} flow fields, fewer than the {minimum} the network takes")
+    return np.stack(fields).transpose(3, 0, 1, 2)[None], source.used  # (N - 1, crop, crop, 2) -> (1, 2, N - 1, ...)

@@ -155,23 +155,25 @@ class I3D(InferenceOnly):
 
 
 class Normalize(nn.Module):
-    """Turn a uint8 (or float 0..255) RGB batch into the network's input: ``(x - mean) / std`` per channel, float32."""
+    """Turn a uint8 (or float 0..255) RGB batch into the network's input: ``(x - mean) / std`` per channel, float32
+    (as many channels as ``mean`` has: a flow stream's 2)."""
 
-    def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         # Non-persistent: the checkpoint holds network weights only.
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1), persistent=False)
+        shape = (1, len(mean), 1, 1, 1)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - self.mean) / self.std  # (n, 3, T, H, W) uint8 -> float32
+        return (x.float() - self.mean) / self.std  # (n, C, T, H, W) uint8 -> float32
 
 
 class Recognizer(InferenceOnly):
     """Normalization plus network (:class:`I3D`, or ``inception.InceptionI3D``): a uint8 ``(n, 3, T, H, W)`` batch of
     views in, ``(n, num_classes)`` logits out."""
 
-    def __init__(self, network: nn.Module, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+    def __init__(self, network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.network = network

