@@ -173,7 +173,8 @@ def test_five_crops(checkpoints, sample_videos, tmp_path):
 def test_the_flow_stream_is_refused_with_its_reason(sample_videos, tmp_path, capsys):
     bundle = write_bundle(tmp_path / "flow_imagenet" / "model.ckpt", random_variables("variables_flow_imagenet"))
     assert main(["predict", str(sample_videos["carphone_pristine"]), "--checkpoint", str(bundle)]) == 2
-    assert "flow_imagenet is the flow stream (2-channel optical flow in)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "flow_imagenet is the flow stream (2-channel optical flow in): give it as --flow-checkpoint" in err
 
 
 def test_ten_crops_are_the_five_and_those_of_the_mirrored_frame(tmp_path):

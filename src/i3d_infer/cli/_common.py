@@ -52,7 +52,7 @@ def chosen_weights(args: argparse.Namespace) -> Weights:
     if weights.stream != "rgb":  # every command here reads RGB frames
         raise I3DError(
             f"{args.checkpoint or args.model}: {weights.name} is the {weights.stream} stream (2-channel optical flow "
-            "in); the commands read RGB videos, so run it on a flow tensor from Python (i3d_infer.load_model)"
+            "in): give it as --flow-checkpoint beside an RGB one (i3d predict), or run it on a flow tensor from Python"
         )
     if getattr(args, "protocol", "") is None:
         args.protocol = weights.preprocessing.protocol
