@@ -77,8 +77,8 @@ class TorchBackend:
         cuda = self.torch_device.type == "cuda"
         engines = model.network.engines  # what the network has
         self.engine = engine or ("fast" if "fast" in engines else "eager")
-        # the fast engine: the network's own fused copy where it has one (BN folded: Inception), else FastI3D's
-        # 2D-factored ResNet; fp16/bf16 of a fused network and of no fast engine run under autocast
+        # the fast engine: the network's own fused copy where it has one (BN folded: Inception, fp16/bf16 under
+        # autocast), else FastI3D's 2D-factored ResNet (its own precision)
         fused = self.engine == "fast" and hasattr(model.network, "fused")
         if self.engine not in ENGINES:
             raise I3DError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
@@ -89,7 +89,7 @@ class TorchBackend:
         if self.engine == "eager" and precision in ("fp16", "bf16") and "fast" in engines:
             raise I3DError("the eager engine is the fp32 reference; use --engine fast for fp16/bf16")
         half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
-        self.autocast = half if self.engine == "eager" or fused else None
+        self.autocast = half if fused else None
         if epilogue not in (None, *EPILOGUES):
             raise I3DError(f"unknown epilogue {epilogue!r}; choose one of {', '.join(EPILOGUES)}")
         if epilogue == "cudnn" and not cuda:
