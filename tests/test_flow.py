@@ -117,30 +117,65 @@ def test_denseflow_size_and_the_algorithm_record():
     assert record["opencv"] == cv2.__version__ and record["Tau"] == 0.25 and record["MedianFiltering"] == 5
 
 
-def test_two_stream_predict_is_softmax_of_summed_logits(tmp_path, sample_videos, capsys):
+def inception_inputs(video: Path) -> tuple[np.ndarray, np.ndarray]:
+    """inception.md §3 built from OpenCV calls for a 176x144 video: RGB short side 256 (313x256), centre 224, [-1, 1];
+    TV-L1 on the gray frames at that size, clip(v, -20, 20) / 20, the same crop: (1, 3, N, ...), (1, 2, N - 1, ...)."""
+    frames, gray = [], []
+    for frame in bgr_frames(video):
+        frames.append(cv2.resize(frame, (313, 256), interpolation=cv2.INTER_LINEAR)[16:240, 44:268, ::-1])
+        gray.append(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (313, 256), interpolation=cv2.INTER_LINEAR))
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    fields = [np.clip(tvl1.calc(a, b, None)[16:240, 44:268], -20, 20) / 20 for a, b in itertools.pairwise(gray)]
+    rgb = np.stack(frames).astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1
+    return rgb, np.stack(fields).astype(np.float32).transpose(3, 0, 1, 2)[None]
+
+
+@pytest.fixture(scope="module")
+def two_streams(tmp_path_factory, sample_videos):
+    """A 12-frame 176x144 video, synthetic RGB and flow bundles, and the networks' endpoints on every input."""
     import torch
 
     from i3d_infer.model.checkpoint import load_model
     from i3d_infer.model.weights import find_weights
     from inception_reference import random_variables, write_bundle
 
-    video = first_frames(sample_videos["carphone_pristine"], tmp_path / "twelve.mp4", 12)  # 11 flow fields
-    rgb = write_bundle(tmp_path / "rgb_imagenet" / "model.ckpt", random_variables(seed=5))
-    flow = write_bundle(tmp_path / "flow_imagenet" / "model.ckpt", random_variables("variables_flow_imagenet", seed=6))
-    args = ["predict", str(video), "--checkpoint", str(rgb), "--flow-checkpoint", str(flow), "--json"]
-    assert main(args) == 0
+    root = tmp_path_factory.mktemp("two_streams")
+    video = first_frames(sample_videos["carphone_pristine"], root / "twelve.mp4", 12)  # 11 flow fields
+    rgb = write_bundle(root / "rgb_imagenet" / "model.ckpt", random_variables(seed=5))
+    flow = write_bundle(root / "flow_imagenet" / "model.ckpt", random_variables("variables_flow_imagenet", seed=6))
+    streams = ((rgb, "rgb_imagenet"), (flow, "flow_imagenet"))
+    nets = [load_model(path, find_weights(name)).network for path, name in streams]
+
+    def endpoints(stream: int, x: np.ndarray) -> dict:  # stream 0: RGB, 1: flow
+        with torch.inference_mode():
+            return {k: v[0].double().numpy() for k, v in nets[stream].endpoints(torch.from_numpy(x)).items()}
+
+    return video, rgb, flow, inception_inputs(video), endpoints
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def test_two_stream_predict_is_softmax_of_summed_logits(two_streams, capsys):
+    video, rgb, flow, (rgb_input, flow_input), endpoints = two_streams
+    assert main(["predict", str(video), "--checkpoint", str(rgb), "--flow-checkpoint", str(flow), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["streams"] == "rgb+flow"
-    frames, gray = [], []  # inception.md §3: short side 256 (int(x * s + 0.5)), centre 224; flow on the gray frames
-    for frame in bgr_frames(video):  # 176x144 -> 313x256
-        frames.append(cv2.resize(frame, (313, 256), interpolation=cv2.INTER_LINEAR)[16:240, 44:268, ::-1])
-        gray.append(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (313, 256), interpolation=cv2.INTER_LINEAR))
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-    fields = [np.clip(tvl1.calc(a, b, None)[16:240, 44:268], -20, 20) / 20 for a, b in itertools.pairwise(gray)]
-    rgb_input = np.stack(frames).astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1
-    flow_input = np.stack(fields).astype(np.float32).transpose(3, 0, 1, 2)[None]
-    with torch.inference_mode():
-        logits = load_model(rgb, find_weights("rgb_imagenet")).network(torch.from_numpy(rgb_input))
-        logits += load_model(flow, find_weights("flow_imagenet")).network(torch.from_numpy(flow_input))
-    expected = torch.softmax(logits[0].double(), 0).numpy()
+    expected = softmax(endpoints(0, rgb_input)["logits"] + endpoints(1, flow_input)["logits"])
     assert np.abs(np.array(record["scores"]) - expected).max() < 1e-5
+
+
+def test_two_stream_features_concatenate_each_window(two_streams, tmp_path):
+    video, rgb, flow, (rgb_input, flow_input), endpoints = two_streams
+    args = ["features", str(video), "--checkpoint", str(rgb), "--flow-checkpoint", str(flow), "--scores"]
+    assert main([*args, "--window", "9", "--stride", "2", "--out-dir", str(tmp_path)]) == 0
+    features, scores = np.load(tmp_path / "twelve.npy"), np.load(tmp_path / "twelve.scores.npy")
+    assert features.shape == (2, 2048)  # windows need frames and fields [2k, 2k + 9): 2k + 9 <= 11
+    rgb_window, flow_window = endpoints(0, rgb_input[:, :, 2:11]), endpoints(1, flow_input[:, :, 2:11])
+    expected = np.concatenate([rgb_window["features"], flow_window["features"]])  # RGB first (TAL order)
+    assert np.abs(features[1] - expected).max() / np.abs(expected).max() < 1e-5
+    fused = softmax(rgb_window["logits"] + flow_window["logits"])  # one head on both: DeepMind's fusion
+    assert np.abs(scores[1] - fused).max() < 1e-5
+    assert json.loads((tmp_path / "features.json").read_text())["flow"]["opencv"] == cv2.__version__

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
 
 from ..errors import I3DError, VideoError
 from ..model.weights import Preprocessing
-from .decode import DEFAULT_DECODER, open_source
+from .decode import DEFAULT_DECODER, FrameSource, open_source
 from .transforms import crop_offsets, short_side_size
 
 LAYOUTS = ("denseflow", "mmaction2-cpu")
@@ -135,3 +136,51 @@ def flow_input(
         minimum = preprocessing.min_frames
         raise VideoError(f"{path}: {len(fields)} flow fields, fewer than the {minimum} the network takes")
     return np.stack(fields).transpose(3, 0, 1, 2)[None], source.used  # (N - 1, crop, crop, 2) -> (1, 2, N - 1, ...)
+
+
+class FlowPairedSource(FrameSource):
+    """``source``'s frames each paired with the flow field to the next one: item t is RGB frame t (``transform``-ed
+    by the caller, as any frame) and field t (frames t -> t + 1, on the gray frames at the short side ``size``,
+    ``clip(v, -B, B) / B``), stacked as float32 ``(h, w, 5)``: N frames give N - 1 items, so a window of items
+    ``[kS, kS + L)`` is RGB frames and flow fields ``[kS, kS + L)`` (the last window needs ``kS + L <= N - 1``).
+    The caller's transform must give the frame at that short side (the centercrop protocol's resize does)."""
+
+    def __init__(self, source: FrameSource, size: int, *, bound: float = BOUND) -> None:
+        super().__init__(source.path)
+        self.source, self.size, self.bound, self._time = source, size, bound, None
+        self.name = source.name
+
+    @property
+    def used(self) -> str:
+        return self.source.used
+
+    @property
+    def fps(self) -> float | None:
+        return self.source.fps
+
+    @property
+    def last_time(self) -> float | None:
+        return self._time
+
+    def frame_count_hint(self) -> int:
+        return max(self.source.frame_count_hint() - 1, 0)
+
+    def frames(self) -> Iterator:
+        flow, previous = tvl1(), None  # previous: (RGB frame, its resized gray, its time)
+        for lazy in self.source.frames():
+            rgb = lazy(None)  # full-size RGB, converted now: a lazy frame is valid only until the next is decoded
+            gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # = BGR2GRAY of the decoder's BGR: the same weights
+            gray = resize_gray(gray, short_side_size(gray.shape[0], gray.shape[1], self.size))
+            if previous is not None:
+                field = np.clip(flow.calc(previous[1], gray, None), -self.bound, self.bound) / np.float32(self.bound)
+                self._time = previous[2]
+                yield partial(_with_flow, previous[0], field)
+            previous = (rgb, gray, self.source.last_time)
+
+
+def _with_flow(rgb: np.ndarray, field: np.ndarray, transform=None, out=None) -> np.ndarray:
+    """One item of :class:`FlowPairedSource`: the transformed RGB frame and its field, float32 ``(h, w, 5)``."""
+    image = rgb if transform is None else transform(rgb)
+    if image.shape[:2] != field.shape[:2]:
+        raise ValueError(f"the frames are resized to {image.shape[1]}x{image.shape[0]}, the flow is {field.shape}")
+    return np.concatenate([image.astype(np.float32), field], axis=2)  # (h, w, 3 + 2)

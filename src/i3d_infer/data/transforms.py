@@ -93,16 +93,17 @@ def make_views(clips: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarr
     """Crop resized clips into model views, crop-major like mmaction2 (view = crop * num_clips + clip).
 
     Args:
-        clips: uint8 ``(num_clips, clip_len, H, W, 3)`` RGB.
+        clips: uint8 ``(num_clips, clip_len, H, W, 3)`` RGB (or float32 ``(..., 5)``: RGB and flow).
 
     Returns:
-        uint8 ``(num_crops * num_clips, 3, clip_len, size, size)``, C-contiguous.
+        ``(num_crops * num_clips, C, clip_len, size, size)`` of the clips' dtype, C-contiguous.
     """
     num_clips, clip_len, height, width = clips.shape[:4]
     offsets = crop_offsets(height, width, protocol.crops, size=size)
     sources = [clips, clips[:, :, :, ::-1]] if protocol.mirror else [clips]  # the flipped frame: a view, no copy
-    views = np.empty((len(sources) * len(offsets) * num_clips, 3, clip_len, size, size), dtype=clips.dtype)
+    channels = clips.shape[-1]  # 3; 5 for frames carrying their flow (data.flow.FlowPairedSource)
+    views = np.empty((len(sources) * len(offsets) * num_clips, channels, clip_len, size, size), dtype=clips.dtype)
     for k, (frames, (x, y)) in enumerate((f, xy) for f in sources for xy in offsets):
         crop = frames[:, :, y : y + size, x : x + size]  # (clips, T, size, size, 3)
-        views[k * num_clips : (k + 1) * num_clips] = crop.transpose(0, 4, 1, 2, 3)  # -> (clips, 3, T, size, size)
+        views[k * num_clips : (k + 1) * num_clips] = crop.transpose(0, 4, 1, 2, 3)  # -> (clips, C, T, size, size)
     return views

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.decode import DEFAULT_DECODER, open_source, read_sampled_frames, worker_threads
+from ..data.flow import FlowPairedSource
 from ..data.pipeline import sampler
 from ..data.resample import ResampledSource
 from ..data.streaming import ClipChunk, StreamEnd, stream_clips
@@ -55,6 +56,8 @@ def read_clips(task: FeatureTask, *, job: FeatureJob, threads: int = 0) -> Itera
     source = open_source(task.path, job.decoder, task.num_frames, threads=threads, offset=task.offset)
     if plan.fps is not None:
         source = ResampledSource(source, plan.fps)
+    if plan.streams == "rgb+flow":  # each frame carries the flow to the next: windows of both, one stream
+        source = FlowPairedSource(source, pre.size)
     resize = partial(resize_frame, protocol=get_protocol(plan.protocol), size=pre.size)
     if plan.clips == "dense":
         end = StreamEnd()
