@@ -138,3 +138,21 @@ def test_data_preparation_commands_start_without_torch(dataset):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert (dataset / "no_torch" / "val_list_videos.txt").is_file()
+
+
+@pytest.mark.parametrize(("layout", "pattern", "first"), [("denseflow", "flow_{}_{:05d}.jpg", 0),
+                                                           ("mmaction2-cpu", "{}_{:05d}.jpg", 1)])  # fmt: skip
+def test_flow_list_counts_fields_and_says_how_to_read_them(dataset, capsys, layout, pattern, first):
+    flow = dataset / "flow"
+    for name, fields in (("v_zumba_001", 2), ("v-drum_0002_000000_000010", 4)):  # N frames: N - 1 fields
+        (flow / name).mkdir(parents=True)
+        for i in range(fields):
+            for axis in "xy":
+                (flow / name / pattern.format(axis, i + first)).write_bytes(b"")
+            (flow / name / f"img_{i + 1:05d}.jpg").write_bytes(b"")  # --task both: the RGB frames beside them
+    args = ["lists", "--train", str(dataset / "kinetics_train.csv"), "--split", str(dataset / "kinetics_val.csv")]
+    assert main([*args, "--flow", str(flow), "--out", str(dataset / "out")]) == 0
+    lines = (dataset / "out" / "val_list_flow.txt").read_text().splitlines()
+    assert lines == ["v-drum_0002_000000_000010 4 1", "v_zumba_001 2 3"]  # build_file_list counts the x images
+    start = "start_index=0" if layout == "denseflow" else "start_index=1"
+    assert start in capsys.readouterr().out

@@ -32,6 +32,7 @@ def add_commands(commands) -> None:
     lists.add_argument("--split", required=True, help="CSV of the split to list, e.g. kinetics_val.csv")
     lists.add_argument("--videos", help="video directory: write <split>_list_videos.txt")
     lists.add_argument("--rawframes", help="rawframe directory: write <split>_list_rawframes.txt")
+    lists.add_argument("--flow", help="flow image directory (i3d extract --task flow|both): <split>_list_flow.txt")
     lists.add_argument("--out", required=True, help="output directory")
     lists.add_argument("--ext", default=",".join(VIDEO_EXTENSIONS), help="video extensions (comma-separated)")
     lists.set_defaults(run=run_lists)
@@ -89,11 +90,14 @@ def run_lists(args: argparse.Namespace) -> int:
     from ..prepare.annotations import make_lists
 
     result = make_lists(
-        args.train, args.split, args.out, videos=args.videos, rawframes=args.rawframes, extensions=_extensions(args.ext)
-    )
+        args.train, args.split, args.out, videos=args.videos, rawframes=args.rawframes, flow=args.flow,
+        extensions=_extensions(args.ext),
+    )  # fmt: skip
     print(f"label map: {result.label_map}")
     for kind, path in result.lists.items():
         print(f"{kind} list: {path}: {result.reports[kind].summary()}")
+    if result.flow_reading:
+        print(f"flow list: read it in mmaction2 with {result.flow_reading}")
     print(f"report: {result.report_file}")
     return 0
 

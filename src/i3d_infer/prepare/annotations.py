@@ -98,8 +98,26 @@ def class_names(train_csv: str | os.PathLike, report: ListsReport | None = None)
     return sorted({a.label for a in read_annotations(train_csv, report or ListsReport())})
 
 
+# A flow directory's x images, in either layout (data.flow): denseflow's flow_x_00000.jpg, flow_extraction's x_00001.jpg
+FLOW_X_PATTERN = re.compile(r"^(flow_)?x_(\d{5,})\.jpg$")
+# how mmaction2's RawFrameDataset (modality Flow) must read each layout: its default start_index 1 reads denseflow's
+# 0-based names one frame late (mmaction2#2207)
+FLOW_READING = {
+    "denseflow": "filename_tmpl='flow_{}_{:05d}.jpg', start_index=0",
+    "mmaction2-cpu": "filename_tmpl='{}_{:05d}.jpg', start_index=1 (the defaults)",
+}
+
+
+def count_flow(directory: str | os.PathLike) -> tuple[int, str | None]:
+    """Flow fields in a directory (its x images) and their layout (None when it has none)."""
+    matches = [m for m in map(FLOW_X_PATTERN.match, os.listdir(directory)) if m]
+    layout = None if not matches else "denseflow" if matches[0].group(1) else "mmaction2-cpu"
+    return len(matches), layout
+
+
 def find_items(root: Path, kind: str, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[Path]:
-    """Video files (``kind='videos'``) or rawframe directories (``'rawframes'``) below ``root``, sorted, relative."""
+    """Video files (``kind='videos'``), rawframe directories (``'rawframes'``) or flow directories (``'flow'``) below
+    ``root``, sorted, relative."""
     if not root.is_dir():
         raise I3DError(f"{root}: no such directory")
     found = []
@@ -108,7 +126,7 @@ def find_items(root: Path, kind: str, extensions: tuple[str, ...] = VIDEO_EXTENS
         here = Path(directory)
         if kind == "videos":
             found += [here / f for f in files if f.rsplit(".", 1)[-1].lower() in extensions]
-        elif any(RAWFRAME_PATTERN.match(f) for f in files):
+        elif any((FLOW_X_PATTERN if kind == "flow" else RAWFRAME_PATTERN).match(f) for f in files):
             found.append(here)
     return sorted(p.relative_to(root) for p in found)
 
@@ -158,6 +176,7 @@ class ListsResult:
     lists: dict[str, Path]
     reports: dict[str, ListsReport]
     report_file: Path
+    flow_reading: str | None = None  # how mmaction2 must read the flow list's layout (its config's settings)
 
 
 def make_lists(
@@ -167,17 +186,21 @@ def make_lists(
     *,
     videos: str | os.PathLike | None = None,
     rawframes: str | os.PathLike | None = None,
+    flow: str | os.PathLike | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
 ) -> ListsResult:
     """Write the label map, the list file(s) of one split and a report (``i3d lists``).
 
     Files in ``out_dir``: ``kinetics400_label_map.txt``; ``<split>_list_videos.txt`` (``<relative/path> <label>``)
     when ``videos`` is given; ``<split>_list_rawframes.txt`` (``<frame_dir> <total_frames> <label>``) when
-    ``rawframes`` is given; ``<split>_lists_report.json``. The split name is the CSV's (``kinetics_val.csv`` -> val).
+    ``rawframes`` is given; ``<split>_list_flow.txt`` (``<frame_dir> <flow fields> <label>``, what mmaction2's
+    ``build_file_list.py`` counts) when ``flow`` is given; ``<split>_lists_report.json``. The split name is the CSV's
+    (``kinetics_val.csv`` -> val).
     """
-    roots = {kind: Path(root) for kind, root in (("videos", videos), ("rawframes", rawframes)) if root is not None}
+    kinds = (("videos", videos), ("rawframes", rawframes), ("flow", flow))
+    roots = {kind: Path(root) for kind, root in kinds if root is not None}
     if not roots:
-        raise I3DError("give --videos DIR, --rawframes DIR or both")
+        raise I3DError("give --videos DIR, --rawframes DIR, --flow DIR or several")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_report = ListsReport()
@@ -186,13 +209,17 @@ def make_lists(
     split = Path(split_csv).stem.rsplit("_", 1)[-1]
     label_map = out / "kinetics400_label_map.txt"
     label_map.write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
-    lists, reports = {}, {}
+    lists, reports, layouts = {}, {}, set()
     for kind, root in roots.items():
         report = ListsReport(malformed_rows=list(csv_report.malformed_rows))
         items = find_items(root, kind, extensions)
         pairs = match_items(items, annotations, classes, report=report, source=Path(split_csv).name)
         if kind == "videos":
             lines = [f"{path} {label}\n" for path, label in pairs]
+        elif kind == "flow":
+            counts = [count_flow(root / path) for path, _ in pairs]
+            layouts |= {layout for _, layout in counts}
+            lines = [f"{path} {count} {label}\n" for (path, label), (count, _) in zip(pairs, counts, strict=True)]
         else:
             lines = [f"{path} {count_rawframes(root / path)} {label}\n" for path, label in pairs]
         lists[kind] = out / f"{split}_list_{kind}.txt"
@@ -200,5 +227,10 @@ def make_lists(
         reports[kind] = report
     report_file = out / f"{split}_lists_report.json"
     payload = {kind: {"summary": r.summary(), **asdict(r)} for kind, r in reports.items()}
+    if len(layouts) > 1:
+        raise I3DError(f"{flow}: holds flow images of both layouts ({', '.join(sorted(layouts))}); list them apart")
+    reading = FLOW_READING[layouts.pop()] if layouts else None
+    if reading:
+        payload["flow_reading"] = reading
     report_file.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    return ListsResult(label_map, lists, reports, report_file)
+    return ListsResult(label_map, lists, reports, report_file, reading)
