@@ -179,3 +179,16 @@ def test_two_stream_features_concatenate_each_window(two_streams, tmp_path):
     fused = softmax(rgb_window["logits"] + flow_window["logits"])  # one head on both: DeepMind's fusion
     assert np.abs(scores[1] - fused).max() < 1e-5
     assert json.loads((tmp_path / "features.json").read_text())["flow"]["opencv"] == cv2.__version__
+
+
+def test_flow_as_float_fields(videos, tmp_path):
+    out = tmp_path / "out"
+    args = ["extract", str(videos / "in"), str(out), "--task", "flow", "--flow-layout", "mmaction2-cpu"]
+    assert main([*args, "--flow-format", "npy", "--ext", "mp4", "--workers", "1"]) == 0
+    fields = np.load(out / "carphone" / "carphone.flow.npy")
+    gray = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in bgr_frames(videos / "in" / "carphone.mp4")]
+    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
+    expected = np.stack([tvl1.calc(a, b, None) for a, b in itertools.pairwise(gray)])  # native size, in pixels
+    assert fields.dtype == np.float32 and fields.shape == (5, 144, 176, 2)
+    np.testing.assert_array_equal(fields, expected)
+    assert sorted(p.name for p in (out / "carphone").iterdir()) == ["carphone.flow.npy"]

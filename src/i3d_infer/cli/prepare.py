@@ -64,6 +64,10 @@ def add_commands(commands) -> None:
         "mmaction2-cpu: x_00001.jpg, native size, truncating (tools/misc/flow_extraction.py)",
     )
     extract.add_argument("--bound", type=float, default=20.0, help="flow pixels mapped to 0 and 255 (default: 20)")
+    extract.add_argument(
+        "--flow-format", default="jpg", choices=["jpg", "npy"],
+        help="jpg: the layout's 8-bit images; npy: <video>/<video>.flow.npy, (N-1, H, W, 2) float32 pixels, x then y",
+    )  # fmt: skip
     extract.add_argument("--new-short", type=int, default=256, help="denseflow layout: short side before TV-L1")
     extract.add_argument("--ext", default="mp4", help="video extensions, comma-separated (default: mp4)")
     extract.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
@@ -116,7 +120,7 @@ def run_extract(args: argparse.Namespace) -> int:
         raise I3DError(f"--quality must be 1..100, got {args.quality}")
     options = ExtractOptions(
         size=size, short_side=args.short_side, quality=args.quality, timeout=args.timeout, task=args.task,
-        flow_layout=args.flow_layout, bound=args.bound, new_short=args.new_short,
+        flow_layout=args.flow_layout, bound=args.bound, new_short=args.new_short, flow_format=args.flow_format,
     )  # fmt: skip
     report = extract_all(
         args.videos_dir,

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from ..data.decode import OpenCVSource
 from ..data.flow import flow_fields, get_layout, quantise, shrink
@@ -47,10 +48,13 @@ class ExtractOptions:
     flow_layout: str = "denseflow"  # names, size and quantiser of the flow images (data.flow.FLOW_LAYOUTS)
     bound: float = 20.0  # flow images: pixels mapped to 0 and 255
     new_short: int = 256  # denseflow layout: the gray frames' short side before TV-L1 (shrink only)
+    flow_format: str = "jpg"  # jpg: the layout's 8-bit images; npy: <stem>.flow.npy, the float fields in pixels
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise I3DError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.flow_format not in ("jpg", "npy"):
+            raise I3DError(f"--flow-format must be jpg or npy, got {self.flow_format!r}")
         get_layout(self.flow_layout)
 
     def resize(self, frame):
@@ -96,11 +100,32 @@ def extract_video(
     else:
         layout = get_layout(options.flow_layout)
         resize = partial(shrink, short=options.new_short) if layout.shrink else None
-        for k, field in enumerate(flow_fields(frames, resize=resize), start=layout.first_index):
-            for axis, component in zip("xy", (field[..., 0], field[..., 1]), strict=True):
-                write(out / layout.pattern.format(axis, k), quantise(component, layout, options.bound))
+        fields = flow_fields(frames, resize=resize)
+        if options.flow_format == "npy":
+            save_fields(fields, out / f"{Path(video).stem}.flow.npy")
+        else:
+            for k, field in enumerate(fields, start=layout.first_index):
+                for axis, component in zip("xy", (field[..., 0], field[..., 1]), strict=True):
+                    write(out / layout.pattern.format(axis, k), quantise(component, layout, options.bound))
     if count == 0:
         raise VideoError(f"{video}: no decodable frames")
+    return count
+
+
+def save_fields(fields, path: Path) -> int:
+    """Stream float32 ``(H, W, 2)`` fields into ``path`` as one ``(N - 1, H, W, 2)`` ``.npy`` without holding them:
+    raw bytes first, then the header (known once the count is) and the bytes copied behind it. Returns the count."""
+    raw, count, shape = path.with_suffix(".raw"), 0, None
+    with raw.open("wb") as f:
+        for field in fields:
+            shape = field.shape
+            f.write(np.ascontiguousarray(field, dtype="<f4").tobytes())
+            count += 1
+    with path.open("wb") as f, raw.open("rb") as source:
+        header = {"descr": "<f4", "fortran_order": False, "shape": (count, *(shape or (0, 0, 2)))}
+        np.lib.format.write_array_header_1_0(f, header)
+        shutil.copyfileobj(source, f, 1 << 24)
+    raw.unlink()
     return count
 
 
