@@ -98,7 +98,7 @@ def run_export(args: argparse.Namespace) -> int:
     )
     recognizer = load_model(args.checkpoint, weights)
     example = None if args.no_verify else example_input(options, weights.preprocessing, args.verify_video)
-    path = export_onnx(recognizer, args.output, options, weights)
+    path = export_onnx(recognizer, args.output, options, weights=weights)
     print(
         f"wrote {path} (input video {list(options.shape)} {options.input_kind}, output {options.output_name}, "
         f"opset {options.opset}{', dynamic batch' if options.dynamic_batch else ''}"

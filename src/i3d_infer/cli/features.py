@@ -169,7 +169,7 @@ def feature_backend(args: argparse.Namespace, weights, *, device: str, precision
         raise I3DError(f"{args.model}: gives {backend.num_classes} values per view, not {dim}-d features "
                        "(export it with i3d export --output-kind features)")  # fmt: skip
     if args.flow_checkpoint is not None:
-        backend = _two_streams(args, spec, weights, backend)
+        backend = _two_streams(args, spec=spec, weights=weights, rgb=backend)
     head = getattr(backend, "head", None)
     if args.scores and head is None:
         if not args.checkpoint:
@@ -178,7 +178,7 @@ def feature_backend(args: argparse.Namespace, weights, *, device: str, precision
     return backend, head
 
 
-def _two_streams(args: argparse.Namespace, spec, weights, rgb):
+def _two_streams(args: argparse.Namespace, *, spec, weights, rgb):
     """The RGB backend and the --flow-checkpoint's flow network (torch) as one (runtime.two_stream)."""
     from dataclasses import replace
 

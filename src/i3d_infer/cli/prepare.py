@@ -37,6 +37,10 @@ def add_commands(commands) -> None:
     lists.add_argument("--ext", default=",".join(VIDEO_EXTENSIONS), help="video extensions (comma-separated)")
     lists.set_defaults(run=run_lists)
 
+    _add_extract(commands)
+
+
+def _add_extract(commands) -> None:
     extract = commands.add_parser(
         "extract",
         help="extract videos to rawframe directories (img_00001.jpg, ...), parallel and resumable",

@@ -174,11 +174,11 @@ class FlowPairedSource(FrameSource):
             if previous is not None:
                 field = np.clip(flow.calc(previous[1], gray, None), -self.bound, self.bound) / np.float32(self.bound)
                 self._time = previous[2]
-                yield partial(_with_flow, previous[0], field)
+                yield partial(_with_flow, rgb=previous[0], field=field)
             previous = (rgb, gray, self.source.last_time)
 
 
-def _with_flow(rgb: np.ndarray, field: np.ndarray, transform=None, out=None) -> np.ndarray:
+def _with_flow(transform=None, out=None, *, rgb: np.ndarray, field: np.ndarray) -> np.ndarray:
     """One item of :class:`FlowPairedSource`: the transformed RGB frame and its field, float32 ``(h, w, 5)``."""
     image = rgb if transform is None else transform(rgb)
     if image.shape[:2] != field.shape[:2]:

@@ -114,7 +114,7 @@ def example_input(options: ExportOptions, preprocessing: Preprocessing, video: s
 
 
 def export_onnx(
-    recognizer: Recognizer, output: str | os.PathLike, options: ExportOptions, weights: Weights | None = None
+    recognizer: Recognizer, output: str | os.PathLike, options: ExportOptions, *, weights: Weights | None = None
 ) -> Path:
     """Write the ONNX graph (TorchScript exporter, which writes opsets 11-20 natively); returns its path. ``weights``:
     the description recorded in the graph's metadata."""

@@ -140,7 +140,7 @@ def read_any(path: str | os.PathLike) -> tuple[str, dict]:
     return ("torch", read_checkpoint(path)) if prefix is None else ("deepmind-tf", read_bundle(prefix))
 
 
-def fit_state(layout: str, tensors: dict, network: torch.nn.Module, source: str) -> dict[str, torch.Tensor]:
+def fit_state(layout: str, tensors: dict, network: torch.nn.Module, *, source: str) -> dict[str, torch.Tensor]:
     """``network``'s state dict from a checkpoint's tensors, strictly (one line naming what does not fit)."""
     if isinstance(network, InceptionI3D):
         if layout == "deepmind-tf":
@@ -222,5 +222,5 @@ def load_model(
     path = resolve_checkpoint(checkpoint if checkpoint is not None else weights.url, progress=progress)
     model = build_model(config or weights.architecture(), weights)
     layout, tensors = read_any(path)
-    model.network.load_state_dict(fit_state(layout, tensors, model.network, str(path)), strict=True)
+    model.network.load_state_dict(fit_state(layout, tensors, model.network, source=str(path)), strict=True)
     return model

@@ -30,7 +30,7 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def pad_same(x: torch.Tensor, kernel, stride, value: float = 0.0) -> torch.Tensor:
+def pad_same(x: torch.Tensor, kernel, stride, *, value: float = 0.0) -> torch.Tensor:
     """``x`` (n, C, T, H, W) padded as TF's SAME would for this kernel and stride.
 
     With stride 2 (the only one here besides 1) SAME depends on the length's parity: an odd length pads
