@@ -41,11 +41,12 @@ def sampling_argument(parser: argparse.ArgumentParser) -> None:
 def chosen_weights(args: argparse.Namespace) -> Weights:
     """The checkpoint's description with --sampling applied; says once (stderr) what a given file was taken for.
     A command's unset ``--protocol`` becomes the checkpoint's own (mmaction2's: seed; Inception: centercrop)."""
+    sampling = getattr(args, "sampling", None)  # the commands without --sampling have none
     try:
-        weights, note = choose_weights(args.checkpoint, getattr(args, "sampling", None))
+        weights, note = choose_weights(args.checkpoint, sampling)
         exported = exported_from(args)
         if exported is not None:
-            weights = find_weights(exported).with_sampling(getattr(args, "sampling", None))
+            weights = find_weights(exported).with_sampling(sampling)
             note = f"{Path(args.model).name} was exported from {weights.describe()}"
     except ValueError as e:
         raise I3DError(str(e)) from None
@@ -57,7 +58,6 @@ def chosen_weights(args: argparse.Namespace) -> Weights:
     if getattr(args, "protocol", "") is None:
         args.protocol = weights.preprocessing.protocol
     if note:
-        sampling = getattr(args, "sampling", None)
         print(f"i3d: {note}{'' if sampling is None else f' (--sampling {sampling})'}", file=sys.stderr)
     return weights
 

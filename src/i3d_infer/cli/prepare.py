@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..data.flow import FLOW_LAYOUTS
 from ..errors import I3DError
 from ..prepare.annotations import VIDEO_EXTENSIONS
 
@@ -63,7 +64,7 @@ def _add_extract(commands) -> None:
     extract.add_argument(
         "--flow-layout",
         default="denseflow",
-        choices=["denseflow", "mmaction2-cpu"],
+        choices=list(FLOW_LAYOUTS),
         help="denseflow: flow_x_00000.jpg, gray frames shrunk to --new-short, rounding (build_rawframes); "
         "mmaction2-cpu: x_00001.jpg, native size, truncating (tools/misc/flow_extraction.py)",
     )

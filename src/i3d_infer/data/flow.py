@@ -22,7 +22,6 @@ from ..model.weights import Preprocessing
 from .decode import DEFAULT_DECODER, FrameSource, open_source
 from .transforms import crop_offsets, short_side_size
 
-LAYOUTS = ("denseflow", "mmaction2-cpu")
 BOUND = 20.0  # pixels: what build_rawframes passes to denseflow (-b=20) and flow_extraction.py's default
 
 
@@ -87,6 +86,16 @@ def shrink(gray: np.ndarray, short: int) -> np.ndarray:
     return resize_gray(gray, denseflow_size(gray.shape[1], gray.shape[0], short))
 
 
+def to_short_side(gray: np.ndarray, short: int) -> np.ndarray:
+    """The RGB stream's resize, for the flow stream's gray frames: short side ``short``, up or down."""
+    return resize_gray(gray, short_side_size(gray.shape[0], gray.shape[1], short))
+
+
+def scaled(field: np.ndarray, bound: float = BOUND) -> np.ndarray:
+    """A field as the flow network takes it (kinetics-i3d): ``clip(v, -B, B) / B``, float32."""
+    return np.clip(field, -bound, bound) / np.float32(bound)
+
+
 def flow_fields(frames: Iterable[np.ndarray], *, resize: Callable | None = None) -> Iterator[np.ndarray]:
     """The TV-L1 fields of consecutive BGR frames: float32 ``(H, W, 2)``, one per pair, computed on the gray frames
     (``resize``-d first, when given). Holds two gray frames at a time."""
@@ -124,14 +133,10 @@ def flow_input(
     source = open_source(path, decoder)
     if not hasattr(source, "bgr_frames"):
         raise VideoError(f"{path}: flow is computed from video files, not rawframe directories")
-    crop, fields, short = preprocessing.crop_size, [], preprocessing.size
-
-    def resize(gray: np.ndarray) -> np.ndarray:  # the RGB stream's short-side resize (int(x * s + 0.5))
-        return resize_gray(gray, short_side_size(gray.shape[0], gray.shape[1], short))
-
-    for field in flow_fields(source.bgr_frames(), resize=resize):
+    crop, fields = preprocessing.crop_size, []
+    for field in flow_fields(source.bgr_frames(), resize=partial(to_short_side, short=preprocessing.size)):
         x, y = crop_offsets(field.shape[0], field.shape[1], "center", size=crop)[0]
-        fields.append(np.clip(field[y : y + crop, x : x + crop], -bound, bound) / np.float32(bound))  # (crop, crop, 2)
+        fields.append(scaled(field[y : y + crop, x : x + crop], bound))  # (crop, crop, 2)
     if len(fields) < preprocessing.min_frames:
         minimum = preprocessing.min_frames
         raise VideoError(f"{path}: {len(fields)} flow fields, fewer than the {minimum} the network takes")
@@ -170,9 +175,9 @@ class FlowPairedSource(FrameSource):
         for lazy in self.source.frames():
             rgb = lazy(None)  # full-size RGB, converted now: a lazy frame is valid only until the next is decoded
             gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # = BGR2GRAY of the decoder's BGR: the same weights
-            gray = resize_gray(gray, short_side_size(gray.shape[0], gray.shape[1], self.size))
+            gray = to_short_side(gray, self.size)
             if previous is not None:
-                field = np.clip(flow.calc(previous[1], gray, None), -self.bound, self.bound) / np.float32(self.bound)
+                field = scaled(flow.calc(previous[1], gray, None), self.bound)
                 self._time = previous[2]
                 yield partial(_with_flow, rgb=previous[0], field=field)
             previous = (rgb, gray, self.source.last_time)
