@@ -117,17 +117,32 @@ def test_denseflow_size_and_the_algorithm_record():
     assert record["opencv"] == cv2.__version__ and record["Tau"] == 0.25 and record["MedianFiltering"] == 5
 
 
-def inception_inputs(video: Path) -> tuple[np.ndarray, np.ndarray]:
-    """inception.md §3 built from OpenCV calls for a 176x144 video: RGB short side 256 (313x256), centre 224, [-1, 1];
-    TV-L1 on the gray frames at that size, clip(v, -20, 20) / 20, the same crop: (1, 3, N, ...), (1, 2, N - 1, ...)."""
+def inception_inputs(video: Path, crop: tuple[int, int] = (44, 16)) -> tuple[np.ndarray, np.ndarray]:
+    """inception.md §3 built from OpenCV calls for a 176x144 video: RGB short side 256 (313x256), the crop at ``(x,
+    y)`` (default: the centre 224), [-1, 1]; TV-L1 on the gray frames at that size, clip(v, -20, 20) / 20, the same
+    crop: (1, 3, N, ...), (1, 2, N - 1, ...)."""
+    x, y = crop
     frames, gray = [], []
     for frame in bgr_frames(video):
-        frames.append(cv2.resize(frame, (313, 256), interpolation=cv2.INTER_LINEAR)[16:240, 44:268, ::-1])
+        frames.append(cv2.resize(frame, (313, 256), interpolation=cv2.INTER_LINEAR)[y : y + 224, x : x + 224, ::-1])
         gray.append(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (313, 256), interpolation=cv2.INTER_LINEAR))
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-    fields = [np.clip(tvl1.calc(a, b, None)[16:240, 44:268], -20, 20) / 20 for a, b in itertools.pairwise(gray)]
+    fields = [
+        np.clip(tvl1.calc(a, b, None)[y : y + 224, x : x + 224], -20, 20) / 20 for a, b in itertools.pairwise(gray)
+    ]
     rgb = np.stack(frames).astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1
     return rgb, np.stack(fields).astype(np.float32).transpose(3, 0, 1, 2)[None]
+
+
+def read_back(directory: Path, names: str, count: int, first: int) -> np.ndarray:
+    """pytorch-i3d's ``load_flow_frames``, at our RGB stream's size: x/y JPEGs gray, resized to 313x256
+    (INTER_LINEAR), ``u8 / 255 · 2 − 1``, centre 224: (1, 2, count, 224, 224)."""
+    fields = []
+    for i in range(first, first + count):
+        pair = [cv2.imread(str(directory / names.format(axis, i)), cv2.IMREAD_GRAYSCALE) for axis in "xy"]
+        pair = [cv2.resize(image, (313, 256), interpolation=cv2.INTER_LINEAR) / 255.0 * 2 - 1 for image in pair]
+        fields.append(np.stack(pair, axis=2)[16:240, 44:268])
+    return np.stack(fields).astype(np.float32).transpose(3, 0, 1, 2)[None]
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +166,12 @@ def two_streams(tmp_path_factory, sample_videos):
             return {k: v[0].double().numpy() for k, v in nets[stream].endpoints(torch.from_numpy(x)).items()}
 
     return video, rgb, flow, inception_inputs(video), endpoints
+
+
+def two_stream_scores(endpoints, rgb_input: np.ndarray, flow_input: np.ndarray) -> dict[str, np.ndarray]:
+    """DeepMind's evaluate_sample.py: softmax of each stream's logits and of their sum."""
+    rgb, flow = endpoints(0, rgb_input)["logits"], endpoints(1, flow_input)["logits"]
+    return {"rgb": softmax(rgb), "flow": softmax(flow), "rgb+flow": softmax(rgb + flow)}
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -192,3 +213,98 @@ def test_flow_as_float_fields(videos, tmp_path):
     assert fields.dtype == np.float32 and fields.shape == (5, 144, 176, 2)
     np.testing.assert_array_equal(fields, expected)
     assert sorted(p.name for p in (out / "carphone").iterdir()) == ["carphone.flow.npy"]
+
+
+def test_two_stream_eval_reports_each_stream_and_the_fusion(two_streams, tmp_path, capsys):
+    video, rgb, flow, inputs, endpoints = two_streams
+    ten = first_frames(video, tmp_path / "ten.mp4", 10)  # 9 flow fields: the shortest input the network takes
+    expected = [two_stream_scores(endpoints, *inputs), two_stream_scores(endpoints, *inception_inputs(ten))]
+    labels = [int(np.argmax(expected[0]["rgb"])), int(np.argmax(expected[1]["flow"]))]  # each stream right once
+    (tmp_path / "val.txt").write_text(f"twelve.mp4 {labels[0]}\nten.mp4 {labels[1]}\nmissing.mp4 1\n")
+    (tmp_path / "twelve.mp4").symlink_to(video)
+    args = ["eval", "--list", str(tmp_path / "val.txt"), "--root", str(tmp_path), "--checkpoint", str(rgb)]
+    assert main([*args, "--flow-checkpoint", str(flow), "--out-dir", str(tmp_path / "run")]) == 0
+    results = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    for result, scores in zip(results, expected, strict=False):
+        assert np.abs(np.array(result["scores"]) - scores["rgb+flow"]).max() < 1e-5
+        for stream in ("rgb", "flow"):
+            assert np.abs(np.array(result["streams"][stream]) - scores[stream]).max() < 1e-5
+        assert result["decoder"] == "opencv + flow TV-L1"
+    assert results[2]["error"] and "streams" not in results[2]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for stream in ("rgb", "flow", "rgb+flow"):  # three rows from one pass; the missing video counts as wrong
+        hits = sum(int(np.argmax(scores[stream])) == label for scores, label in zip(expected, labels, strict=True))
+        assert metrics["streams"][stream]["top1_acc"] == hits / 3
+    assert metrics["streams"]["rgb"]["top1_acc"] >= 1 / 3 and metrics["streams"]["flow"]["top1_acc"] >= 1 / 3
+    assert metrics["streams"]["rgb+flow"] == metrics["all_videos"]
+    out = capsys.readouterr().out
+    assert "stream\ttop1_acc\ttop5_acc\tmean_class_accuracy" in out and "\nflow\t" in out
+    assert "flow stream alone" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_two_stream_views_share_their_crops(two_streams, capsys):
+    video, rgb, flow, _, endpoints = two_streams
+    args = ["predict", str(video), "--checkpoint", str(rgb), "--flow-checkpoint", str(flow), "--json"]
+    assert main([*args, "--protocol", "fivecrop"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    crops = [(0, 0), (89, 0), (0, 32), (89, 32), (44, 16)]  # FiveCrop of 313x256: corners, then the centre
+    expected = np.mean([two_stream_scores(endpoints, *inception_inputs(video, xy))["rgb+flow"] for xy in crops], 0)
+    assert np.abs(np.array(record["scores"]) - expected).max() < 1e-5
+
+
+def test_two_streams_read_flow_images_back(two_streams, tmp_path, capsys):
+    """Rawframes of `i3d extract --task both` (denseflow layout; 176x144 is not shrunk): the RGB images and the flow
+    images read back as pytorch-i3d reads them, at the RGB stream's size (upscaled to 313x256 like the frames)."""
+    video, rgb, flow, _, endpoints = two_streams
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "twelve.mp4").symlink_to(video)
+    args = ["extract", str(tmp_path / "in"), str(tmp_path / "raw"), "--task", "both", "--short-side", "256"]
+    assert main([*args, "--workers", "1"]) == 0  # RGB images 313x256, flow images 176x144
+    capsys.readouterr()
+    frames = tmp_path / "raw" / "twelve"
+    images = [cv2.imread(str(frames / f"img_{i:05d}.jpg")) for i in range(1, 13)]
+    resized = [cv2.resize(f, (313, 256), interpolation=cv2.INTER_LINEAR)[16:240, 44:268, ::-1] for f in images]
+    rgb_input = np.stack(resized).astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1
+    flow_input = read_back(frames, "flow_{}_{:05d}.jpg", 11, 0)
+    args = ["predict", str(frames), "--checkpoint", str(rgb), "--flow-checkpoint", str(flow), "--json"]
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["decoder"] == "rawframes + flow denseflow images"
+    expected = two_stream_scores(endpoints, rgb_input, flow_input)["rgb+flow"]
+    assert np.abs(np.array(record["scores"]) - expected).max() < 1e-5
+    computed = inception_inputs(video)[1]  # the same fields unquantised: within JPEG's and the quantiser's error
+    assert np.abs(flow_input - computed).mean() < 0.02
+    args = ["features", str(frames), "--checkpoint", str(rgb), "--flow-checkpoint", str(flow), "--window", "9"]
+    assert main([*args, "--stride", "2", "--out-dir", str(tmp_path / "features")]) == 0  # streamed windows
+    features = np.load(tmp_path / "features" / "twelve.npy")
+    window = [endpoints(k, x[:, :, 2:11])["features"] for k, x in enumerate((rgb_input, flow_input))]
+    assert np.abs(features[1] - np.concatenate(window)).max() / np.abs(features[1]).max() < 1e-5
+
+
+def test_flow_images_of_either_layout_read_back(tmp_path):
+    from i3d_infer.data.flow import FLOW_LAYOUTS, flow_images
+
+    rng = np.random.default_rng(0)
+    for layout in FLOW_LAYOUTS.values():
+        directory = tmp_path / layout.name
+        directory.mkdir()
+        for i, axis in itertools.product(range(3), "xy"):
+            name = layout.pattern.format(axis, layout.first_index + i)
+            cv2.imwrite(str(directory / name), rng.integers(0, 256, (144, 176), dtype=np.uint8))
+        fields, origin = flow_images(directory, (313, 256))
+        assert origin == f"{layout.name} images" and fields.shape == (3, 256, 313, 2)
+        reference = read_back(directory, layout.pattern, 3, layout.first_index)  # its centre crop
+        np.testing.assert_array_equal(fields[None, :, 16:240, 44:268].transpose(0, 4, 1, 2, 3), reference)
+    with pytest.raises(Exception, match="no flow images"):
+        flow_images(tmp_path, (313, 256))
+
+
+def test_mirrored_views_mirror_the_flow():
+    from i3d_infer.data.transforms import get_protocol, make_views
+
+    field = np.random.default_rng(1).standard_normal((1, 4, 256, 300, 2)).astype(np.float32)
+    views = make_views(field, get_protocol("tencrop"), 224)  # 5 crops, then the same of the flipped frames
+    x, y = 38, 16  # the centre crop of 300x256
+    flipped = field[0, :, y : y + 224, ::-1][:, :, x : x + 224]
+    np.testing.assert_array_equal(views[9, 0], -flipped[..., 0])  # x flips sign with the frame: right is left
+    np.testing.assert_array_equal(views[9, 1], flipped[..., 1])

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.decode import DEFAULT_DECODER
-from .data.flow import flow_input
 from .data.pipeline import read_video
 from .errors import I3DError
 from .evaluate.metrics import fuse_clips
 from .model.weights import DEFAULT_WEIGHTS, Weights, choose_weights, read_labels
 from .runtime import BackendSpec, make_backend
 from .runtime.base import Backend
+from .runtime.two_stream import check_streams, flow_stream
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class Prediction:
 
 class Predictor:
     """A backend plus the preprocessing and labels of its weights; predicts one video at a time. ``flow``: the flow
-    stream's backend and weights (two-stream: a whole-video model's logits plus the flow network's on TV-L1 fields
-    computed from the video, ``data.flow.flow_input``)."""
+    stream's backend and weights (two-stream: a whole-video model's logits plus the flow network's, on TV-L1 fields
+    computed from the video in the same decoding pass or on a rawframe directory's flow images: ``read_frames``)."""
 
     def __init__(
         self,
@@ -74,10 +74,8 @@ class Predictor:
         self.weights = weights
         self.fusion = fusion
         self.decoder = decoder
-        if flow is not None and not weights.preprocessing.whole_video:
-            raise I3DError(f"two streams are fused for the whole-video (Inception) models, not {weights.name}")
-        if flow is not None and flow[0].num_classes != backend.num_classes:
-            raise I3DError(f"the flow network has {flow[0].num_classes} classes, the RGB one {backend.num_classes}")
+        if flow is not None:
+            check_streams(backend, flow[0])
         self.flow = flow
 
     @classmethod
@@ -112,12 +110,7 @@ class Predictor:
             source = label_map or "the bundled label map"
             raise I3DError(f"{source}: has {len(labels)} labels but the model has {runner.num_classes} classes")
         if flow_checkpoint is not None:
-            flow_weights = choose_weights(flow_checkpoint)[0]
-            if flow_weights.stream != "flow":
-                raise I3DError(f"{flow_checkpoint}: --flow-checkpoint takes a flow stream, not {flow_weights.name}")
-            flow_spec = BackendSpec(checkpoint=flow_checkpoint, device=device, threads=threads, engine=engine,
-                                    precision=precision)  # fmt: skip
-            kwargs["flow"] = (make_backend(flow_spec, flow_weights), flow_weights)
+            kwargs["flow"] = flow_stream(flow_checkpoint, spec, weights)
         return cls(runner, labels, weights, **kwargs)
 
     def predict(self, video: str | os.PathLike, protocol: str = "seed", topk: int = 5) -> Prediction:
@@ -126,12 +119,11 @@ class Predictor:
         Raises:
             VideoError: the video cannot be read.
         """
-        views = read_video(video, protocol, self.weights.preprocessing, decoder=self.decoder)
+        flow = self.flow is not None
+        views = read_video(video, protocol, self.weights.preprocessing, decoder=self.decoder, flow=flow)
         logits = self.backend(views.views)  # (V, 3, T, S, S) uint8 -> (V, classes)
-        if self.flow is not None:  # DeepMind's evaluate_sample.py: softmax(rgb logits + flow logits)
-            backend, weights = self.flow
-            fields, _ = flow_input(video, weights.preprocessing, decoder=self.decoder)
-            logits = logits + backend(fields)  # (1, 2, N - 1, S, S) float32 -> (1, classes)
+        if flow:  # DeepMind's evaluate_sample.py: softmax(rgb logits + flow logits), per view
+            logits = logits + self.flow[0](views.flow)  # (V, 2, N - 1, S, S) float32 -> (V, classes)
         scores = fuse_clips(logits, num_views=logits.shape[0], fusion=self.fusion)[0]  # -> (classes,)
         clips = views.frame_indices.shape[0]
         per_clip = logits.reshape(-1, clips, logits.shape[-1]).transpose(

@@ -29,6 +29,16 @@ def model_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> No
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
 
 
+def flow_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--flow-checkpoint",
+        help=f"two streams: a flow-stream checkpoint (Inception flow_imagenet, either layout) beside --checkpoint's "
+        f"RGB one; {what}. Flow: OpenCV's TV-L1 computed from each video on the CPU (slow: a few frame pairs/s "
+        "a core at 176x144, minutes per 10-second video at 256p), or a rawframe directory's flow images "
+        "(i3d extract --task both, either layout: u8/255*2-1)",
+    )
+
+
 def sampling_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sampling",
@@ -53,7 +63,8 @@ def chosen_weights(args: argparse.Namespace) -> Weights:
     if weights.stream != "rgb":  # every command here reads RGB frames
         raise I3DError(
             f"{args.checkpoint or args.model}: {weights.name} is the {weights.stream} stream (2-channel optical flow "
-            "in): give it as --flow-checkpoint beside an RGB one (i3d predict), or run it on a flow tensor from Python"
+            "in): give it as --flow-checkpoint beside an RGB one (predict, eval, features), or run it on a flow tensor "
+            "from Python"
         )
     if getattr(args, "protocol", "") is None:
         args.protocol = weights.preprocessing.protocol

@@ -11,7 +11,7 @@ from ..data.decode import DECODERS, DEFAULT_DECODER, GPU_DECODERS
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
 from ..evaluate.metrics import FUSIONS
-from ._common import chosen_weights, model_arguments, placement, sampling_argument
+from ._common import chosen_weights, flow_argument, model_arguments, placement, sampling_argument
 
 
 def add_commands(commands) -> None:
@@ -34,6 +34,7 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--format", choices=LIST_FORMATS, help="list format (default: guessed from the first line)")
     model_arguments(evaluate, "torch: .pth path or URL (default: the official checkpoint)")
     evaluate.add_argument("--protocol", choices=list(PROTOCOLS), help="(default: the checkpoint's)")
+    flow_argument(evaluate, "accuracy of RGB alone, flow alone and the two fused (summed logits) from one pass")
     sampling_argument(evaluate)
     evaluate.add_argument("--fusion", default="prob", choices=FUSIONS)
     evaluate.add_argument("--batch-size", type=int, help="videos per model call (default: 8 on a GPU, else 1)")
@@ -101,6 +102,7 @@ def run_eval(args: argparse.Namespace) -> int:
         list_format=args.format,
         backend=args.backend,
         checkpoint=args.checkpoint,
+        flow_checkpoint=args.flow_checkpoint,
         model=str(Path(args.model).resolve()) if args.model else None,
         protocol=args.protocol,
         fusion=args.fusion,

@@ -13,7 +13,7 @@ from ..data.decode import DECODERS, DEFAULT_DECODER
 from ..data.sampling import TAILS, DenseClips, windows
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
-from ._common import chosen_weights, model_arguments, placement, sampling_argument
+from ._common import chosen_weights, flow_argument, model_arguments, placement, sampling_argument
 
 
 def add_commands(commands) -> None:
@@ -52,10 +52,10 @@ def add_commands(commands) -> None:
     features.add_argument(
         "--fps", type=float, help="resample every video to this frame rate by timestamp first (DeepMind: 25)"
     )
-    features.add_argument(
-        "--flow-checkpoint",
-        help="Inception: also the flow stream's features (TV-L1 from the video, on the CPU: slow), concatenated after "
-        "the RGB ones per window (2048-d, the TAL releases' order); --scores then fuses the two as DeepMind does",
+    flow_argument(
+        features,
+        "each window's flow features after its RGB ones (2048-d, the TAL releases' order; window k: frames and "
+        "fields [kS, kS + L)); --scores fuses the two as DeepMind does",
     )
     features.add_argument("--tail", choices=TAILS, default="drop", help="Inception windows past the end: drop or pad")
     features.add_argument("--protocol", default="centercrop", choices=list(PROTOCOLS))
@@ -158,6 +158,7 @@ def feature_backend(args: argparse.Namespace, weights, *, device: str, precision
     ONNX: from --checkpoint, when given)."""
     from ..model.checkpoint import load_model
     from ..runtime import BackendSpec, make_backend
+    from ..runtime.two_stream import TwoStreamBackend, flow_stream
 
     spec = BackendSpec(
         backend=args.backend, checkpoint=args.checkpoint, model=args.model, device=device,
@@ -169,28 +170,13 @@ def feature_backend(args: argparse.Namespace, weights, *, device: str, precision
         raise I3DError(f"{args.model}: gives {backend.num_classes} values per view, not {dim}-d features "
                        "(export it with i3d export --output-kind features)")  # fmt: skip
     if args.flow_checkpoint is not None:
-        backend = _two_streams(args, spec=spec, weights=weights, rgb=backend)
+        backend = TwoStreamBackend(backend, flow_stream(args.flow_checkpoint, spec, weights)[0])
     head = getattr(backend, "head", None)
     if args.scores and head is None:
         if not args.checkpoint:
             raise I3DError(f"--scores with the {args.backend} backend needs --checkpoint (the classifier's weights)")
         head = load_model(args.checkpoint, weights).features_only().head
     return backend, head
-
-
-def _two_streams(args: argparse.Namespace, *, spec, weights, rgb):
-    """The RGB backend and the --flow-checkpoint's flow network (torch) as one (runtime.two_stream)."""
-    from dataclasses import replace
-
-    from ..model.weights import choose_weights
-    from ..runtime import make_backend
-    from ..runtime.two_stream import TwoStreamBackend
-
-    flow_weights = choose_weights(args.flow_checkpoint)[0]
-    if flow_weights.stream != "flow" or not weights.preprocessing.whole_video:
-        raise I3DError(f"{args.flow_checkpoint}: --flow-checkpoint takes a flow stream beside an Inception RGB one")
-    flow_spec = replace(spec, backend="torch", checkpoint=args.flow_checkpoint, model=None)
-    return TwoStreamBackend(rgb, make_backend(flow_spec, flow_weights))
 
 
 def _extract(args, plan, tasks, *, backend, head, weights, where, shard):

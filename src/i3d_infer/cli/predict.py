@@ -10,7 +10,7 @@ from ..data.decode import DECODERS, DEFAULT_DECODER
 from ..data.transforms import PROTOCOLS
 from ..errors import DownloadError, I3DError, VideoError
 from ..evaluate.metrics import FUSIONS
-from ._common import chosen_weights, model_arguments, placement, sampling_argument
+from ._common import chosen_weights, flow_argument, model_arguments, placement, sampling_argument
 
 PREDICT_EXAMPLE = """example:
   i3d predict video1.mp4 video2.mp4 --checkpoint i3d_nl_dot_product_r50.pth --topk 5
@@ -34,12 +34,7 @@ def add_commands(commands) -> None:
     sampling_argument(predict)
     predict.add_argument("--topk", type=int, default=5, help="classes to show per video (default: 5)")
     predict.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
-    predict.add_argument(
-        "--flow-checkpoint",
-        help="two streams: a flow-stream checkpoint (Inception flow_imagenet, either layout) fused with --checkpoint's "
-        "RGB one as DeepMind does (softmax of the summed logits); TV-L1 flow from the video on the CPU, slow: about "
-        "1-3 frame pairs/s a core at 176x144",
-    )
+    flow_argument(predict, "fused as DeepMind does (softmax of the summed logits)")
     predict.add_argument("--fusion", default="prob", choices=FUSIONS, help="clip fusion (default: prob)")
     predict.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     predict.add_argument("--json", action="store_true", help="one JSON object per line per video")

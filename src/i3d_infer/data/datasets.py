@@ -86,7 +86,8 @@ class Sample:
 
 
 class VideoDataset:
-    """The videos of a list file under a root, read with the checkpoint's preprocessing and a view protocol.
+    """The videos of a list file under a root, read with the checkpoint's preprocessing and a view protocol
+    (``flow``: with the flow stream's input too).
 
     ``dataset[i]`` never raises for a bad video: the sample carries the error instead.
     """
@@ -100,6 +101,7 @@ class VideoDataset:
         protocol: str = "seed",
         preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
         decoder: str = DEFAULT_DECODER,
+        flow: bool = False,
     ) -> None:
         if get_protocol(protocol).mirror:  # the batch gatherers take crops of the frames as decoded, never mirrored
             raise I3DError(f"--protocol {protocol} is for i3d features and i3d predict; evaluate with fivecrop")
@@ -108,6 +110,7 @@ class VideoDataset:
         self.protocol = protocol
         self.preprocessing = preprocessing
         self.decoder = decoder
+        self.flow = flow  # two streams: each video's flow fields too (read_frames(flow=True))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -122,6 +125,7 @@ class VideoDataset:
                 decoder=self.decoder,
                 num_frames=entry.total_frames,
                 offset=entry.offset,
+                flow=self.flow,
             )
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e))
@@ -143,6 +147,7 @@ class VideoDataset:
                 allocate=allocate,
                 threads=threads,
                 offset=entry.offset,
+                flow=self.flow,
             )
         except VideoError as e:
             return Sample(index, entry.video_id, entry.label, None, str(e), decoder=self.decoder)

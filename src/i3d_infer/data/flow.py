@@ -10,17 +10,18 @@ x (right +), 1 y (down +), in pixels of the frame it was computed on. Its output
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import I3DError, VideoError
-from ..model.weights import Preprocessing
-from .decode import DEFAULT_DECODER, FrameSource, open_source
-from .transforms import crop_offsets, short_side_size
+from .decode import FrameSource, RawframeSource
+from .transforms import short_side_size
 
 BOUND = 20.0  # pixels: what build_rawframes passes to denseflow (-b=20) and flow_extraction.py's default
 
@@ -119,28 +120,115 @@ def quantise(field: np.ndarray, layout: FlowLayout, bound: float = BOUND) -> np.
     return ((clipped + np.float32(bound)) * np.float32(255 / (2 * bound))).astype(np.uint8)
 
 
-def flow_input(
-    path, preprocessing: Preprocessing, *, decoder: str = DEFAULT_DECODER, bound: float = BOUND
-) -> tuple[np.ndarray, str]:
-    """The flow stream's input of a whole video (``../shared/reference/inception.md`` §3): decoded BGR -> gray -> the
-    RGB stream's resize (short side ``preprocessing.size``, up or down, INTER_LINEAR) -> TV-L1 on consecutive frames
-    -> ``clip(v, -B, B) / B`` -> the RGB stream's centre crop. Returns float32 ``(1, 2, N - 1, crop, crop)`` and what
-    decoded the video.
+def image_layout(directory: Path) -> FlowLayout:
+    """The layout of a rawframe directory's flow images (``flow_x_00000.jpg`` or ``x_00001.jpg``).
 
     Raises:
-        VideoError: the video cannot be read, or gives fewer fields than ``preprocessing.min_frames``.
+        VideoError: it has none.
     """
-    source = open_source(path, decoder)
-    if not hasattr(source, "bgr_frames"):
-        raise VideoError(f"{path}: flow is computed from video files, not rawframe directories")
-    crop, fields = preprocessing.crop_size, []
-    for field in flow_fields(source.bgr_frames(), resize=partial(to_short_side, short=preprocessing.size)):
-        x, y = crop_offsets(field.shape[0], field.shape[1], "center", size=crop)[0]
-        fields.append(scaled(field[y : y + crop, x : x + crop], bound))  # (crop, crop, 2)
-    if len(fields) < preprocessing.min_frames:
-        minimum = preprocessing.min_frames
-        raise VideoError(f"{path}: {len(fields)} flow fields, fewer than the {minimum} the network takes")
-    return np.stack(fields).transpose(3, 0, 1, 2)[None], source.used  # (N - 1, crop, crop, 2) -> (1, 2, N - 1, ...)
+    firsts = {layout: layout.pattern.format("x", layout.first_index) for layout in FLOW_LAYOUTS.values()}
+    layout = next((layout for layout, name in firsts.items() if (directory / name).is_file()), None)
+    if layout is None:
+        names = " or ".join(firsts.values())
+        raise VideoError(f"{directory}: no flow images ({names}); write them with i3d extract --task flow|both")
+    return layout
+
+
+def read_field(directory: Path, layout: FlowLayout, index: int, resize: Callable) -> np.ndarray | None:
+    """Field ``index`` (0-based) read back from its x and y images as pytorch-i3d and MediaPipe read them: gray
+    uint8, ``resize``-d (values not rescaled, as mmaction2 resizes flow images), ``u8 / 255 · 2 − 1`` (float64, then
+    float32): ``(H, W, 2)``, x then y; None past the last one.
+
+    Raises:
+        VideoError: an unreadable image (the message names it).
+    """
+    paths = [directory / layout.pattern.format(axis, layout.first_index + index) for axis in "xy"]
+    if not paths[0].is_file():
+        return None
+    pair = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise VideoError(f"{path}: missing or not an image")
+        pair.append(resize(image).astype(np.float64) / 255 * 2 - 1)
+    return np.stack(pair, axis=2).astype(np.float32)
+
+
+def flow_images(directory: str | os.PathLike, size: tuple[int, int]) -> tuple[np.ndarray, str]:
+    """Every field of a rawframe directory's flow images (:func:`read_field`), resized to ``size`` ``(w, h)``, the
+    RGB frames' (none when already there: denseflow shrinks to short side 256 as the RGB stream does). Returns
+    float32 ``(M, H, W, 2)`` (M: the x images numbered on from the layout's first index) and what they are
+    (``"<layout> images"``).
+
+    Raises:
+        VideoError: no flow images, or an unreadable one.
+    """
+    directory = Path(directory)
+    layout, fields = image_layout(directory), []
+    while (field := read_field(directory, layout, len(fields), partial(resize_gray, size=size))) is not None:
+        fields.append(field)
+    return np.stack(fields), f"{layout.name} images"
+
+
+def _frames_and_images(source: FrameSource, resize: Callable) -> Iterator[tuple]:
+    """:func:`_frames_and_fields` for a rawframe directory with flow images beside its frames: field t read back
+    (:func:`read_field`), until the images end."""
+    layout = image_layout(source.path)
+    for t, lazy in enumerate(source.frames()):
+        field = None if t == 0 else read_field(source.path, layout, t - 1, resize)
+        if t and field is None:
+            return
+        yield lazy(None), source.last_time, field
+
+
+def _frames_and_fields(source: FrameSource, resize: Callable, bound: float) -> Iterator[tuple]:
+    """``(RGB frame, its time, the scaled field from the previous frame to it or None)`` for each frame of
+    ``source``: gray (``COLOR_RGB2GRAY`` of the RGB frame = ``COLOR_BGR2GRAY`` of the decoder's BGR), ``resize``-d,
+    TV-L1 on consecutive ones, ``clip(v, -B, B) / B``. Holds two gray frames."""
+    flow, previous = tvl1(), None
+    for lazy in source.frames():
+        rgb = lazy(None)  # full-size RGB, converted now: a lazy frame is valid only until the next is decoded
+        gray = resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        field = None if previous is None else scaled(flow.calc(previous, gray, None), bound)
+        yield rgb, source.last_time, field
+        previous = gray
+
+
+class FlowTap(FrameSource):
+    """``source``'s frames unchanged, while the fields between them (the gray frames ``resize``-d, TV-L1,
+    ``clip(v, -B, B) / B``) collect in ``fields`` during a pass over them (the same decoding pass as the RGB frames:
+    the whole-video two-stream input, N frames and N - 1 fields)."""
+
+    def __init__(self, source: FrameSource, resize: Callable, *, bound: float = BOUND) -> None:
+        super().__init__(source.path)
+        self.source, self.resize, self.bound = source, resize, bound
+        self.name, self.fields = source.name, []
+
+    @property
+    def used(self) -> str:
+        return self.source.used
+
+    @property
+    def fps(self) -> float | None:
+        return self.source.fps
+
+    @property
+    def last_time(self) -> float | None:
+        return self.source.last_time
+
+    def frame_count_hint(self) -> int:
+        return self.source.frame_count_hint()
+
+    def frames(self) -> Iterator:
+        self.fields = []  # a second pass (a header that lied) starts over
+        for rgb, _, field in _frames_and_fields(self.source, self.resize, self.bound):
+            if field is not None:
+                self.fields.append(field)
+            yield partial(_transformed, rgb=rgb)
+
+
+def _transformed(transform=None, out=None, *, rgb: np.ndarray) -> np.ndarray:
+    return rgb if transform is None else transform(rgb)
 
 
 class FlowPairedSource(FrameSource):
@@ -148,16 +236,19 @@ class FlowPairedSource(FrameSource):
     by the caller, as any frame) and field t (frames t -> t + 1, on the gray frames at the short side ``size``,
     ``clip(v, -B, B) / B``), stacked as float32 ``(h, w, 5)``: N frames give N - 1 items, so a window of items
     ``[kS, kS + L)`` is RGB frames and flow fields ``[kS, kS + L)`` (the last window needs ``kS + L <= N - 1``).
-    The caller's transform must give the frame at that short side (the centercrop protocol's resize does)."""
+    The caller's transform must give the frame at that short side (the centercrop protocol's resize does). A
+    rawframe directory's fields are its flow images read back (:func:`read_field`) at that short side."""
 
     def __init__(self, source: FrameSource, size: int, *, bound: float = BOUND) -> None:
         super().__init__(source.path)
         self.source, self.size, self.bound, self._time = source, size, bound, None
         self.name = source.name
+        self.images = isinstance(source, RawframeSource)  # a rawframe directory: its flow images, read back
 
     @property
     def used(self) -> str:
-        return self.source.used
+        origin = f"{image_layout(self.path).name} images" if self.images else "TV-L1"
+        return f"{self.source.used} + flow {origin}"
 
     @property
     def fps(self) -> float | None:
@@ -171,16 +262,13 @@ class FlowPairedSource(FrameSource):
         return max(self.source.frame_count_hint() - 1, 0)
 
     def frames(self) -> Iterator:
-        flow, previous = tvl1(), None  # previous: (RGB frame, its resized gray, its time)
-        for lazy in self.source.frames():
-            rgb = lazy(None)  # full-size RGB, converted now: a lazy frame is valid only until the next is decoded
-            gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # = BGR2GRAY of the decoder's BGR: the same weights
-            gray = to_short_side(gray, self.size)
-            if previous is not None:
-                field = scaled(flow.calc(previous[1], gray, None), self.bound)
-                self._time = previous[2]
+        previous, resize = None, partial(to_short_side, short=self.size)  # previous: (RGB frame, its time)
+        pairs = _frames_and_images(self.source, resize) if self.images else None
+        for rgb, time, field in pairs or _frames_and_fields(self.source, resize, self.bound):
+            if field is not None:
+                self._time = previous[1]
                 yield partial(_with_flow, rgb=previous[0], field=field)
-            previous = (rgb, gray, self.source.last_time)
+            previous = (rgb, time)
 
 
 def _with_flow(transform=None, out=None, *, rgb: np.ndarray, field: np.ndarray) -> np.ndarray:

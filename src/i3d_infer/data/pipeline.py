@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 import numpy as np
 
+from ..errors import VideoError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
-from .decode import DEFAULT_DECODER, open_source, read_sampled_frames
+from .decode import DEFAULT_DECODER, RawframeSource, open_source, read_sampled_frames
+from .flow import FlowTap, flow_images
 from .sampling import sample_frame_indices
 from .transforms import ViewProtocol, crop_offsets, get_protocol, make_views, resize_frame
 
@@ -37,6 +39,7 @@ class VideoViews(SampledVideo):
     """The model input of one video."""
 
     views: np.ndarray  # uint8 (views, 3, clip_len, size, size), crop-major
+    flow: np.ndarray | None = field(default=None, kw_only=True)  # two streams: float32 (views, 2, M, size, size)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class VideoFrames(SampledVideo):
     table: np.ndarray  # int64 (num_clips, clip_len): the row of ``frames`` of every clip slot
     crops: tuple[tuple[int, int], ...]  # top-left (x, y) of each view's crop, mmaction2's order
     size: int  # side of a view (the crop)
+    flow: Any = field(default=None, kw_only=True)  # two streams: float32 (M, H, W, 2) fields at the frames' size
 
     @property
     def num_views(self) -> int:
@@ -62,6 +66,7 @@ class VideoFrames(SampledVideo):
             self.frame_indices,
             protocol.name,
             make_views(clips, protocol, self.size),
+            flow=None if self.flow is None else make_views(self.flow[None], protocol, self.size),
             decoder=self.decoder,
         )
 
@@ -76,6 +81,7 @@ def read_frames(
     allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
     threads: int = 0,
     offset: int = 0,
+    flow: bool = False,
 ) -> VideoFrames:
     """Decode a video file or rawframe directory into its sampled, resized frames (each once).
 
@@ -83,7 +89,8 @@ def read_frames(
     is used for sampling as is (mmaction2 does the same); otherwise frames are counted. ``allocate(shape)`` gives
     the array the frames are written into (default: a new one). ``threads``: the video decoder's threads (0: one
     per core; a decode worker beside others takes :func:`i3d_infer.data.decode.worker_threads`). ``offset``: a
-    rawframe directory's files before its frame 0 (a with-offset list line's).
+    rawframe directory's files before its frame 0 (a with-offset list line's). ``flow``: also the flow stream's
+    input of a whole-video model, at the frames' size (:func:`with_flow`).
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
@@ -91,8 +98,30 @@ def read_frames(
     proto = get_protocol(protocol)
     source = open_source(path, decoder, num_frames, threads=threads, offset=offset)
     resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
+    tap = flow and not isinstance(source, RawframeSource)  # a video's flow: TV-L1 in the same decoding pass
+    source = FlowTap(source, resize) if tap else source
     read = read_sampled_frames(source, sampler(preprocessing), resize, allocate=allocate)
-    return video_frames(path, proto, read, size=preprocessing.crop_size, decoder=source.used)
+    frames = video_frames(path, proto, read, size=preprocessing.crop_size, decoder=source.used)
+    if not flow:
+        return frames
+    size = frames.frames.shape[2], frames.frames.shape[1]
+    return with_flow(frames, (source.fields, "TV-L1") if tap else flow_images(path, size), preprocessing)
+
+
+def with_flow(frames: VideoFrames, fields: tuple, preprocessing: Preprocessing) -> VideoFrames:
+    """``frames`` with the flow stream's input: ``fields`` = ``(float32 (M, H, W, 2) or a list of (H, W, 2), what
+    made them)`` at the frames' size, TV-L1 computed from the video in the same decoding pass (``data.flow.FlowTap``)
+    or flow images read back (``data.flow.flow_images``); ``decoder`` says which (``opencv + flow TV-L1``).
+
+    Raises:
+        VideoError: fewer fields than the network takes.
+    """
+    fields, origin = fields
+    if len(fields) < preprocessing.min_frames:
+        minimum = preprocessing.min_frames
+        raise VideoError(f"{frames.path}: {len(fields)} flow fields, fewer than the {minimum} the network takes")
+    fields = np.stack(fields) if isinstance(fields, list) else fields
+    return replace(frames, flow=fields, decoder=f"{frames.decoder} + flow {origin}")
 
 
 def sampler(preprocessing: Preprocessing) -> Callable[[int], np.ndarray]:
@@ -125,10 +154,14 @@ def read_video(
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
     offset: int = 0,
+    flow: bool = False,
 ) -> VideoViews:
     """Read a video file or rawframe directory into the uint8 views the model takes (see :func:`read_frames`).
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
     """
-    return read_frames(path, protocol, preprocessing, decoder=decoder, num_frames=num_frames, offset=offset).views()
+    frames = read_frames(
+        path, protocol, preprocessing, decoder=decoder, num_frames=num_frames, offset=offset, flow=flow
+    )
+    return frames.views()

@@ -89,11 +89,15 @@ def crop_offsets(height: int, width: int, crops: str, *, size: int) -> list[tupl
     raise ValueError(f"unknown crops {crops!r}")
 
 
+FLOW_X = {2: 0, 5: 3}  # channels of a view -> where its flow's x component is
+
+
 def make_views(clips: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarray:
     """Crop resized clips into model views, crop-major like mmaction2 (view = crop * num_clips + clip).
 
     Args:
-        clips: uint8 ``(num_clips, clip_len, H, W, 3)`` RGB (or float32 ``(..., 5)``: RGB and flow).
+        clips: uint8 ``(num_clips, clip_len, H, W, 3)`` RGB, or float32 ``(..., 2)`` flow or ``(..., 5)`` RGB and
+            flow; a mirrored view's flow has its x component negated (the field of the flipped frames).
 
     Returns:
         ``(num_crops * num_clips, C, clip_len, size, size)`` of the clips' dtype, C-contiguous.
@@ -101,9 +105,11 @@ def make_views(clips: np.ndarray, protocol: ViewProtocol, size: int) -> np.ndarr
     num_clips, clip_len, height, width = clips.shape[:4]
     offsets = crop_offsets(height, width, protocol.crops, size=size)
     sources = [clips, clips[:, :, :, ::-1]] if protocol.mirror else [clips]  # the flipped frame: a view, no copy
-    channels = clips.shape[-1]  # 3; 5 for frames carrying their flow (data.flow.FlowPairedSource)
+    channels = clips.shape[-1]  # 3; 2 for flow; 5 for frames carrying their flow (data.flow.FlowPairedSource)
     views = np.empty((len(sources) * len(offsets) * num_clips, channels, clip_len, size, size), dtype=clips.dtype)
     for k, (frames, (x, y)) in enumerate((f, xy) for f in sources for xy in offsets):
         crop = frames[:, :, y : y + size, x : x + size]  # (clips, T, size, size, 3)
         views[k * num_clips : (k + 1) * num_clips] = crop.transpose(0, 4, 1, 2, 3)  # -> (clips, C, T, size, size)
+    if protocol.mirror and channels in FLOW_X:
+        views[len(views) // 2 :, FLOW_X[channels]] *= -1  # flipped frames move the other way along x
     return views

@@ -37,6 +37,10 @@ class RunRecord:
         """The seed's closing lines (all listed videos, unreadable ones counted as wrong), 4 decimals."""
         m, counts = self.metrics.all_videos, self.metrics.counts
         lines = [f"{name}\t{getattr(m, name):.4f}" for name in SEED_METRICS]
+        if self.metrics.streams:  # the seed's table: RGB alone, flow alone, the two fused (the lines above)
+            lines.append("stream\t" + "\t".join(SEED_METRICS))
+            for stream, acc in self.metrics.streams.items():
+                lines.append(f"{stream}\t" + "\t".join(f"{getattr(acc, name):.4f}" for name in SEED_METRICS))
         if counts.failed:
             r = self.metrics.readable_videos
             lines.append(
@@ -85,11 +89,24 @@ def write_outputs(
         timing=timing,
         config=dataclasses.asdict(config),
         versions=versions(),
+        streams=_stream_accuracy(records, truth, readable, num_classes=num_classes),
     )
     (out / "metrics.json").write_text(json.dumps(metrics.to_json(), indent=1) + "\n", encoding="utf-8")
     _write_predictions(out / "predictions.jsonl", records, scores, labels=labels)
     _write_per_class(out / "per_class.csv", scores, truth, readable=readable, labels=labels)
     return RunRecord(out, metrics, write_report(out, metrics, scores, truth=truth, readable=readable, labels=labels))
+
+
+def _stream_accuracy(records: list[VideoResult], truth, readable, *, num_classes: int) -> dict | None:
+    """Two streams: each stream's accuracy alone and fused (all listed videos, unreadable ones wrong)."""
+    if not any(r.streams for r in records):
+        return None
+    rows = {}
+    for name in ("rgb", "flow", "rgb+flow"):
+        zero = [0.0] * num_classes
+        scores = [zero if not r.readable else r.scores if name == "rgb+flow" else r.streams[name] for r in records]
+        rows[name] = accuracy(np.array(scores).reshape(len(records), num_classes), truth, readable)
+    return rows
 
 
 def _write_predictions(path: Path, records: list[VideoResult], scores: np.ndarray, *, labels: list[str]) -> None:

@@ -197,8 +197,11 @@ dl {{ display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }} 
 
 
 def _headline(metrics: Metrics, reference) -> str:
-    """The accuracy table's rows: all listed videos, the readable ones, and the published figures when they apply."""
+    """The accuracy table's rows: all listed videos, the readable ones, each stream alone (two streams) and the
+    published figures when they apply."""
     e = html.escape
+    streams = {"rgb": "RGB stream alone", "flow": "flow stream alone", "rgb+flow": "RGB + flow (summed logits)"}
+    rows = [(f"{streams[k]} (all listed videos)", v) for k, v in (metrics.streams or {}).items()]
     headline = "".join(
         f"<tr><th>{e(label)}</th>"
         + "".join(f"<td>{100 * value:.2f}</td>" for value in dataclasses.astuple(accuracy))
@@ -206,10 +209,12 @@ def _headline(metrics: Metrics, reference) -> str:
         for label, accuracy in (
             ("all listed videos (unreadable = wrong)", metrics.all_videos),
             ("readable videos", metrics.readable_videos),
+            *rows,
         )
     )
     if reference:
         top1, top5, source = reference
+        source = f"the RGB stream alone: {source}" if rows else source
         headline += f"<tr><th>published ({e(source)})</th><td>{top1:.2f}</td><td>{top5:.2f}</td><td>—</td></tr>"
     return headline
 
@@ -221,6 +226,7 @@ def _configuration(config: dict) -> dict:
         "engine": config.get("engine") or ("fast" if config.get("backend") == "torch" else "—"),
         "precision": config.get("precision"),
         "checkpoint": _checkpoint_name(config),
+        "flow checkpoint": Path(str(config["flow_checkpoint"])).name if config.get("flow_checkpoint") else "—",
         "model": Path(str(config["model"])).name if config.get("model") else "—",
         "protocol": config.get("protocol"),
         "sampling": (config.get("preprocessing") or {}).get("sampling", "0.x"),

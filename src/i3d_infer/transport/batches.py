@@ -20,6 +20,7 @@ import torch
 
 from ..data.datasets import Sample
 from ..data.pipeline import VideoFrames
+from ..data.transforms import get_protocol, make_views
 from ..runtime.cuda_graphs import CAPTURE_GATE
 from .slots import Decoded
 
@@ -73,13 +74,20 @@ def gather_batch_host(videos: list[VideoFrames], views: np.ndarray, planes: np.n
     return planes
 
 
+def flow_views(videos: list[VideoFrames]) -> np.ndarray:
+    """The flow stream's views of whole-video inputs (float32 ``(videos * views, 2, M, size, size)``), crop-major
+    as the RGB views: the second input of a two-stream batch (``runtime.two_stream``)."""
+    return np.concatenate([make_views(v.flow[None], get_protocol(v.protocol), v.size) for v in videos])
+
+
 @dataclass
 class Batch:
     """One model call's worth of consecutive list entries."""
 
     samples: list[Sample]  # every entry of the batch, in list order, failed ones included (without their frames)
     readable: list[Sample]  # those whose views are in ``views``, in order
-    views: Any = None  # the model input for ``readable`` (host array or device tensor); None once launched
+    views: Any = None  # the model input for ``readable`` (host array or device tensor; two streams: (RGB, flow)
+    # host arrays); None once launched
     ready: Any = None  # CUDA event recorded after the views were gathered (device assembler)
     views_per_video: int = 0
     shape: tuple[int, ...] = ()  # of ``views``: (len(readable) * views_per_video, 3, T, size, size)
@@ -115,7 +123,7 @@ class HostAssembler:
             views = self.ring[self.turn][:size].reshape(batch.shape)
             self.turn = (self.turn + 1) % RING
             self.planes = gather_batch_host(videos, views, self.planes)
-            batch.views = views
+            batch.views = views if videos[0].flow is None else (views, flow_views(videos))
         for d in decoded:
             release(d)
         return batch
