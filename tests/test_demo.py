@@ -32,7 +32,10 @@ def test_demo_with_a_checkpoint(tmp_path, checkpoint_file):
     assert lines[-1].endswith(f"{(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
     assert (root / "runs" / "torch_videos" / "report.html").is_file()
     features = sorted(p.name for p in (root / "features").glob("*.npy"))
-    assert len(features) == 3 and "[7/8] features" in text
+    assert len(features) == 3 and "[7/9] features" in text
+    flow = root / "flow" / "carphone003_000000_000010"
+    assert len(list(flow.glob("flow_x_*.jpg"))) == len(list(flow.glob("img_*.jpg"))) - 1 == 119
+    assert "two-stream I3D (Inception RGB + flow, random weights)" in text and "+ flow denseflow images" in text
 
 
 def test_demo_without_the_official_checkpoint_says_so(tmp_path, monkeypatch):

@@ -55,17 +55,18 @@ def run_demo(
     """Run the whole flow in ``directory`` (default: a new temporary directory, kept); returns it."""
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="i3d-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    log(f"i3d demo in {root} (about 6 minutes on a 2-core CPU, where one video, 10 clips of 32x256x256, takes 10-25 s)")
+    log(f"i3d demo in {root} (about 7 minutes on a 2-core CPU, where one video, 10 clips of 32x256x256, takes 10-25 s)")
     demo = _Demo(root, weights, log, *_checkpoint(checkpoint, weights, log))
     lists = demo.prepare()
     demo.export()
     demo.evaluate(lists)
     demo.bench()
     demo.features()
+    demo.two_stream()
     log(
-        f"[8/8] artefacts: videos {root / 'videos'}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
+        f"[9/9] artefacts: videos {root / 'videos'}, annotations {root / 'annotations'}, lists {root / 'lists'}, "
         f"rawframes {root / 'rawframes'}, model {demo.onnx}, runs {root / 'runs'}, benchmark {root / 'bench.json'}, "
-        f"features {root / 'features'}"
+        f"features {root / 'features'}, flow {root / 'flow'}"
     )
     log(f"report (opens offline in any browser): {(root / 'runs' / 'torch_videos' / 'report.html').as_uri()}")
     return root
@@ -76,10 +77,10 @@ def _checkpoint(checkpoint: str | None, weights: Weights, log) -> tuple[str | No
     try:
         checkpoint = str(resolve_checkpoint(checkpoint or weights.url))
         recognizer = load_model(checkpoint, weights)
-        log(f"[1/8] checkpoint: {checkpoint}")
+        log(f"[1/9] checkpoint: {checkpoint}")
         return checkpoint, recognizer
     except DownloadError as e:
-        log(f"[1/8] the official checkpoint is not available ({e}).")
+        log(f"[1/9] the official checkpoint is not available ({e}).")
         log(
             "      USING RANDOMLY INITIALISED WEIGHTS: the accuracy figures below are meaningless; only the pipeline "
             "and the speed are real. Pass --checkpoint PATH or put the file in the cache for real predictions."
@@ -117,9 +118,9 @@ class _Demo:
         train_csv, val_csv = write_annotations(self.root / "annotations")
         frames = self.root / "rawframes"
         report = extract_all(videos, frames, ExtractOptions(), progress=False, log=lambda _: None)
-        self.log(f"[2/8] rawframes: {report.summary()} -> {frames}")
+        self.log(f"[2/9] rawframes: {report.summary()} -> {frames}")
         lists = make_lists(train_csv, val_csv, self.root / "lists", videos=videos, rawframes=frames)
-        self.log(f"[3/8] lists: {lists.reports['videos'].summary()} -> {self.root / 'lists'}")
+        self.log(f"[3/9] lists: {lists.reports['videos'].summary()} -> {self.root / 'lists'}")
         return lists
 
     def export(self) -> None:
@@ -131,7 +132,7 @@ class _Demo:
         example = example_input(options, self.weights.preprocessing, None)
         check = verify_onnx(self.onnx, self.recognizer, options, example=example)
         self.log(
-            f"[4/8] ONNX export {self.onnx}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
+            f"[4/9] ONNX export {self.onnx}: max rel error vs PyTorch {check.max_rel:.2g} on a real video "
             f"({'OK' if check.passed else 'FAILED'}, {time.perf_counter() - start:.0f} s)"
         )
 
@@ -139,7 +140,7 @@ class _Demo:
         from .evaluate.runner import EvalConfig, RunOptions, evaluate
 
         results = {}
-        self.log("[5/8] evaluation (torch and onnxruntime, on rawframes and on videos):")
+        self.log("[5/9] evaluation (torch and onnxruntime, on rawframes and on videos):")
         for backend in ("torch", "onnxruntime"):
             for kind in ("rawframes", "videos"):
                 config = EvalConfig(
@@ -167,7 +168,7 @@ class _Demo:
         from .bench import HEADER, bench_inference, to_json
         from .runtime import BackendSpec, make_backend
 
-        self.log("[6/8] benchmark (pure inference, batch 1, random uint8 input):")
+        self.log("[6/9] benchmark (pure inference, batch 1, random uint8 input):")
         self.log("      " + HEADER)
         records = []
         for backend in ("torch", "onnxruntime"):
@@ -195,6 +196,33 @@ class _Demo:
         summary = extract_features(FeatureJob(plan, self.weights, out, workers=1), tasks, backend)
         shapes = ", ".join(f"{t.out.name} {np.load(t.out).shape}" for t in tasks if t.out.exists())
         self.log(
-            f"[7/8] features (i3d features, a clip every 64 frames): {summary.clips} clips of {len(tasks)} videos, "
+            f"[7/9] features (i3d features, a clip every 64 frames): {summary.clips} clips of {len(tasks)} videos, "
             f"{time.perf_counter() - start:.0f} s -> {out}: {shapes}"
+        )
+
+    def two_stream(self) -> None:
+        """TV-L1 flow images of one sample video (denseflow's layout, beside its RGB frames), then the paper's
+        two-stream I3D reading them back (seeded random Inception weights: the pipeline, not the accuracy)."""
+        from .model.weights import find_weights
+        from .predict import Predictor
+        from .runtime import BackendSpec, make_backend
+
+        name = DEMO_VIDEOS["carphone_pristine"][0]  # 176x144, 120 frames: TV-L1 at its size, a few pairs/s a core
+        source = next(p for p in (self.root / "videos").iterdir() if p.stem.startswith(name))
+        videos, out = self.root / "flow_video", self.root / "flow"
+        videos.mkdir(exist_ok=True)
+        shutil.copyfile(source, videos / source.name)
+        options = ExtractOptions(short_side=256, task="both")  # RGB short side 256; flow at 176x144 (never up)
+        start = time.perf_counter()
+        report = extract_all(videos, out, options, progress=False, log=lambda _: None)
+        seconds = time.perf_counter() - start
+        self.log(f"[8/9] optical flow (TV-L1, OpenCV's CPU one): {report.summary()}, {seconds:.0f} s -> {out}")
+        rgb, flow = (find_weights(name) for name in ("rgb_imagenet", "flow_imagenet"))
+        nets = [(make_backend(BackendSpec(random_weights=True), w), w) for w in (rgb, flow)]
+        predictor = Predictor(nets[0][0], read_labels(None, rgb), rgb, flow=nets[1])
+        start = time.perf_counter()
+        prediction = predictor.predict(out / source.stem, "centercrop", topk=1)
+        self.log(
+            f"      two-stream I3D (Inception RGB + flow, random weights) on {source.stem}: {prediction.num_frames} "
+            f"frames, {prediction.decoder}, top-1 {prediction.topk[0].label!r} ({time.perf_counter() - start:.0f} s)"
         )
