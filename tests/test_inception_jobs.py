@@ -84,6 +84,9 @@ def test_features_are_the_network_on_each_window(checkpoints, sample_videos, tmp
         assert np.abs(features[k] - expected).max() / np.abs(expected).max() < TOLERANCE, k
     index = json.loads((tmp_path / "index.jsonl").read_text().splitlines()[0])
     assert index["clips"]["first"][-1] == 104 and index["clips"]["last"][-1] == 119
+    # ActionFormer's THUMOS14 grid (actionformer_release libs/datasets/thumos14.py): feature k sits at frame
+    # (seconds · fps − 0.5 · num_frames) / feat_stride = k, i.e. at the window's centre frame 4k + 8
+    assert index["clips"]["centre"] == [4 * k + 8 for k in range(27)]
     assert main([*args, "--window", "50", "--stride", "50", "--tail", "pad", "--out-dir", str(tmp_path / "pad")]) == 0
     assert np.load(tmp_path / "pad" / "carphone_pristine.npy").shape == (2, 1024)  # 0-49, 50-99; 100-119 centre 125
 
