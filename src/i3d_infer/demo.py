@@ -219,7 +219,7 @@ class _Demo:
         self.log(f"[8/9] optical flow (TV-L1, OpenCV's CPU one): {report.summary()}, {seconds:.0f} s -> {out}")
         rgb, flow = (find_weights(name) for name in ("rgb_imagenet", "flow_imagenet"))
         nets = [(make_backend(BackendSpec(random_weights=True), w), w) for w in (rgb, flow)]
-        predictor = Predictor(nets[0][0], read_labels(None, rgb), rgb, flow=nets[1])
+        predictor = Predictor(nets[0][0], read_labels(None, rgb), rgb, flow=nets[1])  # flow images: read back
         start = time.perf_counter()
         prediction = predictor.predict(out / source.stem, "centercrop", topk=1)
         self.log(

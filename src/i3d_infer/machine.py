@@ -94,6 +94,23 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def cuda_available_before_fork() -> bool:
+    """Whether torch sees a GPU, asked through NVML (``PYTORCH_NVML_BASED_CUDA_CHECK``) so that this process can
+    still fork workers that use CUDA themselves (the plain check initialises CUDA here, which forked children cannot
+    inherit)."""
+    import torch
+
+    previous = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+    try:
+        return torch.cuda.is_available()
+    finally:
+        if previous is None:
+            del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+        else:
+            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = previous
+
+
 def gpu_workers() -> int:
     """A decode process per core but one (the model's thread), shared among torchrun's processes on this node."""
     per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data.decode import DEFAULT_DECODER
+from .data.flow import OPENCV, FlowMethod
 from .data.pipeline import read_video
 from .errors import I3DError
 from .evaluate.metrics import fuse_clips
@@ -68,6 +69,7 @@ class Predictor:
         fusion: str = "prob",
         decoder: str = DEFAULT_DECODER,
         flow: tuple[Backend, Weights] | None = None,
+        flow_method: FlowMethod = OPENCV,
     ) -> None:
         self.backend = backend
         self.labels = labels
@@ -76,7 +78,7 @@ class Predictor:
         self.decoder = decoder
         if flow is not None:
             check_streams(backend, flow[0])
-        self.flow = flow
+        self.flow, self.flow_method = flow, flow_method
 
     @classmethod
     def create(
@@ -92,13 +94,15 @@ class Predictor:
         engine: str | None = None,
         precision: str = "fp32",
         flow_checkpoint: str | os.PathLike | None = None,
+        flow_method: FlowMethod | None = None,
         **kwargs,
     ) -> Predictor:
         """A predictor on ``backend``: torch from a checkpoint path or URL (None: the official checkpoint of
         ``weights``), onnxruntime / openvino from an exported ``model`` file. ``weights`` (architecture and
         preprocessing, sampling included): None takes the published checkpoint's own when ``checkpoint`` is one
         (:func:`i3d_infer.model.weights.choose_weights`), else the default's. ``flow_checkpoint``: a flow-stream
-        checkpoint (torch) fused with it (two streams). ``kwargs`` go to the constructor."""
+        checkpoint (torch) fused with it (two streams), its flow computed by ``flow_method`` (default: OpenCV's).
+        ``kwargs`` go to the constructor."""
         weights = weights or choose_weights(checkpoint)[0]
         spec = BackendSpec(
             backend=backend, checkpoint=checkpoint, model=model, device=device, threads=threads, engine=engine,
@@ -111,6 +115,7 @@ class Predictor:
             raise I3DError(f"{source}: has {len(labels)} labels but the model has {runner.num_classes} classes")
         if flow_checkpoint is not None:
             kwargs["flow"] = flow_stream(flow_checkpoint, spec, weights)
+            kwargs["flow_method"] = flow_method or OPENCV
         return cls(runner, labels, weights, **kwargs)
 
     def predict(self, video: str | os.PathLike, protocol: str = "seed", topk: int = 5) -> Prediction:
@@ -119,10 +124,10 @@ class Predictor:
         Raises:
             VideoError: the video cannot be read.
         """
-        flow = self.flow is not None
+        flow = None if self.flow is None else self.flow_method
         views = read_video(video, protocol, self.weights.preprocessing, decoder=self.decoder, flow=flow)
         logits = self.backend(views.views)  # (V, 3, T, S, S) uint8 -> (V, classes)
-        if flow:  # DeepMind's evaluate_sample.py: softmax(rgb logits + flow logits), per view
+        if flow is not None:  # DeepMind's evaluate_sample.py: softmax(rgb logits + flow logits), per view
             logits = logits + self.flow[0](views.flow)  # (V, 2, N - 1, S, S) float32 -> (V, classes)
         scores = fuse_clips(logits, num_views=logits.shape[0], fusion=self.fusion)[0]  # -> (classes,)
         clips = views.frame_indices.shape[0]

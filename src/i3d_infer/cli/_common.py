@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..data.flow import IMPLEMENTATIONS, FlowMethod
 from ..errors import I3DError
 from ..machine import Placement, decide_placement
 from ..model.weights import SAMPLING_MODES, Weights, choose_weights, find_weights
@@ -33,10 +34,30 @@ def flow_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--flow-checkpoint",
         help=f"two streams: a flow-stream checkpoint (Inception flow_imagenet, either layout) beside --checkpoint's "
-        f"RGB one; {what}. Flow: OpenCV's TV-L1 computed from each video on the CPU (slow: a few frame pairs/s "
-        "a core at 176x144, minutes per 10-second video at 256p), or a rawframe directory's flow images "
+        f"RGB one; {what}. Flow: TV-L1 computed from each video (--flow), or a rawframe directory's flow images "
         "(i3d extract --task both, either layout: u8/255*2-1)",
     )
+    flow_method_argument(parser)
+
+
+def flow_method_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--flow",
+        choices=IMPLEMENTATIONS,
+        help="which TV-L1: opencv (OpenCV's own, on CPU cores: a few frame pairs/s a core at 176x144, minutes per "
+        "10-second video at 256p) or torch (the same algorithm batched over frame pairs, on --device; within the "
+        "spread between OpenCV versions of opencv's; see the README) (default: torch on a GPU, else opencv)",
+    )
+
+
+def flow_method(args: argparse.Namespace, device: str) -> FlowMethod:
+    """``--flow`` on ``device``: torch where the device is a GPU and nothing was asked (said once, stderr)."""
+    implementation = args.flow
+    if implementation is None:
+        implementation = "torch" if device.startswith("cuda") else "opencv"
+        if implementation == "torch":
+            print(f"i3d: TV-L1 flow in torch on {device} (--flow opencv: OpenCV's, on the CPU)", file=sys.stderr)
+    return FlowMethod(implementation, device)
 
 
 def sampling_argument(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from ..data.decode import DECODERS, DEFAULT_DECODER, GPU_DECODERS
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
 from ..evaluate.metrics import FUSIONS
-from ._common import chosen_weights, flow_argument, model_arguments, placement, sampling_argument
+from ._common import chosen_weights, flow_argument, flow_method, model_arguments, placement, sampling_argument
 
 
 def add_commands(commands) -> None:
@@ -103,6 +103,7 @@ def run_eval(args: argparse.Namespace) -> int:
         backend=args.backend,
         checkpoint=args.checkpoint,
         flow_checkpoint=args.flow_checkpoint,
+        flow=flow_method(args, where.device).implementation if args.flow_checkpoint else None,
         model=str(Path(args.model).resolve()) if args.model else None,
         protocol=args.protocol,
         fusion=args.fusion,

@@ -13,7 +13,7 @@ from ..data.decode import DECODERS, DEFAULT_DECODER
 from ..data.sampling import TAILS, DenseClips, windows
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
-from ._common import chosen_weights, flow_argument, model_arguments, placement, sampling_argument
+from ._common import chosen_weights, flow_argument, flow_method, model_arguments, placement, sampling_argument
 
 
 def add_commands(commands) -> None:
@@ -109,7 +109,7 @@ def run_features(args: argparse.Namespace) -> int:
         scores=args.scores,
         batch_size=where.batch_size,
         fps=args.fps,
-        streams="rgb" if args.flow_checkpoint is None else "rgb+flow",
+        flow=flow_method(args, shard.device(where.device)) if args.flow_checkpoint else None,
     )
     backend, head = feature_backend(args, weights, device=shard.device(where.device), precision=where.precision)
     summary = _extract(args, plan, tasks[shard.index :: shard.total], backend=backend, head=head, weights=weights,
@@ -191,7 +191,8 @@ def _extract(args, plan, tasks, *, backend, head, weights, where, shard):
                            dim=backend.num_classes)  # fmt: skip
     (out_dir / "features.json").write_text(json.dumps(description, indent=1) + "\n")
     job = FeatureJob(
-        plan, weights, out_dir, decoder=args.decoder, workers=where.workers, timeout=args.timeout,
+        plan, weights, out_dir, decoder=args.decoder, timeout=args.timeout,
+        workers=where.workers if plan.flow is None else plan.flow.workers(where.workers),
         part=f"{shard.index}-of-{shard.total}" if shard.total > 1 else "",
     )  # fmt: skip
     bar = tqdm(total=len(tasks), unit="video", disable=args.no_progress or None, file=sys.stderr)

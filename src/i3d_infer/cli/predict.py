@@ -10,7 +10,7 @@ from ..data.decode import DECODERS, DEFAULT_DECODER
 from ..data.transforms import PROTOCOLS
 from ..errors import DownloadError, I3DError, VideoError
 from ..evaluate.metrics import FUSIONS
-from ._common import chosen_weights, flow_argument, model_arguments, placement, sampling_argument
+from ._common import chosen_weights, flow_argument, flow_method, model_arguments, placement, sampling_argument
 
 PREDICT_EXAMPLE = """example:
   i3d predict video1.mp4 video2.mp4 --checkpoint i3d_nl_dot_product_r50.pth --topk 5
@@ -89,6 +89,7 @@ def run_predict(args: argparse.Namespace) -> int:
             decoder=args.decoder,
             weights=weights,
             flow_checkpoint=args.flow_checkpoint,
+            flow_method=flow_method(args, where.device) if args.flow_checkpoint else None,
         )
     except DownloadError as e:
         if args.checkpoint:

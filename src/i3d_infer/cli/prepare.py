@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..data.flow import FLOW_LAYOUTS
+from ..data.flow import FLOW_LAYOUTS, OPENCV
 from ..errors import I3DError
+from ..machine import cuda_available_before_fork
 from ..prepare.annotations import VIDEO_EXTENSIONS
+from ._common import flow_method, flow_method_argument
 
 
 def add_commands(commands) -> None:
@@ -58,8 +60,12 @@ def _add_extract(commands) -> None:
         "--task",
         default="rgb",
         choices=["rgb", "flow", "both"],
-        help="rgb frames, TV-L1 flow images (OpenCV's CPU TV-L1: about 1-3 frame pairs/s a core at 176x144, 0.2-0.5 "
+        help="rgb frames, TV-L1 flow images (--flow opencv: about 1-3 frame pairs/s a core at 176x144, 0.2-0.5 "
         "at 602x256, i.e. minutes of one core per 10-second video) or both",
+    )
+    flow_method_argument(extract)
+    extract.add_argument(
+        "--device", help="--flow torch: cpu, cuda or cuda:N (default: cuda when torch sees a GPU, else cpu)"
     )
     extract.add_argument(
         "--flow-layout",
@@ -126,6 +132,7 @@ def run_extract(args: argparse.Namespace) -> int:
     options = ExtractOptions(
         size=size, short_side=args.short_side, quality=args.quality, timeout=args.timeout, task=args.task,
         flow_layout=args.flow_layout, bound=args.bound, new_short=args.new_short, flow_format=args.flow_format,
+        flow=OPENCV if args.task == "rgb" else flow_method(args, args.device or _device()),
     )  # fmt: skip
     report = extract_all(
         args.videos_dir,
@@ -140,6 +147,10 @@ def run_extract(args: argparse.Namespace) -> int:
         print(f"i3d: {failure['video']}: {failure['reason']}", file=sys.stderr)
     print(report.summary())
     return 1 if report.failed else 0
+
+
+def _device() -> str:
+    return "cuda" if cuda_available_before_fork() else "cpu"
 
 
 def _extensions(text: str) -> tuple[str, ...]:

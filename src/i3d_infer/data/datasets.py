@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import HandOver, I3DError, VideoError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER
+from .flow import FlowMethod
 from .pipeline import VideoFrames, VideoViews, read_frames, read_video, sampler, video_frames
 from .transforms import get_protocol
 
@@ -101,7 +102,7 @@ class VideoDataset:
         protocol: str = "seed",
         preprocessing: Preprocessing = DEFAULT_WEIGHTS.preprocessing,
         decoder: str = DEFAULT_DECODER,
-        flow: bool = False,
+        flow: FlowMethod | None = None,
     ) -> None:
         if get_protocol(protocol).mirror:  # the batch gatherers take crops of the frames as decoded, never mirrored
             raise I3DError(f"--protocol {protocol} is for i3d features and i3d predict; evaluate with fivecrop")

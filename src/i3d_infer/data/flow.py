@@ -10,7 +10,10 @@ x (right +), 1 y (down +), in pixels of the frame it was computed on. Its output
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -58,13 +61,81 @@ def tvl1():
     return optflow.DualTVL1OpticalFlow_create()
 
 
-def algorithm() -> dict:
-    """What computed the flow: for every output's metadata."""
-    flow = tvl1()
-    names = ("Tau", "Lambda", "Theta", "ScalesNumber", "WarpingsNumber", "Epsilon", "InnerIterations",
-             "OuterIterations", "ScaleStep", "Gamma", "MedianFiltering")  # fmt: skip
-    return {"algorithm": "cv2.optflow.DualTVL1OpticalFlow (CPU)", "opencv": cv2.__version__,
-            **{name: getattr(flow, f"get{name}")() for name in names}}  # fmt: skip
+IMPLEMENTATIONS = ("opencv", "torch")
+
+
+@dataclass(frozen=True)
+class FlowMethod:
+    """Which TV-L1 computes the fields, where: ``opencv`` (the CPU reference, ``cv2.optflow``) or ``torch`` (the same
+    algorithm batched over ``batch`` pairs, ``data.flow_torch``, on ``device``). Small and picklable: decode workers
+    build the implementation from it."""
+
+    implementation: str = "opencv"
+    device: str = "cpu"
+    batch: int = 16
+
+    def __post_init__(self) -> None:
+        if self.implementation not in IMPLEMENTATIONS:
+            raise I3DError(f"--flow must be one of {', '.join(IMPLEMENTATIONS)}, got {self.implementation!r}")
+
+    @property
+    def on_gpu(self) -> bool:
+        """torch on a GPU: it must run in the process that owns the GPU (CUDA does not survive ``fork``), so the
+        commands that use it decode in that process (``--workers 0``)."""
+        return self.implementation == "torch" and self.device.startswith("cuda")
+
+    def workers(self, workers: int) -> int:
+        """The decode processes a run may use with this method (see :attr:`on_gpu`); says so when it changes it."""
+        if self.on_gpu and workers:
+            print(f"i3d: the torch TV-L1 runs on {self.device} in this process: decoding here too (--workers 0)",
+                  file=sys.stderr)  # fmt: skip
+            return 0
+        return workers
+
+    @property
+    def label(self) -> str:
+        """How outputs name it: ``TV-L1`` (OpenCV's) or ``TV-L1 torch (cuda)``."""
+        return "TV-L1" if self.implementation == "opencv" else f"TV-L1 torch ({self.device})"
+
+    def fields(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """The float32 ``(H, W, 2)`` field of each consecutive pair of uint8 gray frames, in order, holding at most
+        ``batch + 1`` frames (torch) or two (opencv)."""
+        if self.implementation == "opencv":
+            flow, previous = tvl1(), None
+            for gray in grays:
+                if previous is not None:
+                    yield flow.calc(previous, gray, None)
+                previous = gray
+            return
+        from .flow_torch import TVL1Torch
+
+        if not self.on_gpu and multiprocessing.parent_process() is not None:
+            import torch  # a decode worker: one thread each (the workers are the parallelism; OpenMP's pool does
+
+            torch.set_num_threads(1)  # not survive fork: with more it would hang)
+        flow, frames = TVL1Torch(self.device), []
+        for gray in grays:
+            frames.append(gray)
+            if len(frames) == self.batch + 1:
+                yield from flow.consecutive(np.stack(frames)).cpu().numpy()
+                frames = frames[-1:]
+        if len(frames) > 1:
+            yield from flow.consecutive(np.stack(frames)).cpu().numpy()
+
+    def describe(self) -> dict:
+        """What computed the flow: for every output's metadata (the implementation, OpenCV's version, the
+        parameters)."""
+        flow = tvl1()
+        names = ("Tau", "Lambda", "Theta", "ScalesNumber", "WarpingsNumber", "Epsilon", "InnerIterations",
+                 "OuterIterations", "ScaleStep", "Gamma", "MedianFiltering")  # fmt: skip
+        where = "cv2.optflow.DualTVL1OpticalFlow (CPU)"
+        if self.implementation == "torch":
+            where = f"i3d_infer.data.flow_torch (OpenCV's CPU algorithm in torch, {self.device})"
+        return {"algorithm": where, "implementation": self.implementation, "opencv": cv2.__version__,
+                **{name: getattr(flow, f"get{name}")() for name in names}}  # fmt: skip
+
+
+OPENCV = FlowMethod()
 
 
 def denseflow_size(width: int, height: int, short: int) -> tuple[int, int]:
@@ -97,16 +168,13 @@ def scaled(field: np.ndarray, bound: float = BOUND) -> np.ndarray:
     return np.clip(field, -bound, bound) / np.float32(bound)
 
 
-def flow_fields(frames: Iterable[np.ndarray], *, resize: Callable | None = None) -> Iterator[np.ndarray]:
-    """The TV-L1 fields of consecutive BGR frames: float32 ``(H, W, 2)``, one per pair, computed on the gray frames
-    (``resize``-d first, when given). Holds two gray frames at a time."""
-    flow, previous = tvl1(), None
-    for frame in frames:
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        gray = gray if resize is None else resize(gray)
-        if previous is not None:
-            yield flow.calc(previous, gray, None)
-        previous = gray
+def flow_fields(
+    frames: Iterable[np.ndarray], *, resize: Callable | None = None, method: FlowMethod = OPENCV
+) -> Iterator[np.ndarray]:
+    """The TV-L1 fields of consecutive BGR frames: float32 ``(H, W, 2)``, one per pair, computed by ``method`` on the
+    gray frames (``resize``-d first, when given)."""
+    grays = (cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for frame in frames)
+    return method.fields(grays if resize is None else map(resize, grays))
 
 
 def quantise(field: np.ndarray, layout: FlowLayout, bound: float = BOUND) -> np.ndarray:
@@ -181,17 +249,27 @@ def _frames_and_images(source: FrameSource, resize: Callable) -> Iterator[tuple]
         yield lazy(None), source.last_time, field
 
 
-def _frames_and_fields(source: FrameSource, resize: Callable, bound: float) -> Iterator[tuple]:
+def _frames_and_fields(source: FrameSource, resize: Callable, bound: float, method: FlowMethod) -> Iterator[tuple]:
     """``(RGB frame, its time, the scaled field from the previous frame to it or None)`` for each frame of
     ``source``: gray (``COLOR_RGB2GRAY`` of the RGB frame = ``COLOR_BGR2GRAY`` of the decoder's BGR), ``resize``-d,
-    TV-L1 on consecutive ones, ``clip(v, -B, B) / B``. Holds two gray frames."""
-    flow, previous = tvl1(), None
-    for lazy in source.frames():
-        rgb = lazy(None)  # full-size RGB, converted now: a lazy frame is valid only until the next is decoded
-        gray = resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        field = None if previous is None else scaled(flow.calc(previous, gray, None), bound)
-        yield rgb, source.last_time, field
-        previous = gray
+    TV-L1 (``method``) on consecutive ones, ``clip(v, -B, B) / B``. Holds the frames ``method`` has not given a field
+    for yet (two, or a torch batch)."""
+    waiting = deque()  # (RGB frame, its time) of the frames whose field is still to come
+
+    def grays() -> Iterator[np.ndarray]:
+        for lazy in source.frames():
+            rgb = lazy(None)  # full-size RGB, converted now: a lazy frame is valid only until the next is decoded
+            waiting.append((rgb, source.last_time))
+            yield resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+    first = True
+    for field in method.fields(grays()):
+        if first:  # the first frame has no field to it
+            yield *waiting.popleft(), None
+            first = False
+        yield *waiting.popleft(), scaled(field, bound)
+    if waiting:  # a one-frame video
+        yield *waiting.popleft(), None
 
 
 class FlowTap(FrameSource):
@@ -199,9 +277,11 @@ class FlowTap(FrameSource):
     ``clip(v, -B, B) / B``) collect in ``fields`` during a pass over them (the same decoding pass as the RGB frames:
     the whole-video two-stream input, N frames and N - 1 fields)."""
 
-    def __init__(self, source: FrameSource, resize: Callable, *, bound: float = BOUND) -> None:
+    def __init__(
+        self, source: FrameSource, resize: Callable, *, bound: float = BOUND, method: FlowMethod = OPENCV
+    ) -> None:
         super().__init__(source.path)
-        self.source, self.resize, self.bound = source, resize, bound
+        self.source, self.resize, self.bound, self.method = source, resize, bound, method
         self.name, self.fields = source.name, []
 
     @property
@@ -221,7 +301,7 @@ class FlowTap(FrameSource):
 
     def frames(self) -> Iterator:
         self.fields = []  # a second pass (a header that lied) starts over
-        for rgb, _, field in _frames_and_fields(self.source, self.resize, self.bound):
+        for rgb, _, field in _frames_and_fields(self.source, self.resize, self.bound, self.method):
             if field is not None:
                 self.fields.append(field)
             yield partial(_transformed, rgb=rgb)
@@ -239,15 +319,15 @@ class FlowPairedSource(FrameSource):
     The caller's transform must give the frame at that short side (the centercrop protocol's resize does). A
     rawframe directory's fields are its flow images read back (:func:`read_field`) at that short side."""
 
-    def __init__(self, source: FrameSource, size: int, *, bound: float = BOUND) -> None:
+    def __init__(self, source: FrameSource, size: int, *, bound: float = BOUND, method: FlowMethod = OPENCV) -> None:
         super().__init__(source.path)
-        self.source, self.size, self.bound, self._time = source, size, bound, None
+        self.source, self.size, self.bound, self.method, self._time = source, size, bound, method, None
         self.name = source.name
         self.images = isinstance(source, RawframeSource)  # a rawframe directory: its flow images, read back
 
     @property
     def used(self) -> str:
-        origin = f"{image_layout(self.path).name} images" if self.images else "TV-L1"
+        origin = f"{image_layout(self.path).name} images" if self.images else self.method.label
         return f"{self.source.used} + flow {origin}"
 
     @property
@@ -264,7 +344,7 @@ class FlowPairedSource(FrameSource):
     def frames(self) -> Iterator:
         previous, resize = None, partial(to_short_side, short=self.size)  # previous: (RGB frame, its time)
         pairs = _frames_and_images(self.source, resize) if self.images else None
-        for rgb, time, field in pairs or _frames_and_fields(self.source, resize, self.bound):
+        for rgb, time, field in pairs or _frames_and_fields(self.source, resize, self.bound, self.method):
             if field is not None:
                 self._time = previous[1]
                 yield partial(_with_flow, rgb=previous[0], field=field)

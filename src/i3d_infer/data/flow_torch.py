@@ -147,6 +147,11 @@ class TVL1Torch:
         self.device, self.params = torch.device(device), params
         self.iterations = Iterations()
 
+    def consecutive(self, frames) -> torch.Tensor:
+        """The flow of each consecutive pair of ``frames`` (``(K + 1, H, W)``, uploaded once): ``(K, H, W, 2)``."""
+        frames = torch.as_tensor(frames).to(self.device, torch.float32)
+        return self(frames[:-1], frames[1:])
+
     def __call__(self, first, second) -> torch.Tensor:
         """The flow from ``first`` to ``second`` (uint8 or float ``(B, H, W)`` gray frames, numpy or torch): float32
         ``(B, H, W, 2)`` in pixels, x then y, on the device."""

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import VideoError
 from ..model.weights import DEFAULT_WEIGHTS, Preprocessing
 from .decode import DEFAULT_DECODER, RawframeSource, open_source, read_sampled_frames
-from .flow import FlowTap, flow_images
+from .flow import FlowMethod, FlowTap, flow_images
 from .sampling import sample_frame_indices
 from .transforms import ViewProtocol, crop_offsets, get_protocol, make_views, resize_frame
 
@@ -81,7 +81,7 @@ def read_frames(
     allocate: Callable[[tuple[int, ...]], np.ndarray] | None = None,
     threads: int = 0,
     offset: int = 0,
-    flow: bool = False,
+    flow: FlowMethod | None = None,
 ) -> VideoFrames:
     """Decode a video file or rawframe directory into its sampled, resized frames (each once).
 
@@ -90,7 +90,8 @@ def read_frames(
     the array the frames are written into (default: a new one). ``threads``: the video decoder's threads (0: one
     per core; a decode worker beside others takes :func:`i3d_infer.data.decode.worker_threads`). ``offset``: a
     rawframe directory's files before its frame 0 (a with-offset list line's). ``flow``: also the flow stream's
-    input of a whole-video model, at the frames' size (:func:`with_flow`).
+    input of a whole-video model, at the frames' size (:func:`with_flow`), TV-L1 computed by that method (a rawframe
+    directory's flow images are read back instead).
 
     Raises:
         VideoError: the video is missing, unreadable or has no decodable frames (message names the file).
@@ -98,14 +99,14 @@ def read_frames(
     proto = get_protocol(protocol)
     source = open_source(path, decoder, num_frames, threads=threads, offset=offset)
     resize = partial(resize_frame, protocol=proto, size=preprocessing.size)
-    tap = flow and not isinstance(source, RawframeSource)  # a video's flow: TV-L1 in the same decoding pass
-    source = FlowTap(source, resize) if tap else source
+    tap = flow is not None and not isinstance(source, RawframeSource)  # TV-L1 in the same decoding pass
+    source = FlowTap(source, resize, method=flow) if tap else source
     read = read_sampled_frames(source, sampler(preprocessing), resize, allocate=allocate)
     frames = video_frames(path, proto, read, size=preprocessing.crop_size, decoder=source.used)
-    if not flow:
+    if flow is None:
         return frames
     size = frames.frames.shape[2], frames.frames.shape[1]
-    return with_flow(frames, (source.fields, "TV-L1") if tap else flow_images(path, size), preprocessing)
+    return with_flow(frames, (source.fields, flow.label) if tap else flow_images(path, size), preprocessing)
 
 
 def with_flow(frames: VideoFrames, fields: tuple, preprocessing: Preprocessing) -> VideoFrames:
@@ -154,7 +155,7 @@ def read_video(
     decoder: str = DEFAULT_DECODER,
     num_frames: int | None = None,
     offset: int = 0,
-    flow: bool = False,
+    flow: FlowMethod | None = None,
 ) -> VideoViews:
     """Read a video file or rawframe directory into the uint8 views the model takes (see :func:`read_frames`).
 

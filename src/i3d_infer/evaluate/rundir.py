@@ -34,6 +34,7 @@ class EvalConfig:
     backend: str = "torch"
     checkpoint: str | None = None  # torch: path or URL; None: the official checkpoint
     flow_checkpoint: str | None = None  # two streams: the flow network (torch), beside an Inception RGB one
+    flow: str | None = None  # two streams: the TV-L1 implementation (data.flow.IMPLEMENTATIONS; None: opencv)
     model: str | None = None  # onnxruntime / openvino: the exported .onnx file
     random_weights: bool = False  # torch without a checkpoint: seeded random weights (the demo's fallback)
     engine: str | None = None  # torch: "eager" | "fast" | None (fast)

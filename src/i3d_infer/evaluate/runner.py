@@ -25,6 +25,7 @@ import numpy as np
 
 from ..data.datasets import Sample, VideoDataset
 from ..data.decode import DEFAULT_DECODER, GPU_DECODERS
+from ..data.flow import FlowMethod
 from ..data.gpu.decode import check_gpu_decoder
 from ..errors import I3DError
 from ..model.weights import Weights, choose_weights, read_labels
@@ -130,6 +131,7 @@ def _read(config: EvalConfig, options: RunOptions, weights: Weights) -> tuple[Ev
     """The list as a dataset, the configuration with what reading it settled (format, preprocessing), and how the
     videos are decoded (a GPU run's CPU side, its share and fallbacks, uses the default CPU decoder)."""
     gpu = config.decoder in GPU_DECODERS
+    flow = FlowMethod(config.flow or "opencv", options.device) if config.flow_checkpoint is not None else None
     dataset = VideoDataset(
         config.list_file,
         config.root,
@@ -137,7 +139,7 @@ def _read(config: EvalConfig, options: RunOptions, weights: Weights) -> tuple[Ev
         protocol=config.protocol,
         preprocessing=weights.preprocessing,
         decoder=DEFAULT_DECODER if gpu else config.decoder,
-        flow=config.flow_checkpoint is not None,
+        flow=flow,
     )
     if config.flow_checkpoint is not None and (gpu or options.ray is not None):
         where = f"--decoder {config.decoder}" if gpu else "--cluster ray"
@@ -149,7 +151,8 @@ def _read(config: EvalConfig, options: RunOptions, weights: Weights) -> tuple[Ev
     if gpu:
         check_gpu_decoder(config.decoder, dataset.list_format)
         gpu_decoding = GpuDecoding(config.decoder, options.gpu_decoders, config.cpu_share)
-    return config, dataset, Decoding(options.workers, options.timeout, gpu_decoding)
+    workers = options.workers if flow is None else flow.workers(options.workers)
+    return config, dataset, Decoding(workers, options.timeout, gpu_decoding)
 
 
 def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, None]:

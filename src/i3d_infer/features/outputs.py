@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.flow import algorithm as flow_algorithm
 from ..machine import versions
 
 
@@ -86,7 +85,7 @@ def describe(plan, *, checkpoint, weights, backend, dim: int) -> dict:
         "clips": _clips(plan, weights),
         "fps": plan.fps,  # frames resampled to this rate first (None: as decoded)
         "streams": plan.streams,  # rgb+flow: RGB features first, then flow (window k: frames and fields [kS, kS+L))
-        "flow": flow_algorithm() if plan.streams == "rgb+flow" else None,
+        "flow": None if plan.flow is None else plan.flow.describe(),
         "protocol": plan.protocol,
         "views": plan.views if plan.crops > 1 else "one",
         "shape": "(clips, crops, dim)" if len(plan.feature_shape(1, dim)) == 3 else "(clips, dim)",

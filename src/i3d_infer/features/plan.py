@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..data.flow import FlowMethod
 from ..data.sampling import DenseClips
 from ..data.transforms import get_protocol
 from ..errors import I3DError
@@ -28,7 +29,7 @@ class FeaturePlan:
     batch_size: int = 8  # clips per model call, filled across video boundaries
     chunk: int = 8  # clips per message from a decode worker
     fps: float | None = None  # frames resampled to this rate by timestamp before clips are placed (None: as decoded)
-    streams: str = "rgb"  # rgb, or rgb+flow: each window's RGB features and its TV-L1 flow features, concatenated
+    flow: FlowMethod | None = None  # two streams: each window's RGB features, then its flow's (TV-L1 by this method)
 
     def __post_init__(self) -> None:
         if self.clips not in CLIP_KINDS:
@@ -39,11 +40,13 @@ class FeaturePlan:
             raise I3DError(f"unknown feature dtype {self.dtype!r}")
         if self.batch_size < 1:
             raise I3DError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.streams not in ("rgb", "rgb+flow"):
-            raise I3DError(f"unknown streams {self.streams!r}")
         if self.fps is not None and not self.fps > 0:
             raise I3DError(f"--fps must be positive, got {self.fps}")
         get_protocol(self.protocol)
+
+    @property
+    def streams(self) -> str:
+        return "rgb" if self.flow is None else "rgb+flow"
 
     @property
     def crops(self) -> int:

@@ -57,7 +57,7 @@ def read_clips(task: FeatureTask, *, job: FeatureJob, threads: int = 0) -> Itera
     if plan.fps is not None:
         source = ResampledSource(source, plan.fps)
     if plan.streams == "rgb+flow":  # each frame carries the flow to the next: windows of both, one stream
-        source = FlowPairedSource(source, pre.size)
+        source = FlowPairedSource(source, pre.size, method=plan.flow)
     resize = partial(resize_frame, protocol=get_protocol(plan.protocol), size=pre.size)
     if plan.clips == "dense":
         end = StreamEnd()

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..data.decode import OpenCVSource
-from ..data.flow import flow_fields, get_layout, quantise, shrink
+from ..data.flow import OPENCV, FlowMethod, flow_fields, get_layout, quantise, shrink
 from ..data.transforms import short_side_size
 from ..errors import I3DError, VideoError
 from ..transport.workers import run_tasks
@@ -49,6 +49,7 @@ class ExtractOptions:
     bound: float = 20.0  # flow images: pixels mapped to 0 and 255
     new_short: int = 256  # denseflow layout: the gray frames' short side before TV-L1 (shrink only)
     flow_format: str = "jpg"  # jpg: the layout's 8-bit images; npy: <stem>.flow.npy, the float fields in pixels
+    flow: FlowMethod = OPENCV  # which TV-L1 computes them, where
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -56,6 +57,14 @@ class ExtractOptions:
         if self.flow_format not in ("jpg", "npy"):
             raise I3DError(f"--flow-format must be jpg or npy, got {self.flow_format!r}")
         get_layout(self.flow_layout)
+
+    def flow_record(self) -> dict | None:
+        """What writes the flow (the report's ``flow``): the TV-L1 method's record and the layout's choices."""
+        if self.task == "rgb":
+            return None
+        new_short = self.new_short if get_layout(self.flow_layout).shrink else None
+        return {**self.flow.describe(), "layout": self.flow_layout, "format": self.flow_format, "bound": self.bound,
+                "new_short": new_short}  # fmt: skip
 
     def resize(self, frame):
         """Resize one BGR frame as configured (``cv2.INTER_LINEAR``)."""
@@ -100,7 +109,7 @@ def extract_video(
     else:
         layout = get_layout(options.flow_layout)
         resize = partial(shrink, short=options.new_short) if layout.shrink else None
-        fields = flow_fields(frames, resize=resize)
+        fields = flow_fields(frames, resize=resize, method=options.flow)
         if options.flow_format == "npy":
             save_fields(fields, out / f"{Path(video).stem}.flow.npy")
         else:
@@ -165,6 +174,7 @@ class ExtractReport:
     seconds: float = 0.0
     failed: list[dict] = field(default_factory=list)
     handed_over: list[dict] = field(default_factory=list)  # {"video", "decoder"}: read by PyAV, and why
+    flow: dict | None = None  # --task flow|both: what computed the flow (implementation, OpenCV, parameters), how
 
     def summary(self) -> str:
         """One line with every count."""
@@ -220,7 +230,7 @@ def extract_all(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.rglob(f"{TMP_PREFIX}*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
-    report = ExtractReport(videos=len(videos))
+    report = ExtractReport(videos=len(videos), flow=options.flow_record())
     todo = []
     for relative in videos:
         final = output_dir(out, relative)
