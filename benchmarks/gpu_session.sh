@@ -3,7 +3,8 @@
 # real-world corpus through nvdec and nvjpeg against the CPU path (corpus_gpu.py: equal or handed over, per file),
 # where their time goes (gpu_decode.py), the CPU workers' decoding threads (decode_threads.py), the whole table with
 # the exactness checks (e2e_gpu.py), then i3d features' clips/s against the model's (features.py) and the Inception
-# I3D's features against a one-window loop (inception_features.py), and mmaction2's I3D family (family.py).
+# I3D's features against a one-window loop (inception_features.py), mmaction2's I3D family (family.py), the torch
+# TV-L1 against OpenCV's (flow_torch.py) and two-stream features end to end with it (two_stream.py).
 #
 # The lent GPU image has torch, torchvision and OpenCV but neither PyNvVideoCodec nor the sample videos. Here, once:
 #   mkdir -p .samples .whl && cp $(i3d samples) .samples/ && python benchmarks/corpus_gpu.py write .corpus
@@ -42,3 +43,10 @@ python3 benchmarks/inception_features.py --device cuda --precision fp16 --window
     --workers 15 --repeats 3 2>&1 | tee "$out/inception_features.txt"
 # mmaction2's I3D family: eager fp32 vs the fast engine in fp16, one full-size clip, per variant (with the error)
 python3 benchmarks/family.py --device cuda --precision fp16 --repeats 5 2>&1 | tee "$out/family.txt"
+# TV-L1 in torch on the GPU at 602x256 (bikes.mp4), batches of 1, 16, 64 pairs, against OpenCV's CPU TV-L1 on the
+# same pairs (all cores), with the differences and the flow network's logits on each flow
+python3 benchmarks/flow_torch.py --device cuda --pairs 64 --batches 1 16 64 --max-batches 2 2>&1 \
+    | tee "$out/flow_torch.txt"
+# two-stream i3d features end to end (the sample videos whole, 16-frame windows every 4): RGB only vs RGB + flow
+# with the torch TV-L1 on the GPU (decoding then in the process: CUDA does not survive fork)
+python3 benchmarks/two_stream.py --frames 0 --device cuda --batch-size 32 --flows torch 2>&1 | tee "$out/two_stream.txt"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from i3d_infer.cli import main
-from i3d_infer.data.flow import algorithm, denseflow_size
+from i3d_infer.data.flow import FlowMethod, denseflow_size
 
 
 def bgr_frames(path) -> list[np.ndarray]:
@@ -113,7 +113,7 @@ def test_denseflow_size_and_the_algorithm_record():
     assert denseflow_size(640, 272, 256) == (602, 256)
     assert denseflow_size(176, 144, 256) == (176, 144)  # never up
     assert denseflow_size(270, 480, 256) == (256, 455)  # portrait: the long side 480 / 270 * 256 = 455.1
-    record = algorithm()
+    record = FlowMethod().describe()
     assert record["opencv"] == cv2.__version__ and record["Tau"] == 0.25 and record["MedianFiltering"] == 5
 
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from flow_reference import differences, gray_frames, opencv_flow
 from i3d_infer.cli import main
-from i3d_infer.data.flow import FLOW_LAYOUTS, FlowMethod, quantise, to_short_side
+from i3d_infer.data.flow import FLOW_LAYOUTS, FlowMethod, quantise
 from i3d_infer.data.flow_torch import TVL1Torch, median_blur, remap_cubic, resize_linear
 
 # case -> (frames taken, short side or None): 4.10 vs 5.0 on them: mean end-point error (px), max |difference| (px),
@@ -28,30 +29,6 @@ SPREAD = {
     "wide": ((2, None), (0.0332, 16.77, 0.0891)),  # 1280x160
 }
 MAX_SPREAD = 27.0  # px: 4.10 vs 5.0 over bikes.mp4's 59 pairs (the issue's figure); one pixel at an occlusion
-
-
-def gray_frames(path, count: int, short: int | None = None) -> np.ndarray:
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        frames.append(gray if short is None else to_short_side(gray, short))
-    return np.stack(frames)
-
-
-def opencv_flow(frames: np.ndarray) -> np.ndarray:
-    tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-    return np.stack([tvl1.calc(a, b, None) for a, b in itertools.pairwise(frames)])
-
-
-def differences(ours: np.ndarray, reference: np.ndarray) -> tuple[float, float, float]:
-    """Mean end-point error, max |difference|, share of differing quantised pixels (mmaction2's quantiser)."""
-    layout = FLOW_LAYOUTS["mmaction2-cpu"]
-    epe = np.sqrt(((ours - reference) ** 2).sum(-1)).mean()
-    quantised = quantise(ours, layout) != quantise(reference, layout)
-    return float(epe), float(np.abs(ours - reference).max()), float(quantised.mean())
 
 
 @pytest.mark.parametrize("case", list(SPREAD))
