@@ -5,6 +5,7 @@ mmaction2's ``tools/misc/flow_extraction.py`` (read until failure, gray, no resi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from pathlib import Path
@@ -121,17 +122,22 @@ def inception_inputs(video: Path, crop: tuple[int, int] = (44, 16)) -> tuple[np.
     """inception.md §3 built from OpenCV calls for a 176x144 video: RGB short side 256 (313x256), the crop at ``(x,
     y)`` (default: the centre 224), [-1, 1]; TV-L1 on the gray frames at that size, clip(v, -20, 20) / 20, the same
     crop: (1, 3, N, ...), (1, 2, N - 1, ...)."""
-    x, y = crop
+    (x, y), (frames, fields) = crop, resized_inputs(video)
+    rgb = frames[:, y : y + 224, x : x + 224, ::-1].astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1
+    return rgb, fields[:, y : y + 224, x : x + 224].astype(np.float32).transpose(3, 0, 1, 2)[None]
+
+
+@functools.cache
+def resized_inputs(video: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The BGR frames resized to 313x256 and the TV-L1 fields of their gray frames, clip(v, -20, 20) / 20."""
     frames, gray = [], []
     for frame in bgr_frames(video):
-        frames.append(cv2.resize(frame, (313, 256), interpolation=cv2.INTER_LINEAR)[y : y + 224, x : x + 224, ::-1])
+        frames.append(cv2.resize(frame, (313, 256), interpolation=cv2.INTER_LINEAR))
         gray.append(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (313, 256), interpolation=cv2.INTER_LINEAR))
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
-    fields = [
-        np.clip(tvl1.calc(a, b, None)[y : y + 224, x : x + 224], -20, 20) / 20 for a, b in itertools.pairwise(gray)
-    ]
-    rgb = np.stack(frames).astype(np.float32).transpose(3, 0, 1, 2)[None] / 127.5 - 1
-    return rgb, np.stack(fields).astype(np.float32).transpose(3, 0, 1, 2)[None]
+    return np.stack(frames), np.stack(
+        [np.clip(tvl1.calc(a, b, None), -20, 20) / 20 for a, b in itertools.pairwise(gray)]
+    )
 
 
 def read_back(directory: Path, names: str, count: int, first: int) -> np.ndarray:
@@ -308,3 +314,32 @@ def test_mirrored_views_mirror_the_flow():
     flipped = field[0, :, y : y + 224, ::-1][:, :, x : x + 224]
     np.testing.assert_array_equal(views[9, 0], -flipped[..., 0])  # x flips sign with the frame: right is left
     np.testing.assert_array_equal(views[9, 1], flipped[..., 1])
+
+
+def test_a_killed_flow_extraction_resumes_to_the_same_bytes(videos, tmp_path, monkeypatch):
+    import os
+
+    import i3d_infer.prepare.extract as extract_module
+    from i3d_infer.prepare.extract import ExtractOptions, extract_all
+
+    options = ExtractOptions(task="both", flow_layout="mmaction2-cpu")
+    quiet = {"progress": False, "log": lambda _: None}
+    extract_all(videos / "in", tmp_path / "reference", options, workers=2, **quiet)
+    original = extract_module.extract_video
+
+    def dies_mid_flow(video, out_dir, options, **kwargs):
+        if Path(video).name == "bikes.mp4":  # killed after its first flow images
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(Path(out_dir) / "x_00001.jpg"), np.zeros((8, 8), np.uint8))
+            os._exit(9)
+        return original(video, out_dir, options, **kwargs)
+
+    monkeypatch.setattr(extract_module, "extract_video", dies_mid_flow)  # the workers are forked: they see it
+    report = extract_all(videos / "in", tmp_path / "out", options, workers=2, **quiet)
+    assert [Path(f["video"]).name for f in report.failed] == ["bikes.mp4"] and not (tmp_path / "out" / "bikes").exists()
+    monkeypatch.setattr(extract_module, "extract_video", original)
+    report = extract_all(videos / "in", tmp_path / "out", options, workers=2, **quiet)
+    assert (report.extracted, report.skipped, report.failed) == (1, 1, [])
+    files = {p.relative_to(tmp_path / "reference"): p.read_bytes() for p in (tmp_path / "reference").rglob("*.jpg")}
+    assert files == {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jpg")}
+    assert any(p.name.startswith("x_") for p in files)

@@ -202,7 +202,7 @@ def image_layout(directory: Path) -> FlowLayout:
     return layout
 
 
-def read_field(directory: Path, layout: FlowLayout, index: int, resize: Callable) -> np.ndarray | None:
+def read_field(directory: Path, layout: FlowLayout, index: int, *, resize: Callable) -> np.ndarray | None:
     """Field ``index`` (0-based) read back from its x and y images as pytorch-i3d and MediaPipe read them: gray
     uint8, ``resize``-d (values not rescaled, as mmaction2 resizes flow images), ``u8 / 255 · 2 − 1`` (float64, then
     float32): ``(H, W, 2)``, x then y; None past the last one.
@@ -233,7 +233,7 @@ def flow_images(directory: str | os.PathLike, size: tuple[int, int]) -> tuple[np
     """
     directory = Path(directory)
     layout, fields = image_layout(directory), []
-    while (field := read_field(directory, layout, len(fields), partial(resize_gray, size=size))) is not None:
+    while (field := read_field(directory, layout, len(fields), resize=partial(resize_gray, size=size))) is not None:
         fields.append(field)
     return np.stack(fields), f"{layout.name} images"
 
@@ -243,13 +243,13 @@ def _frames_and_images(source: FrameSource, resize: Callable) -> Iterator[tuple]
     (:func:`read_field`), until the images end."""
     layout = image_layout(source.path)
     for t, lazy in enumerate(source.frames()):
-        field = None if t == 0 else read_field(source.path, layout, t - 1, resize)
+        field = None if t == 0 else read_field(source.path, layout, t - 1, resize=resize)
         if t and field is None:
             return
         yield lazy(None), source.last_time, field
 
 
-def _frames_and_fields(source: FrameSource, resize: Callable, bound: float, method: FlowMethod) -> Iterator[tuple]:
+def _frames_and_fields(source: FrameSource, resize: Callable, *, bound: float, method: FlowMethod) -> Iterator[tuple]:
     """``(RGB frame, its time, the scaled field from the previous frame to it or None)`` for each frame of
     ``source``: gray (``COLOR_RGB2GRAY`` of the RGB frame = ``COLOR_BGR2GRAY`` of the decoder's BGR), ``resize``-d,
     TV-L1 (``method``) on consecutive ones, ``clip(v, -B, B) / B``. Holds the frames ``method`` has not given a field
@@ -301,7 +301,7 @@ class FlowTap(FrameSource):
 
     def frames(self) -> Iterator:
         self.fields = []  # a second pass (a header that lied) starts over
-        for rgb, _, field in _frames_and_fields(self.source, self.resize, self.bound, self.method):
+        for rgb, _, field in _frames_and_fields(self.source, self.resize, bound=self.bound, method=self.method):
             if field is not None:
                 self.fields.append(field)
             yield partial(_transformed, rgb=rgb)
@@ -344,7 +344,7 @@ class FlowPairedSource(FrameSource):
     def frames(self) -> Iterator:
         previous, resize = None, partial(to_short_side, short=self.size)  # previous: (RGB frame, its time)
         pairs = _frames_and_images(self.source, resize) if self.images else None
-        for rgb, time, field in pairs or _frames_and_fields(self.source, resize, self.bound, self.method):
+        for rgb, time, field in pairs or _frames_and_fields(self.source, resize, bound=self.bound, method=self.method):
             if field is not None:
                 self._time = previous[1]
                 yield partial(_with_flow, rgb=previous[0], field=field)

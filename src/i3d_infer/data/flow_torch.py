@@ -43,7 +43,7 @@ class TVL1Params:
     median: int = 5
 
 
-def _linear_taps(src: int, dst: int, scale: float, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _linear_taps(src: int, dst: int, scale: float, *, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``cv::resize`` INTER_LINEAR's source taps along one axis: ``s = (d + 0.5) · scale − 0.5``, the left tap
     clamped to the image (its weight then 0). Returns the two taps and the right tap's weight (float32)."""
     s = (np.arange(dst) + 0.5) * scale - 0.5
@@ -62,8 +62,8 @@ def resize_linear(x: torch.Tensor, size: tuple[int, int], scale: tuple[float, fl
     ``scale`` ``(sy, sx)`` per destination pixel (``1 / fx`` when OpenCV is given the factor, ``src / dst`` when given
     the size): rows first, then columns, as OpenCV's horizontal then vertical passes."""
     (h, w), (sy, sx) = size, scale
-    x0, x1, fx = _linear_taps(x.shape[-1], w, sx, x.device)
-    y0, y1, fy = _linear_taps(x.shape[-2], h, sy, x.device)
+    x0, x1, fx = _linear_taps(x.shape[-1], w, sx, device=x.device)
+    y0, y1, fy = _linear_taps(x.shape[-2], h, sy, device=x.device)
     rows = x[..., x0] * (1 - fx) + x[..., x1] * fx
     return rows[..., y0, :] * (1 - fy)[:, None] + rows[..., y1, :] * fy[:, None]
 
@@ -167,7 +167,7 @@ class TVL1Torch:
                 scale = (u1.shape[-2] / f0.shape[-2], u1.shape[-1] / f0.shape[-1])
                 zoom = np.float32(1 / self.params.scale_step)
                 u1, u2 = (resize_linear(u, f0.shape[-2:], scale) * zoom for u in (u1, u2))
-            u1, u2 = self._one_scale(f0, f1, u1, u2)
+            u1, u2 = self._one_scale(f0, f1, flow=(u1, u2))
         return torch.stack([u1, u2], dim=-1)
 
     def _pyramid(self, i0: torch.Tensor, i1: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -183,10 +183,10 @@ class TVL1Torch:
             levels.append(tuple(resize_linear(x, size, (1 / step, 1 / step)) for x in levels[-1]))
         return levels
 
-    def _one_scale(self, i0, i1, u1, u2) -> tuple[torch.Tensor, torch.Tensor]:
+    def _one_scale(self, i0, i1, *, flow: tuple) -> tuple[torch.Tensor, torch.Tensor]:
         """``procOneScale``: ``warps`` warps of the second frame, each followed by the TV-L1 iterations until every
         pair has met its stopping rule (or the iteration limits)."""
-        p, (batch, height, width) = self.params, i0.shape
+        (u1, u2), p, (batch, height, width) = flow, self.params, i0.shape
         epsilon = np.float32(p.epsilon * p.epsilon * height * width)  # the sum of squared changes that stops it
         l_t, taut, theta = np.float32(p.lambda_ * p.theta), np.float32(p.tau / p.theta), np.float32(p.theta)
         gradients = torch.stack([i1, *centered_gradient(i1)], dim=1)  # (B, 3, H, W): I1, I1x, I1y
@@ -209,18 +209,20 @@ class TVL1Torch:
                 for _ in range(p.inner):
                     if not bool(active.any()):
                         break
-                    u1, u2, duals, error = _iteration(u1, u2, duals, warped, active, (l_t, taut, theta))
+                    (u1, u2), duals, error = _iteration(
+                        (u1, u2), duals, warped=warped, active=active, constants=(l_t, taut, theta)
+                    )
                     self.iterations.batch += batch
                     self.iterations.needed += int(active.sum())
                     active = active & (error > epsilon)
         return u1, u2
 
 
-def _iteration(u1, u2, duals, warped, active, constants):
+def _iteration(flow, duals, *, warped, active, constants):
     """One inner iteration (``estimateV``, ``divergence``, ``estimateU``, ``forwardGradient``,
     ``estimateDualVariables``) for the ``active`` pairs; the others keep their values. Returns the new flow, the new
     duals and each pair's sum of squared changes of the flow."""
-    (i1wx, i1wy, grad, rho_c), (l_t, taut, theta) = warped, constants
+    (u1, u2), (i1wx, i1wy, grad, rho_c), (l_t, taut, theta) = flow, warped, constants
     rho = rho_c + (i1wx * u1 + i1wy * u2)
     bound = l_t * grad
     step = torch.where(grad > FLT_EPSILON, -rho / grad, torch.zeros_like(rho))  # inside the band: to rho = 0
@@ -236,4 +238,4 @@ def _iteration(u1, u2, duals, warped, active, constants):
     u2x, u2y = forward_gradient(u2)
     ng1, ng2 = 1 + taut * torch.hypot(u1x, u1y), 1 + taut * torch.hypot(u2x, u2y)
     updated = ((p11 + taut * u1x) / ng1, (p12 + taut * u1y) / ng1, (p21 + taut * u2x) / ng2, (p22 + taut * u2y) / ng2)
-    return u1, u2, [torch.where(mask, new, old) for new, old in zip(updated, duals, strict=True)], error
+    return (u1, u2), [torch.where(mask, new, old) for new, old in zip(updated, duals, strict=True)], error
