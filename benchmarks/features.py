@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/features.py speed [--videos 3] [--batch-size 1] [--workers 1] [--device cpu] [--small]
     python benchmarks/features.py memory [--frames 300 30000] [--size 320x240]
+    python benchmarks/features.py transport [--videos 6] [--workers 2] [--repeats 3]
 
 speed: clips/s of ``extract_features`` (decode workers + views + batches + backend + files) over the sample videos
 against the same backend alone on random uint8 views at the same batch size (``bench_inference``), and their ratio:
@@ -12,6 +13,9 @@ memory: a generated video of each length (H.264 at --size, the sample video's fr
 process each, full preprocessing (32-frame clips at 256 px, a clip every 16 frames) but a stand-in model that
 returns zeros at once, so the figures are the data path's: peak RSS of the main process and of the decode worker,
 and the most decoded frames held at once. The real model adds its own fixed memory on top.
+
+transport: the data path alone (the stand-in model) through shared-memory slots against the pipe, each a fresh
+process, in turns, medians: what the slots save (decode limits both).
 """
 
 from __future__ import annotations
@@ -73,6 +77,33 @@ class Zeros:
 
     def __call__(self, views):
         return np.zeros((len(views), 2048), np.float32)
+
+
+def transport_one(args) -> dict:
+    """The sample videos' dense clips (full preprocessing) through ``--transport`` to the stand-in model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        videos = [sample_videos()[k % 3] for k in range(args.videos)]
+        tasks = plan_outputs([(v, f"v{k}{v.suffix}") for k, v in enumerate(videos)], Path(tmp))
+        job = FeatureJob(FeaturePlan(batch_size=8), DEFAULT_WEIGHTS, Path(tmp), workers=args.workers,
+                         transport=args.transport)  # fmt: skip
+        start = time.perf_counter()
+        summary = extract_features(job, tasks, Zeros(), sink=Kept())
+        return {"seconds": time.perf_counter() - start, "clips": summary.clips, "transport": summary.transport}
+
+
+def transport(args) -> dict:
+    runs = {"pipe": [], "slots": []}
+    for _ in range(args.repeats):
+        for name in runs:
+            command = [sys.executable, __file__, "transport-one", "--transport", name, "--videos", str(args.videos),
+                       "--workers", str(args.workers)]  # fmt: skip
+            runs[name].append(json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout))
+    seconds = {name: float(np.median([r["seconds"] for r in rs])) for name, rs in runs.items()}
+    record = {"videos": args.videos, "workers": args.workers, "clips": runs["slots"][0]["clips"],
+              "seconds_median": seconds, "slots_speedup": round(seconds["pipe"] / seconds["slots"], 3),
+              "chunks": runs["slots"][0]["transport"]}  # fmt: skip
+    print(json.dumps(record))
+    return record
 
 
 def write_video(path: Path, frames: int, size: tuple[int, int]) -> None:
@@ -139,7 +170,7 @@ def memory(args) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["speed", "memory", "memory-one"])
+    parser.add_argument("what", choices=["speed", "memory", "memory-one", "transport", "transport-one"])
     parser.add_argument("video", nargs="?", help="memory-one: the video")
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=1)
@@ -150,11 +181,17 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="the reduced pipeline (8-frame clips at 64 px)")
     parser.add_argument("--frames", type=int, nargs="+", default=[300, 30000])
     parser.add_argument("--size", default="320x240")
+    parser.add_argument("--transport", default="slots", choices=["slots", "pipe"])
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.what == "speed":
         speed(args)
     elif args.what == "memory":
         memory(args)
+    elif args.what == "transport":
+        transport(args)
+    elif args.what == "transport-one":
+        print(json.dumps(transport_one(args)))
     else:
         print(json.dumps(memory_one(Path(args.video))))
 

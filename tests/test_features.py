@@ -257,3 +257,23 @@ def test_shards_then_the_whole_list(tmp_path, corpus, small_cli, capsys):
     assert sorted(r["video"] for r in index) == sorted(parts)
     one = next(r for r in index if r["video"] == "one_frame.mp4")
     assert one["num_clips"] == 1 and one["clips"]["centre"] == [0] and np.load(out / "one_frame.npy").shape == (1, 2048)
+
+
+def test_the_slots_carry_what_the_pipe_carries(tmp_path, corpus, sample_videos, checkpoint_file):
+    """Clip chunks through shared-memory slots give the pipe's features bit for bit. A slot holds a chunk of 8 clips
+    at 16:9 (64x114 here) with every frame distinct: bikes.mp4's full chunks (150x64, 2.35:1) take the pipe; 1080p
+    (114x64), and 1280x160 (512x64) with its 8 frames in one short chunk, fit."""
+    backend = make_backend(BackendSpec(checkpoint=checkpoint_file, features=True), SMALL)
+    videos = [corpus["h264"], corpus["hd"], corpus["wide"], corpus["portrait"], sample_videos["carphone_pristine"],
+              sample_videos["bikes"]]  # fmt: skip
+    tasks = {}
+    for transport in ("pipe", "slots"):
+        out = tmp_path / transport
+        tasks[transport] = plan_outputs([(Path(v), Path(v).name) for v in videos], out)
+        job = FeatureJob(PLAN, SMALL, out, workers=2, transport=transport)
+        summary = extract_features(job, tasks[transport], backend)
+        assert summary.done == len(videos)
+        if transport == "slots":
+            assert summary.transport == {"slots": 5, "pipe": 2}  # a chunk per short video; bikes' two by pipe
+    for ours, piped in zip(tasks["slots"], tasks["pipe"], strict=True):
+        np.testing.assert_array_equal(np.load(ours.out), np.load(piped.out))

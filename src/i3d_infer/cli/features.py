@@ -69,6 +69,11 @@ def add_commands(commands) -> None:
         "--batch-size", type=int, help="clips per model call, across videos (default: 8 on a GPU, else 1)"
     )
     features.add_argument("--workers", type=int, help="decode processes (default: cores - 1 on a GPU, else 1; 0: none)")
+    features.add_argument(
+        "--transport", choices=["slots", "pipe"], default="slots",
+        help="how the workers' clips reach the model: shared-memory slots (the pipe for frames wider than 16:9), or "
+        "all through the pipe (for comparison)",
+    )  # fmt: skip
     features.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
     features.add_argument("--shard", help="I/N: extract the I-th of N disjoint parts of the list")
     features.add_argument("--timeout", type=float, default=600, help="seconds a video may go without a clip")
@@ -191,7 +196,7 @@ def _extract(args, plan, tasks, *, backend, head, weights, where, shard):
                            dim=backend.num_classes)  # fmt: skip
     (out_dir / "features.json").write_text(json.dumps(description, indent=1) + "\n")
     job = FeatureJob(
-        plan, weights, out_dir, decoder=args.decoder, timeout=args.timeout,
+        plan, weights, out_dir, decoder=args.decoder, timeout=args.timeout, transport=args.transport,
         workers=where.workers if plan.flow is None else plan.flow.workers(where.workers),
         part=f"{shard.index}-of-{shard.total}" if shard.total > 1 else "",
     )  # fmt: skip

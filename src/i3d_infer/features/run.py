@@ -8,8 +8,9 @@ decode -> sample (dense clips streamed in one pass, or the test clips) -> resize
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ..data.transforms import get_protocol, make_views, resize_frame
 from ..errors import VideoError
 from ..evaluate.metrics import softmax
 from ..model.weights import Weights
+from ..transport.chunk_slots import ChunkSlots
 from ..transport.workers import stream_tasks
 from .outputs import JsonLines, save_atomically, video_record
 from .plan import FeaturePlan, FeatureTask
@@ -40,6 +42,7 @@ class FeatureJob:
     workers: int = 1  # decode processes (0: decode in this process)
     timeout: float | None = 600.0  # seconds a video may go without a clip
     part: str = ""  # a shard's suffix of the index and failures files ("": the whole list)
+    transport: str = "slots"  # decode workers' chunks: through shared-memory slots (the pipe where they do not fit)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class FeatureSummary:
     skipped: int = 0  # already extracted (their .npy exists)
     failed: list[str] = field(default_factory=list)  # one line each
     clips: int = 0
+    transport: dict = field(default_factory=dict)  # chunks received through "slots" and through the "pipe"
 
 
 def read_clips(task: FeatureTask, *, job: FeatureJob, threads: int = 0) -> Iterator[ClipChunk | StreamEnd]:
@@ -237,10 +241,39 @@ def extract_features(
     extraction = _Extraction(job, backend, sink=sink, head=head, on_video=on_video)
     extraction.summary.skipped = len(tasks) - len(todo)
     read = partial(read_clips, job=job, threads=worker_threads(job.workers) if job.workers else 0)
+    slots = _chunk_slots(job)
+    if slots is not None:
+        read = partial(_through, read=read, slots=slots)
     try:
         for message in stream_tasks(read, todo, job.workers, timeout=job.timeout, expected=(VideoError,)):
-            extraction.take(message)
+            item, slot = (message.value, None) if slots is None else slots.receive(message.value)
+            extraction.take(replace(message, value=item))
+            if slots is not None:
+                slots.release(slot)  # its views are copied
         extraction.flush()
     finally:
         sink.close()
+        if slots is not None:
+            extraction.summary.transport = dict(slots.sent)
+            slots.close()
     return extraction.summary
+
+
+def _chunk_slots(job: FeatureJob) -> ChunkSlots | None:
+    """Shared memory for the workers' chunks: two slots a worker and two more (None: no workers, or the pipe)."""
+    if job.transport == "pipe" or not job.workers or "fork" not in mp.get_all_start_methods():
+        return None
+    plan, pre = job.plan, job.weights.preprocessing
+    dense = plan.clips == "dense"
+    flow = plan.flow is not None  # items carry their flow: float32 (h, w, 5)
+    return ChunkSlots(
+        2 * job.workers + 2, chunk=plan.chunk if dense else pre.num_clips,
+        clip_len=plan.dense.clip_len if dense else pre.clip_len, size=pre.size, protocol=plan.protocol,
+        channels=5 if flow else 3, dtype=np.float32 if flow else np.uint8,
+    )  # fmt: skip
+
+
+def _through(task: FeatureTask, *, read, slots: ChunkSlots):
+    """Decode worker: ``read``'s items, each chunk's frames put in a slot when one fits and is free."""
+    for item in read(task):
+        yield slots.send(item)

@@ -62,12 +62,13 @@ class FrameSlots:
     def free(self) -> int:
         return len(self._free)
 
-    def fits(self, shape: tuple[int, ...]) -> bool:
-        return math.prod(shape) <= self.slot_bytes
+    def fits(self, shape: tuple[int, ...], dtype=np.uint8) -> bool:
+        return math.prod(shape) * np.dtype(dtype).itemsize <= self.slot_bytes
 
-    def array(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
-        """The uint8 array of ``shape`` at the start of ``slot`` (shared memory, no copy)."""
-        return self._array[slot, : math.prod(shape)].reshape(shape)
+    def array(self, slot: int, shape: tuple[int, ...], dtype=np.uint8) -> np.ndarray:
+        """The array of ``shape`` (uint8, or ``dtype``) at the start of ``slot`` (shared memory, no copy)."""
+        size = math.prod(shape) * np.dtype(dtype).itemsize
+        return self._array[slot, :size].view(dtype).reshape(shape)
 
     def close(self) -> None:
         """Unmap now if no array still points into the slots; otherwise when the last one goes."""
