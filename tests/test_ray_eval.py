@@ -54,6 +54,31 @@ def run(videos, out, checkpoint, batch_size, cluster: bool, resume=False, thread
     return evaluate(config, out, options, resume=resume, weights=SMALL)
 
 
+def features(videos, out, checkpoint, *, workers: int, cluster: bool = False):
+    """``i3d features`` over the list (the reduced clips, batches of 3 clips across videos), here or on Ray."""
+    from i3d_infer.data.sampling import DenseClips
+    from i3d_infer.features.plan import FeaturePlan, plan_outputs
+    from i3d_infer.features.run import FeatureJob, extract_features
+    from i3d_infer.runtime import BackendSpec, make_backend
+
+    backend = make_backend(BackendSpec(checkpoint=checkpoint, features=True), SMALL)
+    names = [line.split()[0] for line in (videos / "list.txt").read_text().splitlines()]
+    tasks = plan_outputs([(videos / name, name) for name in names], out)
+    plan = FeaturePlan(dense=DenseClips(8, 16, 2), batch_size=3)
+    job = FeatureJob(plan, SMALL, out, workers=workers, ray=RayOptions() if cluster else None)
+    return extract_features(job, tasks, backend)
+
+
+def same_features(ours: Path, local: Path) -> None:
+    """The same .npy bytes, index and failures as the local run's."""
+    files = sorted(p.relative_to(local) for p in local.glob("*.npy"))
+    assert files == sorted(p.relative_to(ours) for p in ours.glob("*.npy")) and len(files) == 7
+    for name in files:
+        assert (ours / name).read_bytes() == (local / name).read_bytes(), name
+    for kind in ("index.jsonl", "failures.jsonl"):
+        assert (ours / kind).read_text() == (local / kind).read_text()
+
+
 def decoded_by(out: Path) -> list[str]:
     return [json.loads(line)["decoder"] for line in (out / "results.jsonl").read_text().splitlines()]
 
@@ -93,6 +118,13 @@ class TestOneInstance:
         timing = record.metrics.timing.to_json()
         assert timing["cluster"] == "ray" and sum(timing["decode_tasks_per_node"].values()) == 8
         assert record.metrics.counts == local.metrics.counts
+
+    def test_features_equal_the_local_run(self, videos, tmp_path, checkpoint_file):
+        """``i3d features --cluster ray``: the decoding as Ray Data tasks, the same files as a local run."""
+        local = features(videos, tmp_path / "local", checkpoint_file, workers=1)
+        summary = features(videos, tmp_path / "ray", checkpoint_file, workers=2, cluster=True)
+        assert summary.done == local.done == 7 and len(summary.failed) == 1
+        same_features(tmp_path / "ray", tmp_path / "local")
 
     def test_killed_driver_then_resume(self, videos, tmp_path, checkpoint_file):
         run(videos, tmp_path / "local", checkpoint_file, 2, cluster=False)
@@ -158,6 +190,38 @@ class TestCluster:
         lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
         assert sorted(line["index"] for line in lines) == list(range(8))  # every video once
         assert (out / "result.json").read_bytes() == (tmp_path / "local" / "result.json").read_bytes()
+
+    def test_features_lose_only_what_a_removed_node_held(self, cluster, videos, tmp_path, checkpoint_file, monkeypatch):
+        """``i3d features --cluster ray`` with a node removed while the run holds after its first video: its decode
+        tasks run again elsewhere, every video once, the local run's files."""
+        from i3d_infer.features import run as feature_run
+
+        cluster, _ = cluster
+        doomed = cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
+        cluster.wait_for_nodes()
+        features(videos, tmp_path / "local", checkpoint_file, workers=1)
+        outcome, release = {}, threading.Event()
+
+        def extract():
+            try:
+                outcome["summary"] = features(videos, tmp_path / "ray", checkpoint_file, workers=3, cluster=True)
+            except BaseException as e:  # raised in the test below
+                outcome["error"] = e
+
+        monkeypatch.setattr(
+            feature_run.FileSink, "video", holding(feature_run.FileSink.video, 1, tmp_path / "held", release)
+        )
+        thread = threading.Thread(target=extract)
+        thread.start()
+        while not (tmp_path / "held").exists() and thread.is_alive():
+            time.sleep(0.02)
+        assert len(list((tmp_path / "ray").glob("*.npy"))) == 1, "the run did not hold after its first video"
+        cluster.remove_node(doomed)
+        release.set()
+        thread.join(timeout=300)
+        assert "error" not in outcome, outcome.get("error")
+        assert outcome["summary"].done == 7
+        same_features(tmp_path / "ray", tmp_path / "local")
 
 
 def test_a_hung_decode_is_timed_out():

@@ -30,6 +30,19 @@ def model_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> No
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for the model (default: all cores)")
 
 
+def ray_options(args: argparse.Namespace):
+    """``--cluster ray`` (with ``--ray-address``, ``--gpus`` where the command has it) as ``RayOptions``; None
+    locally."""
+    gpus = getattr(args, "gpus", None)
+    if args.cluster == "ray":
+        from ..transport.ray_data import RayOptions
+
+        return RayOptions(args.ray_address, gpus)
+    if args.ray_address or gpus is not None:
+        raise I3DError(f"--ray-address{' and --gpus are' if hasattr(args, 'gpus') else ' is'} for --cluster ray")
+    return None
+
+
 def flow_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--flow-checkpoint",

@@ -11,7 +11,15 @@ from ..data.decode import DECODERS, DEFAULT_DECODER, GPU_DECODERS
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
 from ..evaluate.metrics import FUSIONS
-from ._common import chosen_weights, flow_argument, flow_method, model_arguments, placement, sampling_argument
+from ._common import (
+    chosen_weights,
+    flow_argument,
+    flow_method,
+    model_arguments,
+    placement,
+    ray_options,
+    sampling_argument,
+)
 
 
 def add_commands(commands) -> None:
@@ -122,7 +130,7 @@ def run_eval(args: argparse.Namespace) -> int:
         threads=args.threads or None,
         workers=where.workers,
         gpu_decoders=args.gpu_decoders,
-        ray=_ray(args),
+        ray=ray_options(args),
         timeout=args.timeout,
         strict=args.strict,
     )
@@ -132,16 +140,6 @@ def run_eval(args: argparse.Namespace) -> int:
         if record is None:
             return 0
     return _report_run(record, args.out)
-
-
-def _ray(args: argparse.Namespace):
-    if args.cluster == "ray":
-        from ..transport.ray_data import RayOptions
-
-        return RayOptions(args.ray_address, args.gpus)
-    if args.ray_address or args.gpus is not None:
-        raise I3DError("--ray-address and --gpus are for --cluster ray")
-    return None
 
 
 def _report_run(record, out: str | None) -> int:

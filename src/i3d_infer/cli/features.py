@@ -13,7 +13,15 @@ from ..data.decode import DECODERS, DEFAULT_DECODER
 from ..data.sampling import TAILS, DenseClips, windows
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
-from ._common import chosen_weights, flow_argument, flow_method, model_arguments, placement, sampling_argument
+from ._common import (
+    chosen_weights,
+    flow_argument,
+    flow_method,
+    model_arguments,
+    placement,
+    ray_options,
+    sampling_argument,
+)
 
 
 def add_commands(commands) -> None:
@@ -69,6 +77,12 @@ def add_commands(commands) -> None:
         "--batch-size", type=int, help="clips per model call, across videos (default: 8 on a GPU, else 1)"
     )
     features.add_argument("--workers", type=int, help="decode processes (default: cores - 1 on a GPU, else 1; 0: none)")
+    features.add_argument(
+        "--cluster", choices=["local", "ray"], default="local",
+        help="ray: the decoding as Ray Data tasks on a Ray cluster's CPUs (extra [ray]; --workers: concurrent "
+        "tasks), the model in this process",
+    )  # fmt: skip
+    features.add_argument("--ray-address", help="with --cluster ray: join this cluster (default: start one here)")
     features.add_argument(
         "--transport", choices=["slots", "pipe"], default="slots",
         help="how the workers' clips reach the model: shared-memory slots (the pipe for frames wider than 16:9), or "
@@ -197,6 +211,7 @@ def _extract(args, plan, tasks, *, backend, head, weights, where, shard):
     (out_dir / "features.json").write_text(json.dumps(description, indent=1) + "\n")
     job = FeatureJob(
         plan, weights, out_dir, decoder=args.decoder, timeout=args.timeout, transport=args.transport,
+        ray=ray_options(args),
         workers=where.workers if plan.flow is None else plan.flow.workers(where.workers),
         part=f"{shard.index}-of-{shard.total}" if shard.total > 1 else "",
     )  # fmt: skip

@@ -26,6 +26,7 @@ from ..errors import VideoError
 from ..evaluate.metrics import softmax
 from ..model.weights import Weights
 from ..transport.chunk_slots import ChunkSlots
+from ..transport.ray_data import RayOptions
 from ..transport.workers import stream_tasks
 from .outputs import JsonLines, save_atomically, video_record
 from .plan import FeaturePlan, FeatureTask
@@ -43,6 +44,7 @@ class FeatureJob:
     timeout: float | None = 600.0  # seconds a video may go without a clip
     part: str = ""  # a shard's suffix of the index and failures files ("": the whole list)
     transport: str = "slots"  # decode workers' chunks: through shared-memory slots (the pipe where they do not fit)
+    ray: RayOptions | None = None  # decode on a Ray cluster (transport.ray_data.ray_streams), the model here
 
 
 @dataclass
@@ -240,12 +242,12 @@ def extract_features(
     todo = [task for task in tasks if task.out is None or not task.out.exists()]
     extraction = _Extraction(job, backend, sink=sink, head=head, on_video=on_video)
     extraction.summary.skipped = len(tasks) - len(todo)
-    read = partial(read_clips, job=job, threads=worker_threads(job.workers) if job.workers else 0)
+    read = partial(read_clips, job=job, threads=1 if job.ray else worker_threads(job.workers) if job.workers else 0)
     slots = _chunk_slots(job)
     if slots is not None:
         read = partial(_through, read=read, slots=slots)
     try:
-        for message in stream_tasks(read, todo, job.workers, timeout=job.timeout, expected=(VideoError,)):
+        for message in _messages(job, read, todo):
             item, slot = (message.value, None) if slots is None else slots.receive(message.value)
             extraction.take(replace(message, value=item))
             if slots is not None:
@@ -259,9 +261,20 @@ def extract_features(
     return extraction.summary
 
 
+def _messages(job: FeatureJob, read, todo: list[FeatureTask]) -> Iterator:
+    """The decode stage's messages: local worker processes, or Ray's decode tasks (``--cluster ray``)."""
+    if job.ray is None:
+        yield from stream_tasks(read, todo, job.workers, timeout=job.timeout, expected=(VideoError,))
+        return
+    from ..transport.ray_data import connected, ray_streams
+
+    with connected(job.ray):
+        yield from ray_streams(read, todo, workers=job.workers, timeout=job.timeout)
+
+
 def _chunk_slots(job: FeatureJob) -> ChunkSlots | None:
     """Shared memory for the workers' chunks: two slots a worker and two more (None: no workers, or the pipe)."""
-    if job.transport == "pipe" or not job.workers or "fork" not in mp.get_all_start_methods():
+    if job.transport == "pipe" or job.ray or not job.workers or "fork" not in mp.get_all_start_methods():
         return None
     plan, pre = job.plan, job.weights.preprocessing
     dense = plan.clips == "dense"

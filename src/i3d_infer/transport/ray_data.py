@@ -1,4 +1,5 @@
-"""``i3d eval --cluster ray``: the evaluation's data path on a Ray cluster, through Ray Data (extra ``[ray]``).
+"""``i3d eval --cluster ray`` (and ``i3d features --cluster ray``'s decoding): the data path on a Ray cluster, through
+Ray Data (extra ``[ray]``).
 
 Two stages, streamed by Ray Data (nothing of our own schedules, retries or moves data):
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import signal
 import threading
 from collections import Counter
@@ -279,3 +281,60 @@ def _finished(dataset: VideoDataset, rows: list[dict]) -> RayBatch:
             scores[index] = np.asarray(row["scores"], np.float64)
     nodes = Counter(str(row["node"]) for row in rows)
     return RayBatch(samples, scores, float(rows[0]["seconds"]), nodes, str(rows[0]["actor"]))
+
+
+def ray_streams(read: Callable, tasks: list, *, workers: int, timeout: float | None) -> Iterator:
+    """``i3d features --cluster ray``: ``transport.workers.stream_tasks``'s messages with Ray Data's decode tasks in
+    place of local processes (needs a connected Ray). One task per video (at most ``workers`` at once, one CPU
+    each) runs the generator ``read(task)``; each item goes on as its own row (the video's chunks stream through
+    the object store, memory bounded by a chunk, not the video) followed by the task's end or its one-line error
+    (``--timeout``: seconds a video may go without an item). Rows arrive in list order (``preserve_order``). A
+    decode task whose worker or node died runs again (Ray's ``max_retries``); its rows are Ray Data's blocks, so a
+    retried task's items reach the consumer once."""
+    from .workers import Streamed
+
+    ray = require_ray()
+    if not tasks:
+        return
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = False
+    rows = [{"index": k} for k in range(len(tasks))]
+    pipeline = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        _decode_stream,
+        fn_kwargs={"read": read, "tasks": tasks, "timeout": timeout},
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.TaskPoolStrategy(size=max(1, workers)),
+        num_cpus=1,
+    )
+    for row in pipeline.iter_rows():
+        index = int(row["index"])
+        kind, value = pickle.loads(row["message"].tobytes())
+        yield Streamed(index, tasks[index], kind, value)
+
+
+def _decode_stream(batch: dict, *, read: Callable, tasks: list, timeout: float | None) -> Iterator[dict]:
+    """A decode task: one video's items as rows (pickled: ``(kind, value)``), then its end or its error."""
+    index = int(batch["index"][0])
+    task = tasks[index]
+
+    def row(kind: str, value=None) -> dict:
+        message = np.frombuffer(pickle.dumps((kind, value), protocol=5), np.uint8)
+        return {"index": np.array([index]), "message": message[None]}
+
+    items = iter(read(task))
+    try:
+        while True:
+            with _deadline(timeout, str(getattr(task, "path", task))):
+                item = next(items, _END)
+            if item is _END:
+                break
+            yield row("item", item)
+    except Exception as e:  # a bad video (or a bug) ends its task with a recorded failure, as a local worker's
+        yield row("error", str(e) if isinstance(e, VideoError) else f"{type(e).__name__}: {e}")
+        return
+    yield row("done")
+
+
+_END = object()
