@@ -68,6 +68,25 @@ def test_placement_equals_mmaction2_for_every_length(clip_len, clip_interval, fr
         assert (end.num_frames, end.num_clips) == (n, len(expected))
 
 
+@pytest.mark.parametrize("tail", ["drop", "pad"])
+def test_windows_placed_alike_streamed_and_at_once(tail):
+    """The Inception windows (``windows``): the streamed placement and ``untrimmed_frame_indices`` (what the GPU
+    readers sample) agree for every length, the too-short ones included."""
+    from i3d_infer.data.sampling import windows
+    from i3d_infer.errors import VideoError
+
+    clips = windows(16, 4, tail=tail)
+    for n in range(1, 90):
+        try:
+            _, indices, _, _ = streamed(n, clips, chunk=3)
+        except VideoError:
+            with pytest.raises(ValueError, match="fewer than one window"):
+                untrimmed_frame_indices(n, clips)
+            assert tail == "drop" and n < 16
+            continue
+        np.testing.assert_array_equal(untrimmed_frame_indices(n, clips), indices, err_msg=str(n))
+
+
 def test_memory_does_not_grow_with_the_length():
     clips = DenseClips()
     held = [streamed(n, clips)[3].max_frames_held for n in (300, 3000, 30000)]

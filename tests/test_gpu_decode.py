@@ -430,3 +430,75 @@ def test_capture_gate_keeps_work_out_of_captures():
     capturing.join()
     late.join()
     assert order == ["work in flight ends", "capture starts", "capture ends", "late work"]
+
+
+@pytest.mark.parametrize("clips", ["dense", "test", "windows"])
+def test_features_with_nvdec_equal_the_cpu_run(videos, tmp_path, checkpoint_file, clips):
+    """``i3d features --decoder nvdec`` (FFmpeg's planes standing in for NVDEC): the CPU run's features bit for bit
+    for the dense clips, the test clips and start-aligned windows; the MPEG-4 video handed over and the broken file
+    failed, as the evaluation records them; the clip facts the same (no timestamps from the GPU reader)."""
+    from i3d_infer.data.sampling import DenseClips, windows
+    from i3d_infer.features.plan import FeaturePlan, plan_outputs
+    from i3d_infer.features.run import FeatureJob, extract_features
+    from i3d_infer.runtime import BackendSpec, make_backend
+
+    backend = make_backend(BackendSpec(checkpoint=checkpoint_file, features=True), SMALL)
+    dense = windows(8, 6) if clips == "windows" else DenseClips(8, 16, 2)
+    plan = FeaturePlan(clips="test" if clips == "test" else "dense", dense=dense, batch_size=3, chunk=2)
+    names = ["bikes.mp4", "odd.mp4", "carphone_pristine.mp4", "broken.mp4"]
+    records = {}
+    for decoder in ("opencv", "nvdec"):
+        out = tmp_path / decoder
+        tasks = plan_outputs([(videos / name, name) for name in names], out)
+        job = FeatureJob(plan, SMALL, out, decoder=decoder, workers=1, gpu_decoders=2)
+        summary = extract_features(job, tasks, backend, reader=lambda: nvdec_on_cpu("centercrop", probe=probe_video))
+        assert summary.done == 3 and len(summary.failed) == 1
+        records[decoder] = {r["video"]: r for r in map(json.loads, (out / "index.jsonl").read_text().splitlines())}
+    for name in ("bikes.mp4", "odd.mp4", "carphone_pristine.mp4"):
+        npy = name.replace(".mp4", ".npy")
+        assert (tmp_path / "nvdec" / npy).read_bytes() == (tmp_path / "opencv" / npy).read_bytes(), name
+        ours, cpu = records["nvdec"][name], records["opencv"][name]
+        for fact in ("first", "centre", "last"):
+            assert ours["clips"][fact] == cpu["clips"][fact]
+    assert records["nvdec"]["bikes.mp4"]["decoder"] == "nvdec"
+    assert records["nvdec"]["odd.mp4"]["decoder"].startswith("opencv (nvdec hands over: mpeg4 is not decoded")
+    assert "broken.mp4" in (tmp_path / "nvdec" / "failures.jsonl").read_text()
+
+
+def test_features_with_nvjpeg_equal_the_cpu_run(rawframes, tmp_path, checkpoint_file):
+    """``i3d features --decoder nvjpeg`` on rawframe directories (OpenCV's decoder standing in for nvJPEG): the CPU
+    run's features bit for bit; one reader for the threads, each video's frames decoded once."""
+    from i3d_infer.features.plan import FeaturePlan, plan_outputs
+    from i3d_infer.features.run import FeatureJob, extract_features
+    from i3d_infer.runtime import BackendSpec, make_backend
+
+    backend = make_backend(BackendSpec(checkpoint=checkpoint_file, features=True), SMALL)
+    entries = [line.split() for line in (rawframes / "list.txt").read_text().splitlines()[:3]]
+    readers = []
+
+    def reader():
+        readers.append(NvjpegReader(CPU, get_protocol("centercrop"), SMALL_PRE.size, decode=opencv_jpeg([])))
+        return readers[-1]
+
+    for decoder in ("opencv", "nvjpeg"):
+        tasks = plan_outputs([(rawframes / d, d, int(n)) for d, n, _ in entries], tmp_path / decoder)
+        job = FeatureJob(FeaturePlan(batch_size=3), SMALL, tmp_path / decoder, decoder=decoder, gpu_decoders=3)
+        assert extract_features(job, tasks, backend, reader=reader).done == 3
+    for directory, _, _ in entries:
+        ours, cpu = (tmp_path / decoder / f"{directory}.npy" for decoder in ("nvjpeg", "opencv"))
+        assert ours.read_bytes() == cpu.read_bytes(), directory
+    assert len(readers) == 1 and sum(readers[0].decoded.sizes) == 3
+
+
+def test_features_refuse_what_the_gpu_readers_cannot_do(tmp_path):
+    from i3d_infer.data.flow import FlowMethod
+    from i3d_infer.errors import I3DError
+    from i3d_infer.features.plan import FeaturePlan
+    from i3d_infer.features.run import FeatureJob
+    from i3d_infer.transport.ray_data import RayOptions
+
+    refusals = {"--fps": {"plan": FeaturePlan(fps=25)}, "--flow-checkpoint": {"plan": FeaturePlan(flow=FlowMethod())},
+                "--cluster ray": {"plan": FeaturePlan(), "ray": RayOptions()}}  # fmt: skip
+    for option, given in refusals.items():
+        with pytest.raises(I3DError, match=f"^--decoder nvdec reads the sampled frames on the GPU: not with {option}$"):
+            FeatureJob(weights=SMALL, out_dir=tmp_path, decoder="nvdec", **given)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..data.datasets import LIST_FORMATS, read_list
-from ..data.decode import DECODERS, DEFAULT_DECODER
+from ..data.decode import DECODERS, DEFAULT_DECODER, GPU_DECODERS
 from ..data.sampling import TAILS, DenseClips, windows
 from ..data.transforms import PROTOCOLS
 from ..errors import I3DError
@@ -88,7 +88,12 @@ def add_commands(commands) -> None:
         help="how the workers' clips reach the model: shared-memory slots (the pipe for frames wider than 16:9), or "
         "all through the pipe (for comparison)",
     )  # fmt: skip
-    features.add_argument("--decoder", default=DEFAULT_DECODER, choices=list(DECODERS), help="video decoder")
+    features.add_argument(
+        "--decoder", default=DEFAULT_DECODER, choices=[*DECODERS, *GPU_DECODERS],
+        help="opencv, pyav: CPU workers; nvdec (video files), nvjpeg (rawframes): threads on the GPU, extra [gpu] "
+        "(as i3d eval's: nvdec's frames are opencv's; what they cannot take, the CPU reads, recorded in the index)",
+    )  # fmt: skip
+    features.add_argument("--gpu-decoders", type=int, default=8, help="with nvdec/nvjpeg: decode threads (default 8)")
     features.add_argument("--shard", help="I/N: extract the I-th of N disjoint parts of the list")
     features.add_argument("--timeout", type=float, default=600, help="seconds a video may go without a clip")
     features.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
@@ -211,7 +216,7 @@ def _extract(args, plan, tasks, *, backend, head, weights, where, shard):
     (out_dir / "features.json").write_text(json.dumps(description, indent=1) + "\n")
     job = FeatureJob(
         plan, weights, out_dir, decoder=args.decoder, timeout=args.timeout, transport=args.transport,
-        ray=ray_options(args),
+        ray=ray_options(args), gpu_decoders=args.gpu_decoders,
         workers=where.workers if plan.flow is None else plan.flow.workers(where.workers),
         part=f"{shard.index}-of-{shard.total}" if shard.total > 1 else "",
     )  # fmt: skip

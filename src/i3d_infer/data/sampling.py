@@ -117,8 +117,17 @@ def untrimmed_frame_indices(num_frames: int, clips: DenseClips) -> np.ndarray:
     """0-based frame indices of the dense clips of an untrimmed video, ``(num_clips, clip_len)``: mmaction2's
     ``UntrimmedSampleFrames`` (:class:`DenseClips`'s centres below ``num_frames``, each clip clamped to
     ``[0, num_frames - 1]``). A video too short for one centre (mmaction2 gives it no clip and fails) gets one clip
-    centred on its middle frame, clamped the same way. (The streamed reader, ``data.streaming``, places the same.)"""
+    centred on its middle frame, clamped the same way. Without ``clamp_tail`` (start-aligned windows, ``--tail
+    drop``) only the windows whose frames all exist. (The streamed reader, ``data.streaming``, places the same.)
+
+    Raises:
+        ValueError: no frames, or (without ``clamp_tail``) fewer than one window's.
+    """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    centres = range(clips.centre(0), num_frames, clips.clip_interval) or [num_frames // 2]
-    return np.stack([clips.window(centre, num_frames - 1) for centre in centres])
+    centres = range(clips.centre(0), num_frames, clips.clip_interval)
+    if not clips.clamp_tail:
+        centres = [c for c in centres if c + clips.steps[-1] <= num_frames - 1]
+        if not centres:
+            raise ValueError(f"{num_frames} frames, fewer than one window of {clips.clip_len} (--tail pad)")
+    return np.stack([clips.window(centre, num_frames - 1) for centre in centres or [num_frames // 2]])

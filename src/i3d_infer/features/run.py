@@ -15,14 +15,15 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..data.decode import DEFAULT_DECODER, open_source, read_sampled_frames, worker_threads
+from ..data.decode import DEFAULT_DECODER, GPU_DECODERS, open_source, read_sampled_frames, worker_threads
 from ..data.flow import FlowPairedSource
 from ..data.pipeline import sampler
 from ..data.resample import ResampledSource
 from ..data.streaming import ClipChunk, StreamEnd, stream_clips
 from ..data.transforms import get_protocol, make_views, resize_frame
-from ..errors import VideoError
+from ..errors import I3DError, VideoError
 from ..evaluate.metrics import softmax
 from ..model.weights import Weights
 from ..transport.chunk_slots import ChunkSlots
@@ -45,6 +46,14 @@ class FeatureJob:
     part: str = ""  # a shard's suffix of the index and failures files ("": the whole list)
     transport: str = "slots"  # decode workers' chunks: through shared-memory slots (the pipe where they do not fit)
     ray: RayOptions | None = None  # decode on a Ray cluster (transport.ray_data.ray_streams), the model here
+    gpu_decoders: int = 8  # --decoder nvdec|nvjpeg: decode threads (features.gpu_decode)
+
+    def __post_init__(self) -> None:
+        if self.decoder in GPU_DECODERS:
+            other = {"--fps": self.plan.fps, "--flow-checkpoint": self.plan.flow, "--cluster ray": self.ray}
+            given = [option for option, value in other.items() if value is not None]
+            if given:
+                raise I3DError(f"--decoder {self.decoder} reads the sampled frames on the GPU: not with {given[0]}")
 
 
 @dataclass
@@ -169,7 +178,9 @@ class _Extraction:
 
     def _queue(self, video: _Video, chunk: ClipChunk) -> None:
         video.add(chunk)
-        views = make_views(chunk.frames[chunk.table], self.protocol, self.job.weights.preprocessing.crop_size)
+        clips = chunk.frames[chunk.table]  # a GPU reader's frames: on the GPU, the views made here for now
+        clips = clips.cpu().numpy() if torch.is_tensor(clips) else clips
+        views = make_views(clips, self.protocol, self.job.weights.preprocessing.crop_size)
         views = views.reshape(-1, chunk.num_clips, *views.shape[1:])  # crop-major -> (crops, clips, 3, T, S, S)
         for k in range(chunk.num_clips):
             self.queue.append((video, chunk.first_clip + k, views[:, k]))
@@ -228,7 +239,7 @@ def _names(path: Path) -> set[str]:
 
 
 def extract_features(
-    job: FeatureJob, tasks: list[FeatureTask], backend, *, head=None, on_video=None, sink=None
+    job: FeatureJob, tasks: list[FeatureTask], backend, *, head=None, on_video=None, sink=None, reader=None
 ) -> FeatureSummary:
     """Extract every task whose ``.npy`` is not there yet (a killed run goes on where it stopped).
 
@@ -236,7 +247,8 @@ def extract_features(
     gives ``plan.scores`` from them (None: the backend returns logits, which are then the scores' input and the
     output). ``on_video(clips)`` is called once per video finished or failed (progress).
     ``sink``: the output stage (``video(VideoFeatures)``, ``failure(task, error)``, ``close()``); default the files
-    of :class:`FileSink`.
+    of :class:`FileSink`. ``reader``: with a GPU ``job.decoder``, what makes a decode thread's reader (tests; default
+    the decoder's own, on the backend's GPU).
     """
     sink = sink or FileSink(job)
     todo = [task for task in tasks if task.out is None or not task.out.exists()]
@@ -246,8 +258,9 @@ def extract_features(
     slots = _chunk_slots(job)
     if slots is not None:
         read = partial(_through, read=read, slots=slots)
+    messages = _messages(job, read, todo) if job.decoder not in GPU_DECODERS else _gpu(job, todo, backend, reader)
     try:
-        for message in _messages(job, read, todo):
+        for message in messages:
             item, slot = (message.value, None) if slots is None else slots.receive(message.value)
             extraction.take(replace(message, value=item))
             if slots is not None:
@@ -272,9 +285,26 @@ def _messages(job: FeatureJob, read, todo: list[FeatureTask]) -> Iterator:
         yield from ray_streams(read, todo, workers=job.workers, timeout=job.timeout)
 
 
+def _gpu(job: FeatureJob, todo: list[FeatureTask], backend, reader) -> Iterator:
+    """The decode stage on GPU threads (``features.gpu_decode``); the CPU path in this process for what they hand
+    back."""
+    from ..data.gpu.decode import make_reader
+    from ..transport.stream import gpu_decoding_device
+    from .gpu_decode import gpu_messages
+
+    device = torch.device("cpu") if reader else gpu_decoding_device(job.decoder)
+    if not reader and getattr(backend, "input_device", None) is not None:
+        device = torch.device(backend.input_device)  # the model's GPU
+    protocol, size = get_protocol(job.plan.protocol), job.weights.preprocessing.size
+    reader = reader or partial(make_reader, job.decoder, device, protocol, size=size)
+    read_cpu = partial(read_clips, job=replace(job, decoder=DEFAULT_DECODER))
+    return gpu_messages(job, todo, read_cpu=read_cpu, make_reader=reader, threads=job.gpu_decoders, device=device)
+
+
 def _chunk_slots(job: FeatureJob) -> ChunkSlots | None:
     """Shared memory for the workers' chunks: two slots a worker and two more (None: no workers, or the pipe)."""
-    if job.transport == "pipe" or job.ray or not job.workers or "fork" not in mp.get_all_start_methods():
+    local = job.ray is None and job.decoder not in GPU_DECODERS and "fork" in mp.get_all_start_methods()
+    if job.transport == "pipe" or not job.workers or not local:
         return None
     plan, pre = job.plan, job.weights.preprocessing
     dense = plan.clips == "dense"
