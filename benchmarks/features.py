@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/features.py speed [--videos 3] [--batch-size 1] [--workers 1] [--device cpu] [--small]
+        [--decoder nvdec --compare-with opencv]
     python benchmarks/features.py memory [--frames 300 30000] [--size 320x240]
     python benchmarks/features.py transport [--videos 6] [--workers 2] [--repeats 3]
 
@@ -54,18 +55,29 @@ def speed(args) -> dict:
             video = sample_videos()[k % 3]
             links.append(Path(tmp) / f"v{k}{video.suffix}")
             links[-1].symlink_to(video)
-        tasks = plan_outputs([(v, v.name) for v in links], Path(tmp) / "out")
         plan = FeaturePlan(dense=DenseClips(pre.clip_len, 16, pre.frame_interval), batch_size=args.batch_size)
-        start = time.perf_counter()
-        summary = extract_features(FeatureJob(plan, weights, Path(tmp) / "out", workers=args.workers), tasks, backend)
-        wall = time.perf_counter() - start
+        runs = {}
+        for decoder in dict.fromkeys([args.decoder, *([args.compare_with] if args.compare_with else [])]):
+            out = Path(tmp) / decoder
+            tasks = plan_outputs([(v, v.name) for v in links], out)
+            job = FeatureJob(plan, weights, out, decoder=decoder, workers=args.workers)
+            start = time.perf_counter()
+            summary = extract_features(job, tasks, backend)
+            runs[decoder] = (summary, time.perf_counter() - start, [np.load(t.out) for t in tasks])
+    summary, wall, outputs = runs[args.decoder]
     shape = (1, 3, pre.clip_len, pre.size, pre.size)
     model = bench_inference(backend, args.batch_size, shape, warmup=1, iters=args.iters, progress=False)
     model_clips = 1000 * args.batch_size / model.mean_ms
     record = {"clips": summary.clips, "wall_s": round(wall, 2), "features_clips_per_s": round(summary.clips / wall, 3),
               "model_clips_per_s": round(model_clips, 3), "ratio": round(summary.clips / wall / model_clips, 3),
               "batch_size": args.batch_size, "workers": args.workers, "device": args.device, "size": pre.size,
-              "precision": args.precision}  # fmt: skip
+              "precision": args.precision, "decoder": args.decoder, "transport": summary.transport}  # fmt: skip
+    if args.compare_with:  # the same features through the other decoder: how far apart (0: bit for bit)
+        other, other_wall, theirs = runs[args.compare_with]
+        record[f"{args.compare_with}_clips_per_s"] = round(other.clips / other_wall, 3)
+        record[f"max_abs_difference_vs_{args.compare_with}"] = max(
+            float(np.abs(a.astype(np.float64) - b).max()) for a, b in zip(outputs, theirs, strict=True)
+        )
     print(json.dumps(record))
     return record
 
@@ -182,6 +194,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[300, 30000])
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--transport", default="slots", choices=["slots", "pipe"])
+    parser.add_argument("--decoder", default="opencv", help="speed: opencv, pyav, nvdec")
+    parser.add_argument("--compare-with", help="speed: also run this decoder; the features' largest difference")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.what == "speed":
