@@ -76,29 +76,35 @@ def add_commands(commands) -> None:
     features.add_argument(
         "--batch-size", type=int, help="clips per model call, across videos (default: 8 on a GPU, else 1)"
     )
-    features.add_argument("--workers", type=int, help="decode processes (default: cores - 1 on a GPU, else 1; 0: none)")
-    features.add_argument(
-        "--cluster", choices=["local", "ray"], default="local",
-        help="ray: the decoding as Ray Data tasks on a Ray cluster's CPUs (extra [ray]; --workers: concurrent "
-        "tasks), the model in this process",
-    )  # fmt: skip
-    features.add_argument("--ray-address", help="with --cluster ray: join this cluster (default: start one here)")
-    features.add_argument(
-        "--transport", choices=["slots", "pipe"], default="slots",
-        help="how the workers' clips reach the model: shared-memory slots (the pipe for frames wider than 16:9), or "
-        "all through the pipe (for comparison)",
-    )  # fmt: skip
-    features.add_argument(
-        "--decoder", default=DEFAULT_DECODER, choices=[*DECODERS, *GPU_DECODERS],
-        help="opencv, pyav: CPU workers; nvdec (video files), nvjpeg (rawframes): threads on the GPU, extra [gpu] "
-        "(as i3d eval's: nvdec's frames are opencv's; what they cannot take, the CPU reads, recorded in the index)",
-    )  # fmt: skip
-    features.add_argument("--gpu-decoders", type=int, default=8, help="with nvdec/nvjpeg: decode threads (default 8)")
+    _execution_arguments(features)
     features.add_argument("--shard", help="I/N: extract the I-th of N disjoint parts of the list")
     features.add_argument("--timeout", type=float, default=600, help="seconds a video may go without a clip")
     features.add_argument("--label-map", "--labels", help="class names, one per line (default: the checkpoint's)")
     features.add_argument("--no-progress", action="store_true", help="no progress bar")
     features.set_defaults(run=run_features)
+
+
+def _execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """How an extraction decodes and where: workers, the transport, the decoders, a Ray cluster."""
+    parser.add_argument("--workers", type=int, help="decode processes (default: cores - 1 on a GPU, else 1; 0: none)")
+    parser.add_argument(
+        "--cluster", choices=["local", "ray"], default="local",
+        help="ray: the decoding as Ray Data tasks on a Ray cluster's CPUs (extra [ray]; --workers: concurrent "
+        "tasks), the model in this process",
+    )  # fmt: skip
+    parser.add_argument("--ray-address", help="with --cluster ray: join this cluster (default: start one here)")
+    parser.add_argument(
+        "--transport", choices=["slots", "pipe"], default="slots",
+        help="how the workers' clips reach the model: shared-memory slots (the pipe for a chunk too large for one: "
+        "full chunks of frames wider than 16:9), or "
+        "all through the pipe (for comparison)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--decoder", default=DEFAULT_DECODER, choices=[*DECODERS, *GPU_DECODERS],
+        help="opencv, pyav: CPU workers; nvdec (video files), nvjpeg (rawframes): threads on the GPU, extra [gpu] "
+        "(as i3d eval's: nvdec's frames are opencv's; what they cannot take, the CPU reads, recorded in the index)",
+    )  # fmt: skip
+    parser.add_argument("--gpu-decoders", type=int, default=8, help="with nvdec/nvjpeg: decode threads (default 8)")
 
 
 def inputs(args: argparse.Namespace) -> list[tuple]:
