@@ -343,3 +343,10 @@ def test_a_killed_flow_extraction_resumes_to_the_same_bytes(videos, tmp_path, mo
     files = {p.relative_to(tmp_path / "reference"): p.read_bytes() for p in (tmp_path / "reference").rglob("*.jpg")}
     assert files == {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*.jpg")}
     assert any(p.name.startswith("x_") for p in files)
+
+
+def test_flow_options_without_flow_are_refused(tmp_path, capsys):
+    assert main(["predict", "v.mp4", "--flow", "torch"]) == 2
+    assert capsys.readouterr().err.strip() == "i3d: error: --flow is for two streams (--flow-checkpoint)"
+    assert main(["extract", str(tmp_path), str(tmp_path / "out"), "--flow", "torch"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--flow is for --task flow|both")

@@ -63,8 +63,19 @@ def flow_method_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def flow_method(args: argparse.Namespace, device: str) -> FlowMethod:
-    """``--flow`` on ``device``: torch where the device is a GPU and nothing was asked (said once, stderr)."""
+def flow_method(
+    args: argparse.Namespace, device: str, *, wanted: bool, needs: str = "two streams (--flow-checkpoint)"
+) -> FlowMethod | None:
+    """``--flow`` on ``device`` where the command computes flow (``wanted``), else None: torch where the device is a
+    GPU and nothing was asked (said once, stderr).
+
+    Raises:
+        I3DError: ``--flow`` given where no flow is computed (it is for ``needs``).
+    """
+    if not wanted:
+        if args.flow is not None:
+            raise I3DError(f"--flow is for {needs}")
+        return None
     implementation = args.flow
     if implementation is None:
         implementation = "torch" if device.startswith("cuda") else "opencv"

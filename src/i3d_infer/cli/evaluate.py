@@ -102,6 +102,7 @@ def run_eval(args: argparse.Namespace) -> int:
     where = placement(args, batch_size=args.batch_size)
     weights = chosen_weights(args)
     shard = parse_shard(args.shard)
+    flow = flow_method(args, where.device, wanted=bool(args.flow_checkpoint))
     if where.batch_size < 1:
         raise I3DError(f"--batch-size must be >= 1, got {where.batch_size}")
     config = EvalConfig(
@@ -111,7 +112,7 @@ def run_eval(args: argparse.Namespace) -> int:
         backend=args.backend,
         checkpoint=args.checkpoint,
         flow_checkpoint=args.flow_checkpoint,
-        flow=flow_method(args, where.device).implementation if args.flow_checkpoint else None,
+        flow=None if flow is None else flow.implementation,
         model=str(Path(args.model).resolve()) if args.model else None,
         protocol=args.protocol,
         fusion=args.fusion,

@@ -139,7 +139,7 @@ def run_features(args: argparse.Namespace) -> int:
         scores=args.scores,
         batch_size=where.batch_size,
         fps=args.fps,
-        flow=flow_method(args, shard.device(where.device)) if args.flow_checkpoint else None,
+        flow=flow_method(args, shard.device(where.device), wanted=bool(args.flow_checkpoint)),
     )
     backend, head = feature_backend(args, weights, device=shard.device(where.device), precision=where.precision)
     summary = _extract(args, plan, tasks[shard.index :: shard.total], backend=backend, head=head, weights=weights,

@@ -89,7 +89,7 @@ def run_predict(args: argparse.Namespace) -> int:
             decoder=args.decoder,
             weights=weights,
             flow_checkpoint=args.flow_checkpoint,
-            flow_method=flow_method(args, where.device) if args.flow_checkpoint else None,
+            flow_method=flow_method(args, where.device, wanted=bool(args.flow_checkpoint)),
         )
     except DownloadError as e:
         if args.checkpoint:

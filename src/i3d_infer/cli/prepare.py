@@ -132,7 +132,7 @@ def run_extract(args: argparse.Namespace) -> int:
     options = ExtractOptions(
         size=size, short_side=args.short_side, quality=args.quality, timeout=args.timeout, task=args.task,
         flow_layout=args.flow_layout, bound=args.bound, new_short=args.new_short, flow_format=args.flow_format,
-        flow=OPENCV if args.task == "rgb" else flow_method(args, args.device or _device()),
+        flow=_flow(args),
     )  # fmt: skip
     report = extract_all(
         args.videos_dir,
@@ -149,8 +149,11 @@ def run_extract(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _device() -> str:
-    return "cuda" if cuda_available_before_fork() else "cpu"
+def _flow(args: argparse.Namespace):
+    """The TV-L1 of ``--task flow|both`` (``--flow``, on ``--device`` or the GPU torch sees)."""
+    if args.task == "rgb":
+        return flow_method(args, "cpu", wanted=False, needs="--task flow|both") or OPENCV
+    return flow_method(args, args.device or ("cuda" if cuda_available_before_fork() else "cpu"), wanted=True)
 
 
 def _extensions(text: str) -> tuple[str, ...]:
