@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import I3DError, VideoError
-from .decode import FrameSource, RawframeSource
+from .decode import FrameSource, RawframeSource, WrappedSource
 from .transforms import short_side_size
 
 BOUND = 20.0  # pixels: what build_rawframes passes to denseflow (-b=20) and flow_extraction.py's default
@@ -272,7 +272,7 @@ def _frames_and_fields(source: FrameSource, resize: Callable, *, bound: float, m
         yield *waiting.popleft(), None
 
 
-class FlowTap(FrameSource):
+class FlowTap(WrappedSource):
     """``source``'s frames unchanged, while the fields between them (the gray frames ``resize``-d, TV-L1,
     ``clip(v, -B, B) / B``) collect in ``fields`` during a pass over them (the same decoding pass as the RGB frames:
     the whole-video two-stream input, N frames and N - 1 fields)."""
@@ -280,24 +280,8 @@ class FlowTap(FrameSource):
     def __init__(
         self, source: FrameSource, resize: Callable, *, bound: float = BOUND, method: FlowMethod = OPENCV
     ) -> None:
-        super().__init__(source.path)
-        self.source, self.resize, self.bound, self.method = source, resize, bound, method
-        self.name, self.fields = source.name, []
-
-    @property
-    def used(self) -> str:
-        return self.source.used
-
-    @property
-    def fps(self) -> float | None:
-        return self.source.fps
-
-    @property
-    def last_time(self) -> float | None:
-        return self.source.last_time
-
-    def frame_count_hint(self) -> int:
-        return self.source.frame_count_hint()
+        super().__init__(source)
+        self.resize, self.bound, self.method, self.fields = resize, bound, method, []
 
     def frames(self) -> Iterator:
         self.fields = []  # a second pass (a header that lied) starts over
@@ -311,7 +295,7 @@ def _transformed(transform=None, out=None, *, rgb: np.ndarray) -> np.ndarray:
     return rgb if transform is None else transform(rgb)
 
 
-class FlowPairedSource(FrameSource):
+class FlowPairedSource(WrappedSource):
     """``source``'s frames each paired with the flow field to the next one: item t is RGB frame t (``transform``-ed
     by the caller, as any frame) and field t (frames t -> t + 1, on the gray frames at the short side ``size``,
     ``clip(v, -B, B) / B``), stacked as float32 ``(h, w, 5)``: N frames give N - 1 items, so a window of items
@@ -320,19 +304,14 @@ class FlowPairedSource(FrameSource):
     rawframe directory's fields are its flow images read back (:func:`read_field`) at that short side."""
 
     def __init__(self, source: FrameSource, size: int, *, bound: float = BOUND, method: FlowMethod = OPENCV) -> None:
-        super().__init__(source.path)
-        self.source, self.size, self.bound, self.method, self._time = source, size, bound, method, None
-        self.name = source.name
+        super().__init__(source)
+        self.size, self.bound, self.method, self._time = size, bound, method, None
         self.images = isinstance(source, RawframeSource)  # a rawframe directory: its flow images, read back
 
     @property
     def used(self) -> str:
         origin = f"{image_layout(self.path).name} images" if self.images else self.method.label
         return f"{self.source.used} + flow {origin}"
-
-    @property
-    def fps(self) -> float | None:
-        return self.source.fps
 
     @property
     def last_time(self) -> float | None:

@@ -15,27 +15,23 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import VideoError
-from .decode import FrameSource, LazyFrame, finish
+from .decode import FrameSource, LazyFrame, WrappedSource, finish
 
 TIME_SLACK = 1e-6  # seconds: a frame stamped this close after k / fps counts as shown at k / fps (float rounding)
 
 
-class ResampledSource(FrameSource):
+class ResampledSource(WrappedSource):
     """``source``'s frames at ``fps`` (see the module docstring); ``last_time`` is the output frame's ``k / fps``."""
 
     def __init__(self, source: FrameSource, fps: float) -> None:
-        super().__init__(source.path)
+        super().__init__(source)
         if not fps > 0:
             raise ValueError(f"--fps must be positive, got {fps}")
-        self.source, self.fps, self._time = source, float(fps), None
+        self._fps, self._time = float(fps), None
 
     @property
-    def name(self) -> str:
-        return self.source.name
-
-    @property
-    def used(self) -> str:
-        return self.source.used
+    def fps(self) -> float:
+        return self._fps
 
     @property
     def last_time(self) -> float | None:
