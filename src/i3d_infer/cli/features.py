@@ -223,7 +223,7 @@ def _extract(args, plan, tasks, *, backend, head, weights, where, shard):
     job = FeatureJob(
         plan, weights, out_dir, decoder=args.decoder, timeout=args.timeout, transport=args.transport,
         ray=ray_options(args), gpu_decoders=args.gpu_decoders,
-        workers=where.workers if plan.flow is None else plan.flow.workers(where.workers),
+        workers=where.workers,
         part=f"{shard.index}-of-{shard.total}" if shard.total > 1 else "",
     )  # fmt: skip
     bar = tqdm(total=len(tasks), unit="video", disable=args.no_progress or None, file=sys.stderr)

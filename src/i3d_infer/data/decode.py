@@ -68,34 +68,6 @@ class FrameSource(ABC):
         """Every decodable frame in order, as a callable that converts it; valid until the next frame is taken."""
 
 
-class WrappedSource(FrameSource):
-    """A source made from another one's frames (resampled, paired with their flow, ...): its name, what decoded it,
-    its frame rate, its times and its count hint are the wrapped source's unless a subclass says otherwise."""
-
-    def __init__(self, source: FrameSource) -> None:
-        super().__init__(source.path)
-        self.source = source
-
-    @property
-    def name(self) -> str:
-        return self.source.name
-
-    @property
-    def used(self) -> str:
-        return self.source.used
-
-    @property
-    def fps(self) -> float | None:
-        return self.source.fps
-
-    @property
-    def last_time(self) -> float | None:
-        return self.source.last_time
-
-    def frame_count_hint(self) -> int:
-        return self.source.frame_count_hint()
-
-
 def finish(frame: np.ndarray, transform, out: np.ndarray | None, *, bgr: bool) -> np.ndarray:
     """A decoded frame (OpenCV's BGR, or RGB) -> ``transform``-ed RGB, into ``out`` when it fits. ``transform`` runs
     first: a resize treats the channels alike, so the channel swap is done once, on the smaller frame, straight into

@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 
 from ..errors import I3DError, VideoError
-from .decode import FrameSource, RawframeSource, WrappedSource
+from .decode import FrameSource, RawframeSource
 from .transforms import short_side_size
+from .wrapped import WrappedSource
 
 BOUND = 20.0  # pixels: what build_rawframes passes to denseflow (-b=20) and flow_extraction.py's default
 

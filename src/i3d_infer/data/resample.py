@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from ..errors import VideoError
-from .decode import FrameSource, LazyFrame, WrappedSource, finish
+from .decode import FrameSource, LazyFrame, finish
+from .wrapped import WrappedSource
 
 TIME_SLACK = 1e-6  # seconds: a frame stamped this close after k / fps counts as shown at k / fps (float rounding)
 

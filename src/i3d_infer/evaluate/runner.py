@@ -30,7 +30,7 @@ from ..data.gpu.decode import check_gpu_decoder
 from ..errors import I3DError
 from ..model.weights import Weights, choose_weights, read_labels
 from ..runtime import BackendSpec, make_backend
-from ..runtime.two_stream import TwoStreamBackend, check_streams, flow_stream
+from ..runtime.two_stream import TwoStreamBackend, flow_stream
 from ..transport.decoding import Decoding, GpuDecoding
 from ..transport.ray_data import RayOptions
 from ..transport.stream import OrderedWriter, Pending, feed, refuse_failures
@@ -160,9 +160,7 @@ def _run_here(job: _Job, recorder: _Recorder) -> tuple[str, None]:
     backend = make_backend(job.spec, job.weights)
     _check_classes(job.classes, backend.num_classes)
     if job.flow_checkpoint is not None:  # one pass, both networks: (RGB logits, flow logits) side by side
-        flow = flow_stream(job.flow_checkpoint, job.spec, job.weights)[0]
-        check_streams(backend, flow)
-        backend = TwoStreamBackend(backend, flow)
+        backend = TwoStreamBackend(backend, flow_stream(job.flow_checkpoint, job.spec, job.weights)[0])
     launched = feed(
         job.dataset, job.todo, backend, decoding=job.decoding, strict=job.options.strict, device=job.spec.device
     )

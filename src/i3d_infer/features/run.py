@@ -250,6 +250,8 @@ def extract_features(
     of :class:`FileSink`. ``reader``: with a GPU ``job.decoder``, what makes a decode thread's reader (tests; default
     the decoder's own, on the backend's GPU).
     """
+    if job.plan.flow is not None:  # the torch TV-L1 on a GPU decodes in this process
+        job = replace(job, workers=job.plan.flow.workers(job.workers))
     sink = sink or FileSink(job)
     todo = [task for task in tasks if task.out is None or not task.out.exists()]
     extraction = _Extraction(job, backend, sink=sink, head=head, on_video=on_video)

@@ -49,6 +49,8 @@ class TwoStreamBackend:
         heads = getattr(rgb, "head", None), getattr(flow, "head", None)
         if (heads[0] is None) != (heads[1] is None):
             raise I3DError("both streams give features, or both logits")
+        if heads[0] is None:  # logits, summed by the caller: the same classes
+            check_streams(rgb, flow)
         self.rgb, self.flow = rgb, flow
         self.device, self.input_device = rgb.device, None  # host views: the channels are split here
         self.num_classes = rgb.num_classes + flow.num_classes
